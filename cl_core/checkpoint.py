@@ -1,0 +1,41 @@
+"""Open any supported checkpoint as a model adapter: the one entry point the CLI and the GUI use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cl_core.checkpoints.detect import detect_format
+from cl_core.device import pick_device
+from cl_core.models.base import BaseModel
+from cl_core.task import TaskState
+
+
+def open_checkpoint(path: str | Path, device: str | None = None, allow_pickle: bool = False,
+                    state: TaskState | None = None) -> BaseModel:
+    """Detect the format, load weights safely, move to the chosen device.
+
+    allow_pickle: permit .bin/.pt weights where no safetensors exist (still weights_only=True).
+    """
+    dev = pick_device(device)
+    found = detect_format(path)
+    if state is not None:
+        state.set_progress(0, 2, f"loading {found.format} checkpoint")
+    if found.format == "native":
+        from cl_core.models.native import load_native
+
+        model: BaseModel = load_native(found.path, dev)
+    elif found.format == "open_clip":
+        from cl_core.models.openclip import load_openclip_folder
+
+        model = load_openclip_folder(found.path, dev, allow_pickle)
+    elif found.format == "huggingface":
+        from cl_core.models.hf import load_hf_folder
+
+        model = load_hf_folder(found.path, dev, allow_pickle)
+    else:
+        from cl_core.models.openclip import load_openai_file
+
+        model = load_openai_file(found.path, dev, allow_pickle)
+    if state is not None:
+        state.set_progress(2, 2, "model ready")
+    return model

@@ -1,0 +1,1 @@
+"""Checkpoint files: safe loading of tensors, and detection of the checkpoint format."""

@@ -1,0 +1,54 @@
+"""Which checkpoint format a path holds, decided from its files, before anything is loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from safetensors import safe_open
+
+from cl_core.checkpoints.safety import PICKLE_SUFFIXES, is_torchscript, validate_safetensors
+from cl_core.errors import CheckpointError, UnsafeCheckpointError
+
+CONFIG_FILES = {"clens_config.json": "native", "open_clip_config.json": "open_clip", "config.json": "huggingface"}
+
+
+@dataclass(frozen=True)
+class Detected:
+    format: str  # native | open_clip | huggingface | openai_clip
+    path: Path
+
+
+def detect_format(path: str | Path) -> Detected:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such file or folder")
+    if p.is_file() and p.name in CONFIG_FILES:
+        p = p.parent
+    if p.is_dir():
+        for name, fmt in CONFIG_FILES.items():
+            if (p / name).is_file():
+                return Detected(fmt, p)
+        weights = sorted(x.name for x in p.iterdir() if x.suffix in (".safetensors", *PICKLE_SUFFIXES))
+        if len(weights) == 1:
+            return detect_format(p / weights[0])
+        raise CheckpointError(f"{p}: no checkpoint config found (expected one of {', '.join(CONFIG_FILES)})"
+                              + (f"; weights present: {', '.join(weights)}" if weights else ""))
+    if p.suffix == ".safetensors":
+        validate_safetensors(p)
+        with safe_open(str(p), framework="pt") as fh:
+            keys = set(fh.keys())
+        from cl_core.models.openclip import looks_like_openai_state_dict
+
+        if looks_like_openai_state_dict(keys):
+            return Detected("openai_clip", p)
+        raise CheckpointError(f"{p}: a lone safetensors file that is not an OpenAI/open_clip CLIP state dict; "
+                              "open its folder (with its config) instead")
+    if p.suffix in PICKLE_SUFFIXES:
+        if is_torchscript(p):
+            raise UnsafeCheckpointError(
+                f"{p}: is a TorchScript archive, which carries code; it is not loaded. Save the model's "
+                "state_dict() to .safetensors and open that instead")
+        return Detected("openai_clip", p)
+    raise CheckpointError(f"{p}: not a checkpoint Contrastive Lens knows (native folder, Hugging Face folder, "
+                          "open_clip folder, or a CLIP state dict file)")

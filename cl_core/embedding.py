@@ -1,0 +1,180 @@
+"""The embedding job: files and texts in, normalised vectors out, every failure named and kept.
+
+Plain core code driven by a TaskState (progress, cancel). A file that fails to read or encode is
+reported with its reason and the job goes on; rows that come out NaN, infinite or zero are quarantined
+with a reason, never silently dropped or mixed into results; a cancelled job returns all it finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cl_core.errors import Cancelled, ClensError, ReaderError
+from cl_core.modality import Item, Modality
+from cl_core.models.base import BaseModel
+from cl_core.readers import ReadLimits, read_path
+from cl_core.readers.multichannel import image_to_stack
+from cl_core.task import TaskState
+
+
+@dataclass(frozen=True)
+class Failure:
+    source: str
+    reason: str
+    stage: str  # read | encode | quarantine
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+@dataclass
+class EmbedResult:
+    items: list[Item] = field(default_factory=list)
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    failures: list[Failure] = field(default_factory=list)
+    cancelled: bool = False
+
+    @property
+    def quarantined(self) -> list[Failure]:
+        return [f for f in self.failures if f.stage == "quarantine"]
+
+
+def collect_items(paths: Sequence[str | Path] = (), texts: Sequence[str] = (), modality: Modality | None = None,
+                  limits: ReadLimits | None = None, state: TaskState | None = None) -> tuple[list[Item], list[Failure]]:
+    """Read files (folders are walked, sorted) and wrap texts; return items in input order and failures."""
+    items: list[Item] = []
+    failures: list[Failure] = []
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files.extend(sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")
+                                and not x.name.endswith((".channels.json", ".channels.txt"))))
+        else:
+            files.append(p)
+    total = len(files)
+    for n, f in enumerate(files):
+        if state is not None:
+            state.check_cancelled()
+            state.set_progress(n, total, f"reading {f.name}")
+        try:
+            items.extend(read_path(f, modality, limits))
+        except ReaderError as exc:
+            failures.append(Failure(exc.source, exc.reason, "read"))
+    for t in texts:
+        if t.strip():
+            items.append(Item(f"text:{t.strip()[:40]}", Modality.TEXT, t.strip()))
+        else:
+            failures.append(Failure("text", "empty text", "read"))
+    return items, failures
+
+
+def fit_modality(model: BaseModel, item: Item) -> Item:
+    """Route an item to a tower the model has (an RGB image may feed a 3-channel stack tower)."""
+    if item.modality in model.modalities:
+        return item
+    if item.modality is Modality.IMAGE and Modality.MULTICHANNEL in model.modalities:
+        return image_to_stack(item)
+    raise ReaderError(item.source, f"model has no {item.modality.value} tower (it embeds "
+                                   f"{', '.join(m.value for m in model.modalities)})")
+
+
+def check_rows(vectors: np.ndarray) -> list[str | None]:
+    """Per row: None if usable, else why it is quarantined."""
+    reasons: list[str | None] = []
+    for row in vectors:
+        if not np.all(np.isfinite(row)):
+            reasons.append("embedding has NaN or infinite values (numerical overflow in the model?)")
+        elif float(np.linalg.norm(row)) < 1e-6:
+            reasons.append("embedding is a zero vector")
+        else:
+            reasons.append(None)
+    return reasons
+
+
+def embed_items(model: BaseModel, items: Sequence[Item], state: TaskState | None = None,
+                batch_size: int | None = None, failures: Sequence[Failure] = ()) -> EmbedResult:
+    """Encode items grouped by modality in batches; results come back in input order."""
+    state = state or TaskState()
+    result = EmbedResult(failures=list(failures))
+    routed: list[tuple[int, Item]] = []
+    for i, it in enumerate(items):
+        try:
+            routed.append((i, fit_modality(model, it)))
+        except ReaderError as exc:
+            result.failures.append(Failure(exc.source, exc.reason, "encode"))
+    done: dict[int, tuple[Item, np.ndarray]] = {}
+    total = len(routed)
+    by_mod: dict[Modality, list[tuple[int, Item]]] = {}
+    for i, it in routed:
+        by_mod.setdefault(it.modality, []).append((i, it))
+    try:
+        for modality, group in by_mod.items():
+            size = batch_size or model.batch_sizes.get(modality, 32)
+            for start in range(0, len(group), size):
+                state.check_cancelled()
+                chunk = group[start:start + size]
+                for (i, it), vec in _encode_chunk(model, modality, chunk, result.failures):
+                    done[i] = (it, vec)
+                state.set_progress(len(done) + _failed_count(result), total, f"embedding {modality.value}")
+    except Cancelled:
+        result.cancelled = True
+    ordered = [done[i] for i in sorted(done)]
+    vecs = np.stack([v for _, v in ordered]) if ordered else np.zeros((0, model.embed_dim), np.float32)
+    keep = []
+    for (it, _), reason in zip(ordered, check_rows(vecs), strict=True):
+        if reason is None:
+            keep.append(True)
+        else:
+            keep.append(False)
+            result.failures.append(Failure(it.source, reason, "quarantine"))
+    mask = np.array(keep, dtype=bool)
+    result.items = [it for (it, _), k in zip(ordered, keep, strict=True) if k]
+    result.vectors = vecs[mask] if len(vecs) else vecs
+    return result
+
+
+def _failed_count(result: EmbedResult) -> int:
+    return sum(1 for f in result.failures if f.stage == "encode")
+
+
+def _encode_chunk(model: BaseModel, modality: Modality, chunk: list[tuple[int, Item]],
+                  failures: list[Failure]) -> list[tuple[tuple[int, Item], np.ndarray]]:
+    """Encode a chunk; if it fails, retry item by item so only the bad item is reported."""
+    try:
+        vecs = model.encode(modality, [it for _, it in chunk])
+        return list(zip(chunk, vecs, strict=True))
+    except (Cancelled, KeyboardInterrupt):
+        raise
+    except Exception as chunk_exc:  # noqa: BLE001 - isolate which item broke the batch
+        if len(chunk) == 1:
+            i, it = chunk[0]
+            reason = chunk_exc.reason if isinstance(chunk_exc, ReaderError) else _describe(chunk_exc)
+            failures.append(Failure(it.source, reason, "encode"))
+            return []
+        out = []
+        for pair in chunk:
+            out.extend(_encode_chunk(model, modality, [pair], failures))
+        return out
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ClensError):
+        return str(exc)
+    return f"could not be embedded: {type(exc).__name__}: {exc}"
+
+
+def embed_paths(model: BaseModel, paths: Sequence[str | Path] = (), texts: Sequence[str] = (),
+                modality: Modality | None = None, state: TaskState | None = None,
+                batch_size: int | None = None, limits: ReadLimits | None = None) -> EmbedResult:
+    """Read then embed; if reading is cancelled, nothing is embedded and the result says cancelled."""
+    state = state or TaskState()
+    try:
+        items, failures = collect_items(paths, texts, modality, limits, state)
+    except Cancelled:
+        return EmbedResult(cancelled=True, vectors=np.zeros((0, model.embed_dim), np.float32))
+    return embed_items(model, items, state, batch_size, failures)

@@ -1,0 +1,1 @@
+"""Model adapters: every checkpoint format behind one `encode(modality, items)` protocol."""

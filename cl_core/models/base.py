@@ -1,0 +1,162 @@
+"""The model protocol and the shared machinery every adapter reuses.
+
+Adapters only say how to prepare a batch (the preprocessing that travels with their weights) and how to
+run a tower. Batching, device placement, autocast on GPU, fp32 normalisation, window pooling for long
+audio, dimension checks and out-of-memory backoff live here once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cl_core.device import run_batched
+from cl_core.errors import DimensionMismatchError, ModalityError
+from cl_core.modality import Item, Modality
+from cl_core.task import TaskState
+
+MAX_LOGIT_SCALE = 100.0
+
+
+@runtime_checkable
+class ContrastiveModel(Protocol):
+    """What the rest of the app relies on: one shared space, one encode call per modality."""
+
+    modalities: tuple[Modality, ...]
+    embed_dim: int
+    logit_scale: float
+
+    def encode(self, modality: Modality, items: list[Item], batch_size: int | None = None,
+               state: TaskState | None = None) -> np.ndarray: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Prepared:
+    """A model-ready batch. groups[i] = how many rows (e.g. audio windows) belong to item i."""
+
+    inputs: dict[str, torch.Tensor]
+    groups: list[int] | None = None
+
+
+@dataclass
+class BaseModel(ABC):
+    """Base adapter: subclasses set the fields and implement prepare/forward/torch_modules."""
+
+    name: str
+    format: str
+    source: Path
+    modalities: tuple[Modality, ...]
+    embed_dim: int
+    device: torch.device
+    logit_scale: float = 1.0 / 0.07
+    logit_bias: float | None = None
+    batch_sizes: dict[Modality, int] = field(default_factory=dict)
+    use_autocast: bool = True
+
+    @abstractmethod
+    def prepare(self, modality: Modality, items: list[Item]) -> Prepared:
+        """CPU preprocessing for one batch of decoded items (resize, tokenise, resample...)."""
+
+    @abstractmethod
+    def forward(self, modality: Modality, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Unnormalised [rows, D] features for a prepared batch already on the device."""
+
+    @abstractmethod
+    def torch_modules(self) -> list[torch.nn.Module]:
+        """Every module holding weights (for device moves and parameter counts)."""
+
+    def preprocessing(self) -> dict[str, Any]:
+        """Per-modality preprocessing description (shown by `clens info`)."""
+        return {}
+
+    # ---- shared machinery -------------------------------------------------------------------
+
+    def to(self, device: torch.device) -> BaseModel:
+        for m in self.torch_modules():
+            m.to(device)
+        self.device = device
+        return self
+
+    def parameter_count(self) -> int:
+        seen: set[int] = set()
+        total = 0
+        for m in self.torch_modules():
+            for p in m.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    total += p.numel()
+        return total
+
+    def capped_logit_scale(self) -> float:
+        value = float(self.logit_scale)
+        return MAX_LOGIT_SCALE if not math.isfinite(value) else min(value, MAX_LOGIT_SCALE)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.use_autocast and self.device.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.autocast("cuda", dtype=dtype)
+        return contextlib.nullcontext()
+
+    def _encode_batch(self, modality: Modality, items: list[Item]) -> list[np.ndarray]:
+        prepared = self.prepare(modality, items)
+        inputs = {k: v.to(self.device) for k, v in prepared.inputs.items()}
+        with torch.inference_mode(), self._autocast():
+            feats = self.forward(modality, inputs)
+        feats = feats.float()
+        if feats.ndim != 2:
+            raise DimensionMismatchError(f"the {modality.value} tower (shape {tuple(feats.shape)})", -1,
+                                         "the model config", self.embed_dim)
+        if feats.shape[1] != self.embed_dim:
+            raise DimensionMismatchError(f"the {modality.value} tower", int(feats.shape[1]),
+                                         "the model's shared space", self.embed_dim)
+        if prepared.groups is not None:
+            # long inputs split into windows: average the normalised windows, deterministic for any batch
+            windows = F.normalize(feats, dim=-1)
+            pooled, start = [], 0
+            for n in prepared.groups:
+                pooled.append(windows[start:start + n].mean(dim=0))
+                start += n
+            feats = torch.stack(pooled)
+        out = F.normalize(feats, dim=-1).cpu().numpy().astype(np.float32, copy=False)
+        return list(out)
+
+    def encode(self, modality: Modality, items: list[Item], batch_size: int | None = None,
+               state: TaskState | None = None) -> np.ndarray:
+        """L2-normalised float32 [N, D] embeddings, in input order; batch halves on GPU out-of-memory."""
+        if modality not in self.modalities:
+            have = ", ".join(m.value for m in self.modalities)
+            raise ModalityError(f"model '{self.name}' has no {modality.value} tower (it embeds: {have})")
+        if not items:
+            return np.zeros((0, self.embed_dim), np.float32)
+        size = batch_size or self.batch_sizes.get(modality, 32)
+
+        def between(done: int) -> None:
+            if state is not None:
+                state.check_cancelled()
+
+        rows = run_batched(items, size, lambda chunk: self._encode_batch(modality, list(chunk)), self.device, between)
+        return np.stack(rows).astype(np.float32, copy=False)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "format": self.format,
+            "source": str(self.source),
+            "modalities": [m.value for m in self.modalities],
+            "embed_dim": self.embed_dim,
+            "logit_scale": round(self.capped_logit_scale(), 4),
+            "logit_bias": None if self.logit_bias is None else round(float(self.logit_bias), 4),
+            "parameters": self.parameter_count(),
+            "device": str(self.device),
+            "preprocessing": self.preprocessing(),
+        }

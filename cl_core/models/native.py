@@ -1,0 +1,161 @@
+"""The native checkpoint: a folder with clens_config.json (towers, preprocessing, embed_dim) and
+model.safetensors (keys `towers.<modality>.*` and `logit_scale`). Any number of modalities.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save as st_save
+from torch import nn
+
+from cl_core.atomic import atomic_write, write_text_atomic
+from cl_core.checkpoints.safety import load_safetensors
+from cl_core.errors import CheckpointError
+from cl_core.modality import Item, Modality
+from cl_core.models.base import BaseModel, Prepared
+from cl_core.models.clip_tokenizer import get_clip_tokenizer
+from cl_core.models.preprocess import AudioPreprocess, ImagePreprocess, StackPreprocess
+from cl_core.models.towers import TowerSpec, build_tower
+
+NATIVE_CONFIG = "clens_config.json"
+NATIVE_WEIGHTS = "model.safetensors"
+FORMAT_TAG = "contrastive-lens"
+
+
+class NativeNet(nn.Module):
+    """All towers of a native model in one module; weights saved with this module's state dict."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.embed_dim = int(config["embed_dim"])
+        self.towers = nn.ModuleDict()
+        self.specs: dict[str, TowerSpec] = {}
+        for name, tcfg in config["towers"].items():
+            modality = Modality.parse(name)
+            tower, spec = build_tower(modality, tcfg, self.embed_dim)
+            self.towers[modality.value] = tower
+            self.specs[modality.value] = spec
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+
+def validate_config(config: Any, where: str) -> dict[str, Any]:
+    if not isinstance(config, dict) or config.get("format") != FORMAT_TAG:
+        raise CheckpointError(f"{where}: not a Contrastive Lens config (needs \"format\": \"{FORMAT_TAG}\")")
+    if not isinstance(config.get("embed_dim"), int) or config["embed_dim"] <= 0:
+        raise CheckpointError(f"{where}: embed_dim must be a positive integer")
+    towers = config.get("towers")
+    if not isinstance(towers, dict) or not towers:
+        raise CheckpointError(f"{where}: needs at least one tower under \"towers\"")
+    for name, tcfg in towers.items():
+        try:
+            Modality.parse(name)
+        except ValueError as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
+        if not isinstance(tcfg, dict) or "arch" not in tcfg:
+            raise CheckpointError(f"{where}: tower {name!r} needs an \"arch\"")
+    return config
+
+
+class NativeModel(BaseModel):
+    net: NativeNet
+    config: dict[str, Any]
+    image_pre: dict[Modality, ImagePreprocess]
+    stack_pre: StackPreprocess | None = None
+    audio_pre: AudioPreprocess | None = None
+
+    def prepare(self, modality: Modality, items: list[Item]) -> Prepared:
+        if modality is Modality.IMAGE:
+            return Prepared({"pixels": torch.stack([self.image_pre[modality](it.data) for it in items])})
+        if modality is Modality.MULTICHANNEL:
+            assert self.stack_pre is not None
+            return Prepared({"pixels": torch.stack([self.stack_pre(it) for it in items])})
+        if modality is Modality.AUDIO:
+            assert self.audio_pre is not None
+            groups, waves = [], []
+            for it in items:
+                w = self.audio_pre.split(it.data)
+                waves.extend(w)
+                groups.append(len(w))
+            return Prepared({"waves": torch.from_numpy(np.stack(waves))}, groups)
+        ctx = int(self.config["towers"]["text"].get("context_length", 77))
+        return Prepared({"tokens": get_clip_tokenizer(ctx)([str(it.data) for it in items])})
+
+    def forward(self, modality: Modality, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        tower = self.net.towers[modality.value]
+        if modality is Modality.AUDIO:
+            assert self.audio_pre is not None
+            return tower(self.audio_pre.log_mel(inputs["waves"]))
+        return tower(next(iter(inputs.values())))
+
+    def torch_modules(self) -> list[nn.Module]:
+        return [self.net]
+
+    def preprocessing(self) -> dict[str, Any]:
+        out = {name: dict(t.get("preprocess", {})) for name, t in self.config["towers"].items()}
+        if "text" in out:
+            out["text"] = {"tokenizer": "clip-bpe", "context_length": int(self.config["towers"]["text"].get(
+                "context_length", 77))}
+        return out
+
+
+def from_config(config: dict[str, Any], net: NativeNet, source: Path, device: torch.device) -> NativeModel:
+    mods = tuple(Modality.parse(n) for n in config["towers"])
+    model = NativeModel(name=str(config.get("name", source.name)), format="native", source=source,
+                        modalities=mods, embed_dim=int(config["embed_dim"]), device=torch.device("cpu"),
+                        logit_scale=float(net.logit_scale.detach().exp()),
+                        batch_sizes={m: 64 for m in mods})
+    model.net = net.eval()
+    model.config = config
+    model.image_pre = {}
+    for name, tcfg in config["towers"].items():
+        m = Modality.parse(name)
+        pre = tcfg.get("preprocess", {})
+        if m is Modality.IMAGE:
+            model.image_pre[m] = ImagePreprocess.from_dict(pre)
+        elif m is Modality.MULTICHANNEL:
+            model.stack_pre = StackPreprocess.from_dict({"in_channels": tcfg.get("in_channels", 3), **pre})
+        elif m is Modality.AUDIO:
+            model.audio_pre = AudioPreprocess.from_dict(pre)
+    return model.to(device)  # type: ignore[return-value]
+
+
+def load_native(folder: Path, device: torch.device) -> NativeModel:
+    cfg_path = folder / NATIVE_CONFIG
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{cfg_path}: unreadable config: {exc}") from None
+    validate_config(config, str(cfg_path))
+    weights = folder / NATIVE_WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"{folder}: {NATIVE_WEIGHTS} is missing (native weights are safetensors only)")
+    sd = load_safetensors(weights)
+    net = NativeNet(config)
+    own = net.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    shapes = [f"{k} {tuple(sd[k].shape)} (config implies {tuple(own[k].shape)})"
+              for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = [f"missing keys: {', '.join(missing[:10])}" if missing else "",
+                 f"unexpected keys: {', '.join(unexpected[:10])}" if unexpected else "",
+                 f"wrong shapes: {'; '.join(shapes[:6])}" if shapes else ""]
+        raise CheckpointError(f"{weights}: weights do not fit {NATIVE_CONFIG}: " + " | ".join(p for p in parts if p))
+    net.load_state_dict(sd)
+    return from_config(config, net, folder, device)
+
+
+def save_native(folder: Path, config: dict[str, Any], net: NativeNet) -> None:
+    """Write weights then config, each atomically; the config last, so a reader never sees new config + old weights."""
+    validate_config(config, str(folder / NATIVE_CONFIG))
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    with atomic_write(folder / NATIVE_WEIGHTS) as fh:
+        fh.write(st_save(tensors, metadata={"format": FORMAT_TAG}))
+    write_text_atomic(folder / NATIVE_CONFIG, json.dumps(config, indent=2))

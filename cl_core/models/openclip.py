@@ -1,0 +1,102 @@
+"""open_clip and OpenAI CLIP checkpoints, run on our own CLIP ViT implementation.
+
+Layouts: the Hugging Face hub layout of open_clip models (open_clip_config.json + open_clip_model.safetensors
+or open_clip_pytorch_model.bin, used by QuiltNet, RemoteCLIP and others), and single state-dict files in
+OpenAI/open_clip key layout (.safetensors, or .pt/.bin opened weights-only), architecture read from shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cl_core.checkpoints.safety import load_weights
+from cl_core.errors import CheckpointError
+from cl_core.modality import Item, Modality
+from cl_core.models.base import BaseModel, Prepared
+from cl_core.models.clip_arch import ClipModel, infer_openai_cfg
+from cl_core.models.clip_tokenizer import get_clip_tokenizer
+from cl_core.models.preprocess import ImagePreprocess
+
+OPENCLIP_CONFIG = "open_clip_config.json"
+OPENCLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+class OpenClipModel(BaseModel):
+    clip: ClipModel
+    image_pre: ImagePreprocess
+
+    def prepare(self, modality: Modality, items: list[Item]) -> Prepared:
+        if modality is Modality.IMAGE:
+            return Prepared({"pixels": torch.stack([self.image_pre(it.data) for it in items])})
+        tok = get_clip_tokenizer(self.clip.text_cfg.context_length)
+        return Prepared({"tokens": tok([str(it.data) for it in items])})
+
+    def forward(self, modality: Modality, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if modality is Modality.IMAGE:
+            return self.clip.visual(inputs["pixels"])
+        return self.clip.text(inputs["tokens"])
+
+    def torch_modules(self) -> list[torch.nn.Module]:
+        return [self.clip]
+
+    def preprocessing(self) -> dict[str, Any]:
+        return {"image": self.image_pre.to_dict(),
+                "text": {"tokenizer": "clip-bpe", "context_length": self.clip.text_cfg.context_length}}
+
+
+def _build(name: str, fmt: str, source: Path, model_cfg: dict[str, Any], pre: dict[str, Any],
+           sd: dict[str, torch.Tensor], device: torch.device) -> OpenClipModel:
+    clip = ClipModel(model_cfg)
+    clip.load_openclip_state_dict(sd, str(source))
+    clip.eval()
+    image_size = clip.vision_cfg.image_size
+    image_pre = ImagePreprocess.from_dict({"size": image_size, **pre})
+    bias = float(clip.logit_bias.detach()) if clip.logit_bias is not None else None
+    model = OpenClipModel(name=name, format=fmt, source=source, modalities=(Modality.IMAGE, Modality.TEXT),
+                          embed_dim=clip.embed_dim, device=torch.device("cpu"),
+                          logit_scale=float(clip.logit_scale.detach().exp()), logit_bias=bias,
+                          batch_sizes={Modality.IMAGE: 64, Modality.TEXT: 256})
+    model.clip = clip
+    model.image_pre = image_pre
+    return model.to(device)  # type: ignore[return-value]
+
+
+def load_openclip_folder(folder: Path, device: torch.device, allow_pickle: bool = False) -> OpenClipModel:
+    cfg_path = folder / OPENCLIP_CONFIG
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{cfg_path}: unreadable open_clip config: {exc}") from None
+    model_cfg = cfg.get("model_cfg")
+    if not isinstance(model_cfg, dict) or "embed_dim" not in model_cfg:
+        raise CheckpointError(f"{cfg_path}: has no model_cfg with embed_dim")
+    weights = next((folder / w for w in OPENCLIP_WEIGHTS if (folder / w).is_file()), None)
+    if weights is None:
+        raise CheckpointError(f"{folder}: open_clip config found but no weights ({' or '.join(OPENCLIP_WEIGHTS)})")
+    sd = load_weights(weights, allow_pickle=allow_pickle)
+    pre = cfg.get("preprocess_cfg", {}) or {}
+    return _build(folder.name, "open_clip", folder, model_cfg, pre, sd, device)
+
+
+def load_openai_file(path: Path, device: torch.device, allow_pickle: bool = False) -> OpenClipModel:
+    """A single CLIP state dict in OpenAI/open_clip layout; architecture inferred from shapes."""
+    sd = load_weights(path, allow_pickle=allow_pickle)
+    model_cfg = infer_openai_cfg(sd)
+    side_cfg = path.with_name(path.stem + ".json")
+    pre: dict[str, Any] = {}
+    if side_cfg.is_file():  # open_clip style config next to the weights overrides what shapes imply
+        try:
+            extra = json.loads(side_cfg.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{side_cfg}: unreadable config: {exc}") from None
+        model_cfg = extra.get("model_cfg", model_cfg)
+        pre = extra.get("preprocess_cfg", {}) or {}
+    return _build(path.stem, "openai_clip", path, model_cfg, pre, sd, device)
+
+
+def looks_like_openai_state_dict(keys: set[str]) -> bool:
+    return {"visual.conv1.weight", "token_embedding.weight", "text_projection"} <= keys

@@ -1,0 +1,81 @@
+"""Native tower architectures, a registry declared as data: arch name -> (modalities, builder).
+
+Each tower maps a prepared batch to [N, embed_dim] features. The trainer (issue 3) and the native
+checkpoint loader both build towers from here, so a saved config always rebuilds the same network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from cl_core.errors import CheckpointError
+from cl_core.modality import Modality
+from cl_core.models.clip_arch import TextCfg, TextTower, VisionCfg, VisionTower
+
+
+class ConvTower(nn.Module):
+    """Small strided CNN with GroupNorm (batch-independent), global average pool and a projection."""
+
+    def __init__(self, in_channels: int, widths: list[int], embed_dim: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = in_channels
+        for w in widths:
+            layers += [nn.Conv2d(prev, w, 3, stride=2, padding=1), nn.GroupNorm(min(8, w), w), nn.GELU(),
+                       nn.Conv2d(w, w, 3, padding=1), nn.GroupNorm(min(8, w), w), nn.GELU()]
+            prev = w
+        self.body = nn.Sequential(*layers)
+        self.proj = nn.Linear(prev, embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.body(x).mean(dim=(2, 3)))
+
+
+@dataclass(frozen=True)
+class TowerSpec:
+    modalities: frozenset[Modality]
+    build: Callable[[dict[str, Any], int], nn.Module]
+    input_key: str
+    description: str
+
+
+def _conv(cfg: dict[str, Any], embed_dim: int) -> nn.Module:
+    return ConvTower(int(cfg.get("in_channels", 3)), [int(w) for w in cfg.get("widths", [32, 64, 128])], embed_dim)
+
+
+def _audio_conv(cfg: dict[str, Any], embed_dim: int) -> nn.Module:
+    return ConvTower(1, [int(w) for w in cfg.get("widths", [32, 64, 128])], embed_dim)
+
+
+def _vit(cfg: dict[str, Any], embed_dim: int) -> nn.Module:
+    vc = VisionCfg(**{k: v for k, v in cfg.items() if k in VisionCfg.__dataclass_fields__})
+    return VisionTower(vc, embed_dim, bool(cfg.get("quick_gelu", False)))
+
+
+def _clip_text(cfg: dict[str, Any], embed_dim: int) -> nn.Module:
+    tc = TextCfg(**{k: v for k, v in cfg.items() if k in TextCfg.__dataclass_fields__})
+    return TextTower(tc, embed_dim, bool(cfg.get("quick_gelu", False)))
+
+
+TOWERS: dict[str, TowerSpec] = {
+    "conv": TowerSpec(frozenset({Modality.IMAGE, Modality.MULTICHANNEL}), _conv, "pixels",
+                      "strided CNN over images or channel stacks"),
+    "vit": TowerSpec(frozenset({Modality.IMAGE}), _vit, "pixels", "CLIP-style vision transformer"),
+    "audio_conv": TowerSpec(frozenset({Modality.AUDIO}), _audio_conv, "mel", "CNN over log-mel windows"),
+    "clip_text": TowerSpec(frozenset({Modality.TEXT}), _clip_text, "tokens", "CLIP text transformer, CLIP BPE"),
+}
+
+
+def build_tower(modality: Modality, cfg: dict[str, Any], embed_dim: int) -> tuple[nn.Module, TowerSpec]:
+    arch = cfg.get("arch")
+    spec = TOWERS.get(str(arch))
+    if spec is None:
+        raise CheckpointError(f"unknown {modality.value} tower architecture {arch!r}; known: {', '.join(TOWERS)}")
+    if modality not in spec.modalities:
+        raise CheckpointError(f"tower architecture {arch!r} cannot embed {modality.value}")
+    return spec.build(cfg, embed_dim), spec

@@ -1,0 +1,35 @@
+"""Audio reader: soundfile (libsndfile) for wav/flac/ogg/mp3/aiff, downmixed to mono float32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from cl_core.errors import ReaderError
+from cl_core.modality import AudioClip, Item, Modality
+
+
+def read_audio(path: Path, max_seconds: float) -> list[Item]:
+    src = str(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise ReaderError(src, f"not a readable audio file: {exc}") from None
+    if info.samplerate <= 0 or info.frames <= 0:
+        raise ReaderError(src, "audio file holds no samples")
+    seconds = info.frames / info.samplerate
+    if seconds > max_seconds:
+        raise ReaderError(src, f"audio too long: {seconds:.0f} s exceeds the limit of {max_seconds:.0f} s")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError) as exc:
+        raise ReaderError(src, f"corrupt audio: {exc}") from None
+    if data.size == 0:
+        raise ReaderError(src, "audio file holds no samples")
+    mono = data.mean(axis=1).astype(np.float32)
+    if not np.all(np.isfinite(mono)):
+        raise ReaderError(src, "audio holds NaN or infinite samples")
+    meta = {"sample_rate": int(rate), "channels": int(info.channels), "seconds": seconds, "format": info.format}
+    return [Item(src, Modality.AUDIO, AudioClip(mono, int(rate)), meta)]

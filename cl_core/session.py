@@ -1,0 +1,80 @@
+"""The Session: one evented object owning model, embedded items, failures and selection.
+
+Panels receive it in their constructor and listen to its signals, never to each other (glue's hub,
+napari's ViewerModel). It is plain Python (psygnal), so every GUI action can be scripted headless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from psygnal import Signal
+
+from cl_core.embedding import EmbedResult, Failure
+from cl_core.modality import Item
+from cl_core.models.base import BaseModel
+
+
+class Session:
+    model_changed = Signal(object)  # the new model, or None
+    items_changed = Signal()  # items/vectors appended or cleared
+    failures_added = Signal(list)  # list[Failure] just reported
+    selection_changed = Signal(object)  # frozenset[int] of item indices
+
+    def __init__(self) -> None:
+        self.model: BaseModel | None = None
+        self.items: list[Item] = []
+        self.vectors = np.zeros((0, 0), np.float32)
+        self.failures: list[Failure] = []
+        self.selection: frozenset[int] = frozenset()
+        self.pending_items: list[Item] = []  # kept across a model change, to re-embed
+
+    def set_model(self, model: BaseModel | None) -> None:
+        """A new model makes old vectors meaningless: they are dropped, items kept for re-embedding."""
+        self.model = model
+        self.vectors = np.zeros((0, model.embed_dim if model else 0), np.float32)
+        pending = self.items
+        self.items = []
+        self.selection = frozenset()
+        self.pending_items = pending
+        self.model_changed.emit(model)
+        self.items_changed.emit()
+
+    def add_result(self, result: EmbedResult) -> None:
+        """Append what a job embedded (also when it was cancelled part-way) and report its failures."""
+        if self.model is None:
+            return
+        if len(result.items):
+            if result.vectors.shape[1] != self.model.embed_dim:
+                raise ValueError(f"result has {result.vectors.shape[1]}-d vectors, model gives {self.model.embed_dim}-d")
+            base = self.vectors if self.vectors.size else np.zeros((0, self.model.embed_dim), np.float32)
+            self.vectors = np.concatenate([base, result.vectors.astype(np.float32)])
+            self.items.extend(result.items)
+            self.items_changed.emit()
+        self.report(result.failures)
+
+    def report(self, failures: Iterable[Failure]) -> None:
+        new = list(failures)
+        if new:
+            self.failures.extend(new)
+            self.failures_added.emit(new)
+
+    def clear_items(self) -> None:
+        self.items = []
+        self.pending_items = []
+        self.vectors = np.zeros((0, self.model.embed_dim if self.model else 0), np.float32)
+        self.selection = frozenset()
+        self.items_changed.emit()
+        self.selection_changed.emit(self.selection)
+
+    def select(self, indices: Iterable[int]) -> None:
+        sel = frozenset(i for i in indices if 0 <= i < len(self.items))
+        if sel != self.selection:
+            self.selection = sel
+            self.selection_changed.emit(sel)
+
+    def similarity(self) -> np.ndarray:
+        """Cosine similarity of every pair of embedded items, computed in fp32."""
+        v = self.vectors.astype(np.float32, copy=False)
+        return v @ v.T if len(v) else np.zeros((0, 0), np.float32)
