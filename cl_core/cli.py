@@ -23,6 +23,13 @@ from cl_core.task import Progress, TaskState
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
 
+def _modality_arg(value: str) -> Modality:
+    try:
+        return Modality.parse(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="checkpoint folder or file (native, Hugging Face, open_clip, OpenAI CLIP)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default=None, help="force a device (default: best available)")
@@ -40,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(embed)
     embed.add_argument("inputs", nargs="*", help="files or folders")
     embed.add_argument("--out", required=True, help="output .npy; a .json beside it maps rows to inputs")
-    embed.add_argument("--modality", type=Modality.parse, default=None, help="read every file as this modality")
+    embed.add_argument("--modality", type=_modality_arg, default=None, help="read every file as this modality")
     embed.add_argument("--text", action="append", default=[], help="a text to embed (repeatable)")
     embed.add_argument("--batch-size", type=int, default=None)
     embed.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -144,12 +144,13 @@ def make_hf_clap(folder: Path, seed: int = 0):
         text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=2, max_position_embeddings=40, pad_token_id=0, type_vocab_size=1),
         audio_config=dict(spec_size=64, window_size=4, num_mel_bins=16, patch_size=4, patch_stride=(4, 4),
-                          patch_embeds_hidden_size=16, hidden_size=64, depths=[1, 1], num_attention_heads=[2, 2],
+                          patch_embeds_hidden_size=16, hidden_size=32, depths=[1, 1], num_attention_heads=[2, 2],
                           enable_fusion=False),
         projection_dim=16)
     model = ClapModel(cfg).eval()
     model.save_pretrained(str(folder), safe_serialization=True)
     ClapFeatureExtractor(feature_size=16, sampling_rate=16000, hop_length=160, max_length_s=1, fft_window_size=400,
+                         truncation="rand_trunc",
                          ).save_pretrained(str(folder))
     return model
 

@@ -23,7 +23,7 @@ from cl_core.models.preprocess import resample, windows
 
 FEATURE_METHODS = {Modality.IMAGE: "get_image_features", Modality.TEXT: "get_text_features",
                    Modality.AUDIO: "get_audio_features"}
-MAX_LENGTH_PADDING = ("siglip", "siglip2")  # SigLIP was trained on max_length-padded text
+MAX_LENGTH_PADDING = ("siglip",)  # SigLIP was trained on max_length-padded text without a mask
 
 
 def read_hf_config(folder: Path) -> dict[str, Any]:
@@ -61,8 +61,10 @@ class HFModel(BaseModel):
         if modality is Modality.TEXT:
             texts = [str(it.data) for it in items]
             if self.model_type in MAX_LENGTH_PADDING:
+                # as SigLIP was trained and as its processor is used: max_length padding, no attention mask
                 enc = self.tokenizer(texts, padding="max_length", truncation=True,
                                      max_length=self.text_max_length, return_tensors="pt")
+                return Prepared({"input_ids": enc["input_ids"]})
             else:
                 enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.text_max_length,
                                      return_tensors="pt")

@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny models in every format, sample media, and a guard against leaked threads."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("CLENS_DEVICE", "cpu")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import pytest  # noqa: E402
+
+import media  # noqa: E402
+import tiny_models  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads():
+    """Fail a test that leaves Python threads running (bounded join, not a sleep)."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    for t in leaked:
+        t.join(timeout=10)
+    still = [t.name for t in leaked if t.is_alive()]
+    assert not still, f"test left threads running: {still}"
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def hf_clip(models_dir):
+    folder = models_dir / "hf_clip"
+    return folder, tiny_models.make_hf_clip(folder)
+
+
+@pytest.fixture(scope="session")
+def openclip_dir(models_dir, hf_clip):
+    return tiny_models.make_openclip_folder(models_dir / "open_clip", hf_clip[1])
+
+
+@pytest.fixture(scope="session")
+def hf_siglip(models_dir):
+    folder = models_dir / "hf_siglip"
+    return folder, tiny_models.make_hf_siglip(folder)
+
+
+@pytest.fixture(scope="session")
+def hf_clap(models_dir):
+    folder = models_dir / "hf_clap"
+    return folder, tiny_models.make_hf_clap(folder)
+
+
+@pytest.fixture(scope="session")
+def native_dir(models_dir) -> Path:
+    return tiny_models.make_native(models_dir / "native")
+
+
+@pytest.fixture(scope="session")
+def native_model(native_dir):
+    from cl_core.checkpoint import open_checkpoint
+
+    return open_checkpoint(native_dir)
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory) -> Path:
+    return media.make_media(tmp_path_factory.mktemp("media"))
