@@ -226,8 +226,9 @@ def test_missing_modality_is_a_clear_error(hf_siglip):
 
 
 def test_tower_dimension_mismatch_names_both(tmp_path):
-    import tiny_models
     from transformers import SiglipConfig, SiglipModel
+
+    import tiny_models
 
     folder = tmp_path / "siglip_mismatch"
     folder.mkdir()

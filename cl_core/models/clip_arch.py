@@ -122,7 +122,7 @@ def check_supported(model_cfg: dict[str, Any]) -> None:
                               " (supported: ViT image towers with the CLIP BPE text transformer)")
 
 
-def _pick(cls: type, d: dict[str, Any]) -> Any:
+def _pick(cls: Any, d: dict[str, Any]) -> Any:
     return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -172,6 +172,7 @@ class TextTower(nn.Module):
             self.text_projection: nn.Module | nn.Parameter = nn.Linear(cfg.width, embed_dim)
         else:
             self.text_projection = nn.Parameter(torch.empty(cfg.width, embed_dim).normal_(std=cfg.width ** -0.5))
+        self.attn_mask: torch.Tensor
         mask = torch.full((cfg.context_length, cfg.context_length), float("-inf")).triu_(1)
         self.register_buffer("attn_mask", mask, persistent=False)
 
@@ -180,15 +181,18 @@ class TextTower(nn.Module):
         x = self.token_embedding(tokens) + self.positional_embedding[:n]
         x = self.transformer(x, self.attn_mask[:n, :n].to(x.dtype))
         x = self.ln_final(x)
+        pooled: torch.Tensor
         if self.cfg.pool_type == "argmax":
             pooled = x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)]
         elif self.cfg.pool_type == "first":
             pooled = x[:, 0]
         else:
             pooled = x[:, -1]
-        if isinstance(self.text_projection, nn.Linear):
-            return self.text_projection(pooled)
-        return pooled @ self.text_projection
+        proj = self.text_projection
+        if isinstance(proj, nn.Linear):
+            return proj(pooled)
+        assert isinstance(proj, torch.Tensor)
+        return pooled @ proj
 
 
 class ClipModel(nn.Module):

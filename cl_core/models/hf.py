@@ -154,7 +154,7 @@ def load_hf_folder(folder: Path, device: torch.device, allow_pickle: bool = Fals
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"{folder}: cannot read config.json: {exc}") from None
     arch = (raw.get("architectures") or [""])[0]
-    cls = getattr(transformers, arch, None) if arch else None
+    cls: Any = getattr(transformers, arch, None) if arch else None
     if cls is None or not isinstance(cls, type):
         cls = AutoModel
     try:

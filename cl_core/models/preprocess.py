@@ -40,7 +40,7 @@ class ImagePreprocess:
         size = d.get("size", d.get("image_size", 224))
         if isinstance(size, list | tuple):
             size = int(size[0])
-        kw = {k: d[k] for k in ("interpolation", "resize_mode", "fill_color") if k in d}
+        kw: dict[str, Any] = {k: d[k] for k in ("interpolation", "resize_mode", "fill_color") if k in d}
         if "mean" in d:
             kw["mean"] = tuple(float(x) for x in d["mean"])
         if "std" in d:
