@@ -52,3 +52,11 @@ def detect_format(path: str | Path) -> Detected:
         return Detected("openai_clip", p)
     raise CheckpointError(f"{p}: not a checkpoint Contrastive Lens knows (native folder, Hugging Face folder, "
                           "open_clip folder, or a CLIP state dict file)")
+
+
+def looks_like_checkpoint(path: str | Path) -> bool:
+    """Cheap check (no file contents read) to route a drop: model to open, or inputs to embed."""
+    p = Path(path)
+    if p.is_dir():
+        return any((p / name).is_file() for name in CONFIG_FILES)
+    return p.suffix in (".safetensors", ".pt", ".pth", ".ckpt") or p.name in CONFIG_FILES

@@ -1,0 +1,123 @@
+"""User actions that need a worker: open a model, embed files and texts. Results go into the Session.
+
+Panels call these; nobody calls panels. A model change while an embedding job runs re-routes that job's
+decoded items to the new model, so nothing the user dropped is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from app.qt_worker import Task, TaskRunner
+from cl_core.checkpoint import open_checkpoint
+from cl_core.embedding import EmbedResult, embed_items, embed_paths
+from cl_core.modality import Item
+from cl_core.models.base import BaseModel
+from cl_core.session import Session
+from cl_core.task import Progress, TaskState
+
+
+class Jobs(QObject):
+    busy_changed = Signal(bool)
+    progress = Signal(object)  # Progress of the newest job
+    status = Signal(str)  # one line for the status bar
+    error = Signal(str)  # a job-level failure (e.g. the model did not load)
+    job_done = Signal(str)  # job name, after its result reached the session
+
+    def __init__(self, session: Session, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.runner = TaskRunner(self)
+        self.device: str | None = None
+        self.allow_pickle = False
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.runner.active)
+
+    def _start(self, name: str, fn: Any, on_result: Any) -> Task:
+        def wire(task: Task) -> None:
+            sig = task.signals
+            sig.progress.connect(self._on_progress)
+            sig.finished.connect(on_result)
+            sig.failed.connect(lambda msg: self.error.emit(f"{name} failed: {msg}"))
+            sig.cancelled.connect(lambda: self.status.emit(f"{name} cancelled; finished work kept"))
+            sig.done.connect(lambda: self._done(name))
+
+        self.busy_changed.emit(True)
+        return self.runner.submit(name, fn, wire)
+
+    def _on_progress(self, p: Progress) -> None:
+        self.progress.emit(p)
+
+    def _done(self, name: str) -> None:
+        self.job_done.emit(name)
+        if not self.runner.active:
+            self.busy_changed.emit(False)
+
+    # ---- actions ---------------------------------------------------------------------------
+
+    def open_model(self, path: str | Path, then_embed: Sequence[str | Path] = ()) -> Task:
+        """Load a checkpoint in a worker; then re-embed what was shown, and embed `then_embed`."""
+        device, allow_pickle = self.device, self.allow_pickle
+        follow_up = list(then_embed)
+        self.status.emit(f"loading {path} ...")
+
+        def load(state: TaskState) -> BaseModel:
+            return open_checkpoint(path, device=device, allow_pickle=allow_pickle, state=state)
+
+        return self._start("loading the model", load, lambda model: self._model_loaded(model, follow_up))
+
+    def _model_loaded(self, model: BaseModel, follow_up: list[str | Path]) -> None:
+        self.session.set_model(model)
+        self.status.emit(f"model {model.name} ready: {', '.join(m.value for m in model.modalities)}, "
+                         f"{model.embed_dim}-d, on {model.device}")
+        pending = self.session.pending_items
+        if pending:
+            self.session.pending_items = []
+            self.embed_decoded(pending)
+        if follow_up:
+            self.embed(follow_up)
+
+    def embed(self, paths: Sequence[str | Path] = (), texts: Sequence[str] = ()) -> Task | None:
+        model = self.session.model
+        if model is None:
+            self.error.emit("open a model first: drop a checkpoint folder on the window or use Open model")
+            return None
+        paths, texts = list(paths), list(texts)
+
+        def run(state: TaskState) -> tuple[BaseModel, EmbedResult]:
+            return model, embed_paths(model, paths, texts, state=state)
+
+        return self._start("embedding", run, self._embedded)
+
+    def embed_decoded(self, items: list[Item]) -> Task | None:
+        model = self.session.model
+        if model is None or not items:
+            return None
+
+        def run(state: TaskState) -> tuple[BaseModel, EmbedResult]:
+            return model, embed_items(model, items, state)
+
+        return self._start("embedding", run, self._embedded)
+
+    def _embedded(self, payload: tuple[BaseModel, EmbedResult]) -> None:
+        model, result = payload
+        if model is not self.session.model:  # the model changed meanwhile: embed these again with the new one
+            self.session.report([f for f in result.failures if f.stage == "read"])
+            self.embed_decoded(result.items)
+            return
+        self.session.add_result(result)
+        n_bad = len(result.failures)
+        self.status.emit(f"embedded {len(result.items)} item(s)" + (f"; {n_bad} could not be used" if n_bad else "")
+                         + (" (cancelled part-way)" if result.cancelled else ""))
+
+    def cancel(self) -> None:
+        self.runner.cancel_all()
+
+    def shutdown(self) -> bool:
+        return self.runner.shutdown()

@@ -1,0 +1,39 @@
+"""Start the desktop app: `clens` (optionally `clens gui MODEL [FILES...]`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from cl_core.paths import RESOURCES
+
+
+def run_app(argv: Sequence[str] = ()) -> int:
+    parser = argparse.ArgumentParser(prog="clens gui", description="Open the Contrastive Lens window.")
+    parser.add_argument("model", nargs="?", help="checkpoint to open at start")
+    parser.add_argument("inputs", nargs="*", help="files to embed once the model is open")
+    parser.add_argument("--screenshot", help="save a PNG of the window once the work is done, then quit")
+    args = parser.parse_args(list(argv))
+
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication
+
+    from app.qt_main_window import MainWindow
+
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    app.setApplicationName("Contrastive Lens")
+    pg.setConfigOptions(antialias=True, background="w", foreground="#333333", imageAxisOrder="row-major")
+    style = RESOURCES / "styles" / "lens.qss"
+    if style.is_file():
+        app.setStyleSheet(style.read_text(encoding="utf-8"))
+    window = MainWindow()
+    window.show()
+    if args.model:
+        window.route_paths([args.model, *args.inputs])
+    if args.screenshot:
+        from app.screenshot import save_when_idle
+
+        save_when_idle(window, args.screenshot)
+    return int(app.exec())

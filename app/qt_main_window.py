@@ -1,0 +1,168 @@
+"""The main window: dockable panels from a registry declared as data, a progress bar with Cancel,
+a drop target for the whole window, and the dock layout saved and restored between runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QPushButton, QWidget
+
+from app.jobs import Jobs
+from app.qt_drop_panel import DropPanel
+from app.qt_messages_panel import MessagesPanel
+from app.qt_model_panel import ModelPanel
+from app.qt_similarity_panel import SimilarityPanel
+from app.qt_util import local_paths
+from cl_core.checkpoints.detect import looks_like_checkpoint
+from cl_core.session import Session
+from cl_core.task import Progress
+
+Area = Qt.DockWidgetArea
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    key: str
+    title: str
+    build: Callable[[Session, Jobs], QWidget]
+    area: Qt.DockWidgetArea
+
+
+PANELS: tuple[PanelSpec, ...] = (
+    PanelSpec("model", "Model", lambda s, j: ModelPanel(s, j), Area.LeftDockWidgetArea),
+    PanelSpec("inputs", "Inputs", lambda s, j: DropPanel(s, j), Area.LeftDockWidgetArea),
+    PanelSpec("similarity", "Similarity matrix", lambda s, j: SimilarityPanel(s), Area.RightDockWidgetArea),
+    PanelSpec("messages", "Messages", lambda s, j: MessagesPanel(s, j), Area.BottomDockWidgetArea),
+)
+LAYOUT_VERSION = 1
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, session: Session | None = None, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.session = session or Session()
+        self.jobs = Jobs(self.session, self)
+        self.settings = settings or QSettings("ContrastiveLens", "ContrastiveLens")
+        self.setWindowTitle("Contrastive Lens")
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+        self.panels: dict[str, QWidget] = {}
+        self.docks: dict[str, QDockWidget] = {}
+        view_menu = self.menuBar().addMenu("&View")
+        for spec in PANELS:
+            widget = spec.build(self.session, self.jobs)
+            dock = QDockWidget(spec.title, self)
+            dock.setObjectName(f"dock_{spec.key}")
+            dock.setWidget(widget)
+            self.addDockWidget(spec.area, dock)
+            view_menu.addAction(dock.toggleViewAction())
+            self.panels[spec.key] = widget
+            self.docks[spec.key] = dock
+        self.splitDockWidget(self.docks["model"], self.docks["inputs"], Qt.Orientation.Vertical)
+        messages = self.panels["messages"]
+        assert isinstance(messages, MessagesPanel)
+        messages.attention.connect(self._show_messages)
+        self._build_status_bar()
+        self._build_file_menu()
+        self.resize(1280, 800)
+        self.restore_layout()
+
+    def _show_messages(self) -> None:
+        self.docks["messages"].show()
+        self.docks["messages"].raise_()
+
+    # ---- status bar: progress and cancel -------------------------------------------------------
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_label = QLabel("Open a model to begin.")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.jobs.cancel)
+        bar.addWidget(self.status_label, 1)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+        self._set_busy(False)
+        self.jobs.busy_changed.connect(self._set_busy)
+        self.jobs.progress.connect(self._show_progress)
+        self.jobs.status.connect(self.status_label.setText)
+        self.jobs.error.connect(lambda msg: self.status_label.setText(msg.splitlines()[0]))
+
+    def _set_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if busy:
+            self.progress.setRange(0, 0)
+
+    def _show_progress(self, p: Progress) -> None:
+        if p.total > 0:
+            self.progress.setRange(0, p.total)
+            self.progress.setValue(p.done)
+            self.progress.setFormat(f"{p.text} %v/%m" if p.text else "%v/%m")
+        else:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat(p.text)
+
+    def _build_file_menu(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        model_panel = self.panels["model"]
+        assert isinstance(model_panel, ModelPanel)
+        open_action = QAction("Open model folder…", self)
+        open_action.setShortcut(QKeySequence.StandardKey.Open)
+        open_action.triggered.connect(model_panel._open_folder)
+        menu.addAction(open_action)
+        quit_action = QAction("Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        menu.addAction(quit_action)
+        self.menuBar().insertMenu(self.menuBar().actions()[0], menu)
+
+    # ---- drops anywhere on the window ----------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if local_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        self.route_paths(local_paths(event.mimeData()))
+        event.acceptProposedAction()
+
+    def route_paths(self, paths: list[str]) -> None:
+        """A checkpoint opens as the model; everything else is embedded."""
+        models = [p for p in paths if looks_like_checkpoint(p)]
+        inputs = [p for p in paths if p not in models]
+        if models:
+            self.jobs.open_model(models[0], then_embed=inputs)
+        elif inputs:
+            self.jobs.embed(inputs)
+
+    # ---- layout and shutdown --------------------------------------------------------------------
+
+    def restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is None or not self.restoreState(state, LAYOUT_VERSION):
+            QTimer.singleShot(0, self.default_sizes)
+
+    def default_sizes(self) -> None:
+        """First-run proportions (applied once the window has its size; a saved layout wins)."""
+        self.resizeDocks([self.docks["model"], self.docks["similarity"]], [400, 880], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["model"], self.docks["inputs"]], [300, 330], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["similarity"], self.docks["messages"]], [620, 140], Qt.Orientation.Vertical)
+
+    def save_layout(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.save_layout()
+        self.jobs.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,118 @@
+"""Model panel: open a checkpoint (dialog or drop) and show what `clens info` shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.jobs import Jobs
+from app.qt_util import local_paths
+from cl_core.device import DEVICE_CHOICES
+from cl_core.models.base import BaseModel
+from cl_core.session import Session
+
+
+class ModelPanel(QWidget):
+    def __init__(self, session: Session, jobs: Jobs, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.jobs = jobs
+        self.setAcceptDrops(True)
+        self.title = QLabel("No model open. Drop a checkpoint folder here, or open one.")
+        self.title.setObjectName("modelTitle")
+        self.title.setWordWrap(True)
+        open_dir = QPushButton("Open folder…")
+        open_dir.setToolTip("A native, Hugging Face or open_clip checkpoint folder")
+        open_dir.clicked.connect(self._open_folder)
+        open_file = QPushButton("Open file…")
+        open_file.setToolTip("A CLIP state dict (.safetensors, or .pt/.bin with pickle allowed)")
+        open_file.clicked.connect(self._open_file)
+        self.device = QComboBox()
+        self.device.addItems(list(DEVICE_CHOICES))
+        self.device.setToolTip("auto: CUDA, then Apple MPS, then CPU")
+        self.device.currentTextChanged.connect(self._device_changed)
+        self.allow_pickle = QCheckBox("Allow pickle weights")
+        self.allow_pickle.setToolTip("Open .bin/.pt weights where no safetensors exist.\n"
+                                     "They are loaded weights-only: code inside them never runs.")
+        self.allow_pickle.toggled.connect(lambda on: setattr(jobs, "allow_pickle", on))
+        buttons = QHBoxLayout()
+        buttons.addWidget(open_dir)
+        buttons.addWidget(open_file)
+        options = QHBoxLayout()
+        options.addWidget(QLabel("Device"))
+        options.addWidget(self.device)
+        options.addStretch(1)
+        options.addWidget(self.allow_pickle)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Property", "Value"])
+        self.tree.setColumnWidth(0, 130)
+        self.tree.setAlternatingRowColors(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addLayout(buttons)
+        layout.addLayout(options)
+        layout.addWidget(self.tree, 1)
+        session.model_changed.connect(self._show_model)
+
+    def _device_changed(self, text: str) -> None:
+        self.jobs.device = None if text == "auto" else text
+
+    def _open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open checkpoint folder")
+        if folder:
+            self.jobs.open_model(folder)
+
+    def _open_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint file", "",
+                                              "Checkpoints (*.safetensors *.pt *.pth *.bin);;All files (*)")
+        if path:
+            self.jobs.open_model(path)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if local_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        paths = local_paths(event.mimeData())
+        if paths:
+            self.jobs.open_model(paths[0])
+            event.acceptProposedAction()
+
+    def _show_model(self, model: BaseModel | None) -> None:
+        self.tree.clear()
+        if model is None:
+            self.title.setText("No model open.")
+            return
+        info = model.info()
+        self.title.setText(f"<b>{info['name']}</b> &nbsp; <span style='color:gray'>{info['format']}</span>")
+        rows = [("modalities", ", ".join(info["modalities"])), ("embedding dim", str(info["embed_dim"])),
+                ("parameters", f"{info['parameters']:,}"), ("device", info["device"]),
+                ("logit scale", str(info["logit_scale"]))]
+        if info["logit_bias"] is not None:
+            rows.append(("logit bias", str(info["logit_bias"])))
+        rows.append(("source", str(Path(info["source"]))))
+        for key, value in rows:
+            QTreeWidgetItem(self.tree, [key, value]).setToolTip(1, value)
+        pre = QTreeWidgetItem(self.tree, ["preprocessing", ""])
+        for modality, spec in info["preprocessing"].items():
+            node = QTreeWidgetItem(pre, [modality, ""])
+            for k, v in (spec or {}).items():
+                text = v if isinstance(v, str) else json.dumps(v, default=str)
+                QTreeWidgetItem(node, [str(k), text]).setToolTip(1, text)
+        pre.setExpanded(True)
+        self.tree.resizeColumnToContents(0)
+        self.tree.setColumnWidth(0, max(self.tree.columnWidth(0), 130))
