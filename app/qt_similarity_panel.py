@@ -59,9 +59,11 @@ class SimilarityPanel(QWidget):
             self.image.clear()
             self.hover.setText(EMPTY_HINT)
         else:
-            self.image.setImage(self.matrix, levels=(float(self.matrix.min()), 1.0) if n > 1 else (-1.0, 1.0))
+            # colour range from the data: real models' cosines crowd into a narrow band
+            low = float(self.matrix.min()) if n > 1 else -1.0
+            self.image.setImage(self.matrix)
             self.image.setRect(QRectF(0, 0, n, n))
-            self.colorbar.setLevels(self.image.getLevels())
+            self.colorbar.setLevels(values=(min(low, 0.999), 1.0))
             self.plot.setRange(xRange=(0, n), yRange=(0, n), padding=0.02)
             self.hover.setText(HOVER_HINT)
         # names down the side, indices along the bottom (names there would overlap)

@@ -99,6 +99,9 @@ def test_similarity_heatmap_hover_and_click(qtbot, native_model, media_dir):
     session.add_result(embed_paths(native_model, [media_dir / "red.png", media_dir / "tone.wav"], ["a dog"]))
     expected = session.similarity()
     np.testing.assert_allclose(panel.image.image, expected)
+    # the colour bar and the image share one data-driven range
+    assert panel.colorbar.levels() == pytest.approx((float(expected.min()), 1.0))
+    assert tuple(panel.image.getLevels()) == pytest.approx((float(expected.min()), 1.0))
     # the centre of cell (row 2, col 0) in scene coordinates
     scene = panel.plot.vb.mapViewToScene(QPointF(0.5, 2.5))
     assert panel.cell_at(scene) == (2, 0)
