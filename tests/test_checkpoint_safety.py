@@ -149,3 +149,21 @@ def test_unknown_folder_and_missing_path(tmp_path):
         open_checkpoint(tmp_path)
     with pytest.raises(CheckpointError, match="no such file"):
         open_checkpoint(tmp_path / "missing")
+
+
+def test_hf_pickle_weights_with_wrong_keys_named(tmp_path, hf_clip):
+    """A Hugging Face folder whose only weights are a pickle: opt-in, weights-only, and key errors named."""
+    folder = tmp_path / "hf_bin"
+    folder.mkdir()
+    for f in hf_clip[0].iterdir():
+        if f.suffix != ".safetensors":
+            (folder / f.name).write_bytes(f.read_bytes())
+    sd = dict(hf_clip[1].state_dict())
+    torch.save(sd, folder / "pytorch_model.bin")
+    with pytest.raises(UnsafeCheckpointError, match="opt-in"):
+        open_checkpoint(folder)
+    assert open_checkpoint(folder, allow_pickle=True).embed_dim == 24
+    sd.pop("visual_projection.weight")
+    torch.save(sd, folder / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="missing keys: visual_projection.weight"):
+        open_checkpoint(folder, allow_pickle=True)

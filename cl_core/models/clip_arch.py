@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cl_core.checkpoints.keys import key_mismatch
 from cl_core.errors import CheckpointError
 
 
@@ -220,29 +221,13 @@ class ClipModel(nn.Module):
 
     def load_openclip_state_dict(self, sd: dict[str, torch.Tensor], source: str) -> None:
         mapping = self.state_dict_keys_map()
-        theirs = {mapping[k]: k for k in mapping}
-        ours: dict[str, torch.Tensor] = {}
-        unexpected = []
-        for key, tensor in sd.items():
-            if key in theirs:
-                ours[theirs[key]] = tensor
-            elif key not in ("attn_mask", "input_resolution", "context_length", "vocab_size"):
-                unexpected.append(key)
-        missing = [mapping[k] for k in mapping if k not in ours]
         own = self.state_dict()
-        bad_shapes = [f"{mapping[k]} {tuple(v.shape)} (model expects {tuple(own[k].shape)})"
-                      for k, v in ours.items() if tuple(v.shape) != tuple(own[k].shape)]
-        if missing or unexpected or bad_shapes:
-            parts = []
-            if missing:
-                parts.append(f"missing keys: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
-            if unexpected:
-                parts.append(f"unexpected keys: {', '.join(unexpected[:10])}" + (" ..." if len(unexpected) > 10 else ""))
-            if bad_shapes:
-                parts.append(f"wrong shapes: {'; '.join(bad_shapes[:6])}")
-            raise CheckpointError(f"{source}: weights do not fit the CLIP architecture in its config: " +
-                                  " | ".join(parts))
-        self.load_state_dict(ours, strict=True)
+        expected = {mapping[k]: v for k, v in own.items()}
+        problem = key_mismatch(expected, sd, ignore_unexpected=("attn_mask", "input_resolution", "context_length",
+                                                                "vocab_size"))
+        if problem:
+            raise CheckpointError(f"{source}: weights do not fit the CLIP architecture in its config: {problem}")
+        self.load_state_dict({k: sd[mapping[k]] for k in own}, strict=True)
 
 
 def infer_openai_cfg(sd: dict[str, torch.Tensor]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cl_core.checkpoints.keys import key_mismatch
 from cl_core.checkpoints.safety import load_weights, validate_safetensors
 from cl_core.errors import CheckpointError, UnsafeCheckpointError
 from cl_core.modality import Item, Modality
@@ -171,12 +172,11 @@ def load_hf_folder(folder: Path, device: torch.device, allow_pickle: bool = Fals
         else:
             sd = load_weights(pickles[0], allow_pickle=allow_pickle)
             model = cls.from_config(config) if cls is AutoModel else cls(config)
-            result = model.load_state_dict(sd, strict=False)
-            missing = [k for k in result.missing_keys if not k.endswith("position_ids")]
-            unexpected = [k for k in result.unexpected_keys if not k.endswith("position_ids")]
-            if missing or unexpected:
-                raise CheckpointError(f"{pickles[0]}: weights do not fit {type(model).__name__}: "
-                                      f"missing {missing[:10]}, unexpected {unexpected[:10]}")
+            expected = {k: v for k, v in model.state_dict().items() if not k.endswith("position_ids")}
+            problem = key_mismatch(expected, {k: v for k, v in sd.items() if not k.endswith("position_ids")})
+            if problem:
+                raise CheckpointError(f"{pickles[0]}: weights do not fit {type(model).__name__}: {problem}")
+            model.load_state_dict(sd, strict=False)
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - size mismatches and the like come back as ValueError/RuntimeError

@@ -15,6 +15,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from cl_core.atomic import atomic_write, write_text_atomic
+from cl_core.checkpoints.keys import key_mismatch
 from cl_core.checkpoints.safety import load_safetensors
 from cl_core.errors import CheckpointError
 from cl_core.modality import Item, Modality
@@ -137,16 +138,9 @@ def load_native(folder: Path, device: torch.device) -> NativeModel:
         raise CheckpointError(f"{folder}: {NATIVE_WEIGHTS} is missing (native weights are safetensors only)")
     sd = load_safetensors(weights)
     net = NativeNet(config)
-    own = net.state_dict()
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    shapes = [f"{k} {tuple(sd[k].shape)} (config implies {tuple(own[k].shape)})"
-              for k in own if k in sd and sd[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        parts = [f"missing keys: {', '.join(missing[:10])}" if missing else "",
-                 f"unexpected keys: {', '.join(unexpected[:10])}" if unexpected else "",
-                 f"wrong shapes: {'; '.join(shapes[:6])}" if shapes else ""]
-        raise CheckpointError(f"{weights}: weights do not fit {NATIVE_CONFIG}: " + " | ".join(p for p in parts if p))
+    problem = key_mismatch(net.state_dict(), sd)
+    if problem:
+        raise CheckpointError(f"{weights}: weights do not fit {NATIVE_CONFIG}: {problem}")
     net.load_state_dict(sd)
     return from_config(config, net, folder, device)
 
