@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cl_core.decode_pool import DecodePool
 from cl_core.errors import Cancelled, ClensError, ReaderError
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel
-from cl_core.readers import ReadLimits, read_path
+from cl_core.readers import ReadLimits
 from cl_core.readers.multichannel import image_to_stack
 from cl_core.task import TaskState
 
@@ -44,8 +45,9 @@ class EmbedResult:
 
 
 def collect_items(paths: Sequence[str | Path] = (), texts: Sequence[str] = (), modality: Modality | None = None,
-                  limits: ReadLimits | None = None, state: TaskState | None = None) -> tuple[list[Item], list[Failure]]:
-    """Read files (folders are walked, sorted) and wrap texts; return items in input order and failures."""
+                  limits: ReadLimits | None = None, state: TaskState | None = None,
+                  pool: DecodePool | None = None) -> tuple[list[Item], list[Failure]]:
+    """Read files (folders are walked, sorted) in decoder processes, wrap texts; items in input order."""
     items: list[Item] = []
     failures: list[Failure] = []
     files: list[Path] = []
@@ -56,15 +58,18 @@ def collect_items(paths: Sequence[str | Path] = (), texts: Sequence[str] = (), m
                                 and not x.name.endswith((".channels.json", ".channels.txt"))))
         else:
             files.append(p)
-    total = len(files)
-    for n, f in enumerate(files):
-        if state is not None:
-            state.check_cancelled()
-            state.set_progress(n, total, f"reading {f.name}")
+    if files:
+        own_pool = pool is None
+        pool = pool or DecodePool()
         try:
-            items.extend(read_path(f, modality, limits))
-        except ReaderError as exc:
-            failures.append(Failure(exc.source, exc.reason, "read"))
+            outcomes = pool.read_many(files, modality, limits or ReadLimits(), state)
+        finally:
+            if own_pool:
+                pool.close()
+        for got, error in outcomes:
+            items.extend(got)
+            if error is not None:
+                failures.append(Failure(error.source, error.reason, "read"))
     for t in texts:
         if t.strip():
             items.append(Item(f"text:{t.strip()[:40]}", Modality.TEXT, t.strip()))
@@ -170,11 +175,12 @@ def _describe(exc: BaseException) -> str:
 
 def embed_paths(model: BaseModel, paths: Sequence[str | Path] = (), texts: Sequence[str] = (),
                 modality: Modality | None = None, state: TaskState | None = None,
-                batch_size: int | None = None, limits: ReadLimits | None = None) -> EmbedResult:
+                batch_size: int | None = None, limits: ReadLimits | None = None,
+                pool: DecodePool | None = None) -> EmbedResult:
     """Read then embed; if reading is cancelled, nothing is embedded and the result says cancelled."""
     state = state or TaskState()
     try:
-        items, failures = collect_items(paths, texts, modality, limits, state)
+        items, failures = collect_items(paths, texts, modality, limits, state, pool)
     except Cancelled:
         return EmbedResult(cancelled=True, vectors=np.zeros((0, model.embed_dim), np.float32))
     return embed_items(model, items, state, batch_size, failures)

@@ -23,6 +23,9 @@ class ReaderError(ClensError):
         self.source = source
         self.reason = reason
 
+    def __reduce__(self):  # pickles across processes with both fields, not the joined message
+        return (type(self), (self.source, self.reason))
+
 
 class UnsupportedInputError(ReaderError):
     """The file's content is of a kind no reader accepts."""

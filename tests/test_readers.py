@@ -147,3 +147,10 @@ def test_sniff_kinds(media_dir):
     assert sniff(media_dir / "stereo.flac") == "flac"
     assert sniff(media_dir / "mif.ome.tif") == "tiff"
     assert sniff(media_dir / "stack.npy") == "npy"
+
+
+def test_reader_error_pickles_with_its_fields():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(ReaderError("a.png", "corrupt image")))  # noqa: S301 - our own bytes
+    assert (err.source, err.reason) == ("a.png", "corrupt image")
