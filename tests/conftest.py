@@ -14,6 +14,9 @@ os.environ.setdefault("CLENS_DEVICE", "cpu")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
+import tqdm  # noqa: E402
+
+tqdm.tqdm.monitor_interval = 0  # libraries' progress bars must not leave tqdm's monitor thread behind
 
 import media  # noqa: E402
 import tiny_models  # noqa: E402

@@ -129,12 +129,13 @@ def _plain(value: Any) -> Any:
     return getattr(value, "name", str(value))
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
     try:
         from transformers.utils import logging as tlog
 
         tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
     except ImportError:  # pragma: no cover
         pass
 
@@ -143,7 +144,7 @@ def load_hf_folder(folder: Path, device: torch.device, allow_pickle: bool = Fals
     import transformers
     from transformers import AutoConfig, AutoModel
 
-    _quiet_transformers()
+    quiet_transformers()
     raw = read_hf_config(folder)
     safes, pickles = _weights_in(folder)
     if not safes and not pickles:

@@ -22,7 +22,7 @@ from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, Prepared
 from cl_core.models.clip_tokenizer import get_clip_tokenizer
 from cl_core.models.preprocess import AudioPreprocess, ImagePreprocess, StackPreprocess
-from cl_core.models.towers import TowerSpec, build_tower
+from cl_core.models.towers import TowerSpec, build_tower, frozen_keys
 
 NATIVE_CONFIG = "clens_config.json"
 NATIVE_WEIGHTS = "model.safetensors"
@@ -43,6 +43,11 @@ class NativeNet(nn.Module):
             self.towers[modality.value] = tower
             self.specs[modality.value] = spec
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        """What a native checkpoint stores: everything but frozen encoders loaded from their packages."""
+        skip = frozen_keys(self)
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(skip)}
 
 
 def validate_config(config: Any, where: str) -> dict[str, Any]:
@@ -84,22 +89,31 @@ class NativeModel(BaseModel):
                 waves.extend(w)
                 groups.append(len(w))
             return Prepared({"waves": torch.from_numpy(np.stack(waves))}, groups)
+        texts = [str(it.data) for it in items]
+        tower = self.net.towers[Modality.TEXT.value]
+        if hasattr(tower, "tokenize"):  # towers that bring their own tokenizer (frozen sentence encoders)
+            return Prepared(tower.tokenize(texts))
         ctx = int(self.config["towers"]["text"].get("context_length", 77))
-        return Prepared({"tokens": get_clip_tokenizer(ctx)([str(it.data) for it in items])})
+        return Prepared({"tokens": get_clip_tokenizer(ctx)(texts)})
 
     def forward(self, modality: Modality, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         tower = self.net.towers[modality.value]
         if modality is Modality.AUDIO:
             assert self.audio_pre is not None
             return tower(self.audio_pre.log_mel(inputs["waves"]))
-        return tower(next(iter(inputs.values())))
+        if "tokens" in inputs or "pixels" in inputs:
+            return tower(next(iter(inputs.values())))
+        return tower(**inputs)
 
     def torch_modules(self) -> list[nn.Module]:
         return [self.net]
 
     def preprocessing(self) -> dict[str, Any]:
         out = {name: dict(t.get("preprocess", {})) for name, t in self.config["towers"].items()}
-        if "text" in out:
+        if "text" in out and self.config["towers"]["text"]["arch"] == "sentence":
+            t = self.config["towers"]["text"]
+            out["text"] = {"encoder": t.get("encoder", "all-MiniLM-L6-v2"), "max_length": t.get("max_length", 64)}
+        elif "text" in out:
             out["text"] = {"tokenizer": "clip-bpe", "context_length": int(self.config["towers"]["text"].get(
                 "context_length", 77))}
         return out
@@ -138,10 +152,10 @@ def load_native(folder: Path, device: torch.device) -> NativeModel:
         raise CheckpointError(f"{folder}: {NATIVE_WEIGHTS} is missing (native weights are safetensors only)")
     sd = load_safetensors(weights)
     net = NativeNet(config)
-    problem = key_mismatch(net.state_dict(), sd)
+    problem = key_mismatch(net.checkpoint_state(), sd)
     if problem:
         raise CheckpointError(f"{weights}: weights do not fit {NATIVE_CONFIG}: {problem}")
-    net.load_state_dict(sd)
+    net.load_state_dict(sd, strict=False)  # frozen encoders came from their own package
     return from_config(config, net, folder, device)
 
 
@@ -149,7 +163,7 @@ def save_native(folder: Path, config: dict[str, Any], net: NativeNet) -> None:
     """Write weights then config, each atomically; the config last, so a reader never sees new config + old weights."""
     validate_config(config, str(folder / NATIVE_CONFIG))
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.checkpoint_state().items()}
     with atomic_write(folder / NATIVE_WEIGHTS) as fh:
         fh.write(st_save(tensors, metadata={"format": FORMAT_TAG}))
     write_text_atomic(folder / NATIVE_CONFIG, json.dumps(config, indent=2))

@@ -62,13 +62,30 @@ def _clip_text(cfg: dict[str, Any], embed_dim: int) -> nn.Module:
     return TextTower(tc, embed_dim, bool(cfg.get("quick_gelu", False)))
 
 
+def _sentence(cfg: dict[str, Any], embed_dim: int) -> nn.Module:
+    from cl_core.models.sentence_tower import SentenceTower
+
+    return SentenceTower(cfg, embed_dim)
+
+
 TOWERS: dict[str, TowerSpec] = {
     "conv": TowerSpec(frozenset({Modality.IMAGE, Modality.MULTICHANNEL}), _conv, "pixels",
                       "strided CNN over images or channel stacks"),
     "vit": TowerSpec(frozenset({Modality.IMAGE}), _vit, "pixels", "CLIP-style vision transformer"),
     "audio_conv": TowerSpec(frozenset({Modality.AUDIO}), _audio_conv, "mel", "CNN over log-mel windows"),
     "clip_text": TowerSpec(frozenset({Modality.TEXT}), _clip_text, "tokens", "CLIP text transformer, CLIP BPE"),
+    "sentence": TowerSpec(frozenset({Modality.TEXT}), _sentence, "tokens",
+                          "frozen sentence encoder (all-MiniLM-L6-v2) + trained projection"),
 }
+
+
+def frozen_keys(net: nn.Module) -> tuple[str, ...]:
+    """State-dict prefixes of submodules loaded from elsewhere (frozen encoders), never saved."""
+    out = []
+    for name, module in net.named_modules():
+        for prefix in getattr(module, "frozen_prefixes", ()):
+            out.append(f"{name}.{prefix}" if name else prefix)
+    return tuple(out)
 
 
 def build_tower(modality: Modality, cfg: dict[str, Any], embed_dim: int) -> tuple[nn.Module, TowerSpec]:

@@ -1,0 +1,43 @@
+"""The frozen sentence-encoder text tower: sentence-transformers' vectors, only the projection saved."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+import tiny_models
+from cl_core.checkpoint import open_checkpoint
+from cl_core.modality import Item, Modality
+
+
+@pytest.fixture(scope="module")
+def sentence_model(tmp_path_factory):
+    cfg = tiny_models.native_config()
+    cfg["towers"]["text"] = {"arch": "sentence", "hidden": [32]}
+    folder = tiny_models.make_native(tmp_path_factory.mktemp("sent") / "m", config=cfg)
+    return folder, open_checkpoint(folder)
+
+
+def test_encoder_weights_stay_out_of_the_checkpoint(sentence_model):
+    folder, model = sentence_model
+    keys = load_file(str(folder / "model.safetensors")).keys()
+    assert not any(".encoder." in k for k in keys)
+    assert any(k.startswith("towers.text.proj.") for k in keys)
+    assert model.info()["preprocessing"]["text"]["encoder"] == "all-MiniLM-L6-v2"
+
+
+def test_sentence_vector_equals_sentence_transformers(sentence_model):
+    from sentence_transformers import SentenceTransformer
+
+    from cl_core.models.sentence_tower import encoder_path
+
+    _, model = sentence_model
+    texts = ["a crimson disc", "a small striped blue square at the top"]
+    tower = model.net.towers["text"]
+    ours = tower.sentence_embedding(**tower.tokenize(texts)).numpy()
+    reference = SentenceTransformer(str(encoder_path("all-MiniLM-L6-v2")), device="cpu").encode(
+        texts, normalize_embeddings=True, show_progress_bar=False)
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+    vecs = model.encode(Modality.TEXT, [Item(t, Modality.TEXT, t) for t in texts])
+    assert vecs.shape == (2, 16)
