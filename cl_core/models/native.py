@@ -90,9 +90,9 @@ class NativeModel(BaseModel):
                 groups.append(len(w))
             return Prepared({"waves": torch.from_numpy(np.stack(waves))}, groups)
         texts = [str(it.data) for it in items]
-        tower = self.net.towers[Modality.TEXT.value]
-        if hasattr(tower, "tokenize"):  # towers that bring their own tokenizer (frozen sentence encoders)
-            return Prepared(tower.tokenize(texts))
+        tokenize = getattr(self.net.towers[Modality.TEXT.value], "tokenize", None)
+        if callable(tokenize):  # towers that bring their own tokenizer (frozen sentence encoders)
+            return Prepared(tokenize(texts))
         ctx = int(self.config["towers"]["text"].get("context_length", 77))
         return Prepared({"tokens": get_clip_tokenizer(ctx)(texts)})
 
