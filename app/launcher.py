@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("gui", "open"):
+    if not args or args[0] in ("gui", "open") or args[0].startswith("--"):
         from app.main import run_app
 
-        return run_app(args[1:])
+        return run_app(args[1:] if args and args[0] in ("gui", "open") else args)
     from cl_core.cli import main as cli_main
 
     return cli_main(args)

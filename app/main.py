@@ -13,6 +13,7 @@ def run_app(argv: Sequence[str] = ()) -> int:
     parser = argparse.ArgumentParser(prog="clens gui", description="Open the Contrastive Lens window.")
     parser.add_argument("model", nargs="?", help="checkpoint to open at start")
     parser.add_argument("inputs", nargs="*", help="files to embed once the model is open")
+    parser.add_argument("--empty", action="store_true", help="start without the bundled demo")
     parser.add_argument("--screenshot", help="save a PNG of the window once the work is done, then quit")
     args = parser.parse_args(list(argv))
 
@@ -32,6 +33,11 @@ def run_app(argv: Sequence[str] = ()) -> int:
     window.show()
     if args.model:
         window.route_paths([args.model, *args.inputs])
+    elif not args.empty:
+        from cl_core.demo import DEMO_MODEL
+
+        if (DEMO_MODEL / "clens_config.json").is_file():
+            window.jobs.open_demo()
     if args.screenshot:
         from app.screenshot import save_when_idle
 

@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--text", action="append", default=[], help="a text to embed (repeatable)")
     embed.add_argument("--batch-size", type=int, default=None)
     embed.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    sub.add_parser("demo", help="write the demo gallery (if needed) and print the demo model and gallery paths")
+    tr = sub.add_parser("train", help="train a native checkpoint from a TOML recipe (resumes if interrupted)")
+    tr.add_argument("recipe", help="recipe .toml ([model], [data], [train])")
+    tr.add_argument("--out", required=True, help="output folder: checkpoint, model card, resumable state")
+    tr.add_argument("--device", choices=DEVICE_CHOICES, default=None)
+    tr.add_argument("--quiet", action="store_true")
     return parser
 
 
@@ -113,7 +119,34 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if result.failures else EXIT_OK
 
 
-COMMANDS = {"info": cmd_info, "embed": cmd_embed}
+def cmd_train(args: argparse.Namespace) -> int:
+    from cl_core.training import load_recipe, train
+
+    recipe = load_recipe(args.recipe)
+    state = _progress_printer(args.quiet)
+    state._on_message = lambda text: print(text, file=sys.stderr)
+    card = train(recipe, Path(args.out), state, args.device)
+    if not args.quiet:
+        print(file=sys.stderr)
+    for subset, pairs in card["heldout_metrics"].items():
+        worst = min(pairs.items(), key=lambda kv: kv[1]["R@5"])
+        print(f"{subset}: lowest held-out R@5 {worst[1]['R@5']:.3f} ({worst[0]}); card: {Path(args.out) / 'MODEL_CARD.md'}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cl_core.demo import DEMO_MODEL, ensure_demo_gallery
+
+    if not (DEMO_MODEL / "clens_config.json").is_file():
+        print(f"the demo model is missing from {DEMO_MODEL}", file=sys.stderr)
+        return EXIT_FAILED
+    print(DEMO_MODEL)
+    for path in ensure_demo_gallery():
+        print(path)
+    return EXIT_OK
+
+
+COMMANDS = {"info": cmd_info, "embed": cmd_embed, "train": cmd_train, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -57,3 +57,18 @@ def test_close_window_mid_job(qtbot, tmp_path, native_dir, media_dir, round_):
     window.close()
     assert not window.jobs.busy
     assert window.jobs.runner.pool.activeThreadCount() == 0
+
+
+def test_app_opens_on_the_bundled_demo(qtbot, tmp_path, monkeypatch):
+    from cl_core.demo import DEMO_MODEL
+
+    if not (DEMO_MODEL / "clens_config.json").is_file():
+        pytest.skip("demo model not trained yet")
+    monkeypatch.setenv("CLENS_CACHE_DIR", str(tmp_path / "cache"))
+    window = make_window(qtbot, tmp_path)
+    window.jobs.open_demo()
+    qtbot.waitUntil(lambda: len(window.session.items) == 24 and not window.jobs.busy, timeout=120_000)
+    kinds = [it.modality.value for it in window.session.items]
+    assert kinds == ["image"] * 8 + ["audio"] * 8 + ["text"] * 8
+    assert window.session.model.name == "shapes-and-sounds"
+    window.close()

@@ -1,0 +1,282 @@
+"""`clens train RECIPE.toml --out DIR`: train a native checkpoint with any objective of cl_core.losses.
+
+Deterministic for a seed (data order from seeded generators, CPU deterministic algorithms), resumable
+from the last saved step (state written atomically, read back weights-only), mixed precision on GPU.
+Samples may lack modalities: pairwise objectives use the rows where both modalities are present,
+multi-way objectives the rows where all are. Ends by writing the checkpoint and a model card
+(JSON + Markdown) with the recipe, the data and held-out retrieval metrics.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import math
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cl_core import losses
+from cl_core.atomic import atomic_write, write_text_atomic
+from cl_core.device import pick_device
+from cl_core.errors import ClensError
+from cl_core.metrics import retrieval_report
+from cl_core.modality import Item, Modality
+from cl_core.models.native import FORMAT_TAG, NativeNet, from_config, save_native
+from cl_core.task import TaskState
+
+PAIRWISE = {"info_nce", "siglip", "dcl"}
+STATE_FILE = "train_state.pt"
+
+
+@dataclass
+class Dataset:
+    """Decoded items per modality; None where a sample lacks that modality."""
+
+    items: dict[Modality, list[Item | None]]
+    description: dict[str, Any]
+    groups: list[str]  # per sample, e.g. "single" / "compositional", for separate reporting
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    try:
+        recipe = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ClensError(f"{path}: unreadable recipe: {exc}") from None
+    for section in ("model", "data", "train"):
+        if section not in recipe:
+            raise ClensError(f"{path}: recipe needs a [{section}] section")
+    objective = recipe["train"].get("objective", "info_nce")
+    if objective not in losses.OBJECTIVES:
+        raise ClensError(f"{path}: unknown objective {objective!r}; choose from {', '.join(losses.OBJECTIVES)}")
+    return recipe
+
+
+def model_config(recipe: dict[str, Any]) -> dict[str, Any]:
+    m = recipe["model"]
+    return {"format": FORMAT_TAG, "name": m.get("name", "model"), "embed_dim": int(m["embed_dim"]),
+            "towers": m["towers"]}
+
+
+# ---- data sources ------------------------------------------------------------------------------------
+
+def world_dataset(data: dict[str, Any], split: str) -> Dataset:
+    """Generated worlds: 'shapes_sounds' (image, audio, text)."""
+    from cl_core.modality import AudioClip
+
+    world = data.get("world")
+    if world != "shapes_sounds":
+        raise ClensError(f"unknown data world {world!r} (known: shapes_sounds)")
+    from cl_core.worlds import shapes_sounds as ss
+
+    seed = int(data.get("seed", 0)) + (0 if split == "train" else 10_000)
+    count = int(data["train"] if split == "train" else data["heldout"])
+    frac = float(data.get("compositional_fraction", 0.15))
+    samples = ss.make_world(seed, count, frac)
+    items: dict[Modality, list[Item | None]] = {
+        Modality.IMAGE: [Item(f"{split}:{s.index}", Modality.IMAGE, s.image) for s in samples],
+        Modality.AUDIO: [Item(f"{split}:{s.index}", Modality.AUDIO, AudioClip(s.audio, ss.RATE)) for s in samples],
+        Modality.TEXT: [Item(f"{split}:{s.index}", Modality.TEXT, s.caption) for s in samples],
+    }
+    drop = float(data.get("missing_fraction", 0.0))
+    if drop and split == "train":  # some samples lose one modality, to train with missing data
+        rng = np.random.default_rng(seed + 1)
+        mods = list(items)
+        for i in range(count):
+            if rng.random() < drop:
+                items[mods[int(rng.integers(len(mods)))]][i] = None
+    description = {"world": "shapes_sounds", "split": split, "samples": count, "seed": seed,
+                   "compositional_fraction": frac, "doc": (ss.__doc__ or "").strip()}
+    return Dataset(items, description, ["compositional" if s.compositional else "single" for s in samples])
+
+
+# ---- features: preprocessing once, with the checkpoint's own preprocessing ---------------------------
+
+def prepare_features(net: NativeNet, config: dict[str, Any], data: Dataset, device: torch.device
+                     ) -> dict[Modality, tuple[dict[str, torch.Tensor], torch.Tensor]]:
+    """Per modality: model-ready inputs for every sample (zeros where missing) and the presence mask.
+
+    Frozen sentence encoders are run once here; training then sees their vectors (`sentence`).
+    """
+    model = from_config(config, net, Path("."), torch.device("cpu"))
+    out = {}
+    for modality, column in data.items.items():
+        present = torch.tensor([it is not None for it in column])
+        fill = next(it for it in column if it is not None)
+        batch = [it if it is not None else fill for it in column]
+        tensors: dict[str, list[torch.Tensor]] = {}
+        for start in range(0, len(batch), 256):
+            prepared = model.prepare(modality, batch[start:start + 256])
+            if prepared.groups is not None and any(g != 1 for g in prepared.groups):
+                raise ClensError("training inputs must fit one window (shorten the clips or lengthen the window)")
+            inputs = prepared.inputs
+            sentence = getattr(net.towers[modality.value], "sentence_embedding", None)
+            if callable(sentence):  # frozen encoder: run once, train on its vectors
+                inputs = {"sentence": sentence(**inputs)}
+            for k, v in inputs.items():
+                tensors.setdefault(k, []).append(v)
+        if "input_ids" in tensors:
+            raise ClensError("variable-length token inputs need a fixed context length")
+        out[modality] = ({k: torch.cat(v) for k, v in tensors.items()}, present)
+    return out
+
+
+def tower_forward(net: NativeNet, config: dict[str, Any], modality: Modality, inputs: dict[str, torch.Tensor],
+                  audio_mel: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+    tower: Any = net.towers[modality.value]
+    if "sentence" in inputs:
+        return tower.project(inputs["sentence"])
+    if "waves" in inputs:
+        assert audio_mel is not None
+        return tower(audio_mel(inputs["waves"]))
+    return tower(next(iter(inputs.values())))
+
+
+def batch_loss(objective: str, embs: dict[Modality, torch.Tensor], present: dict[Modality, torch.Tensor],
+               logit_scale: torch.Tensor, extra: dict[str, Any]) -> torch.Tensor:
+    fn = losses.OBJECTIVES[objective]
+    mods = list(embs)
+    kwargs = {"logit_scale": logit_scale, **extra}
+    if objective in PAIRWISE:
+        terms = []
+        for a, b in itertools.combinations(mods, 2):
+            both = present[a] & present[b]
+            if int(both.sum()) >= 2:
+                terms.append(fn([embs[a][both], embs[b][both]], **kwargs))
+        if not terms:
+            raise ClensError("no batch rows with two modalities present")
+        return torch.stack(terms).mean()
+    every = torch.stack([present[m] for m in mods]).all(0)
+    return fn([embs[m][every] for m in mods], **kwargs)
+
+
+# ---- the loop ----------------------------------------------------------------------------------------
+
+def _save_state(path: Path, net: NativeNet, opt: torch.optim.Optimizer, step: int, history: list[float]) -> None:
+    buf = io.BytesIO()
+    torch.save({"model": net.checkpoint_state(), "optimizer": opt.state_dict(), "step": step,
+                "history": torch.tensor(history)}, buf)
+    with atomic_write(path) as fh:
+        fh.write(buf.getvalue())
+
+
+def train(recipe: dict[str, Any], out: Path, state: TaskState | None = None, device: str | None = None
+          ) -> dict[str, Any]:
+    """Train (or resume) as the recipe says; write the checkpoint and its model card into `out`."""
+    state = state or TaskState()
+    t = recipe["train"]
+    seed = int(t.get("seed", 0))
+    dev = pick_device(device or t.get("device"))
+    torch.manual_seed(seed)
+    if dev.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    config = model_config(recipe)
+    net = NativeNet(config)
+    if bool(t.get("learn_logit_scale", True)) is False:
+        net.logit_scale.requires_grad_(False)
+    train_data = world_dataset(recipe["data"], "train")
+    feats = prepare_features(net, config, train_data, torch.device("cpu"))
+    net.to(dev)
+    audio_pre = from_config(config, net, out, dev).audio_pre
+    mel = audio_pre.log_mel if audio_pre is not None else None
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=float(t.get("lr", 1e-3)), weight_decay=float(t.get("weight_decay", 1e-4)))
+    n = len(train_data)
+    bs = int(t.get("batch_size", 128))
+    steps_per_epoch = max(1, n // bs)
+    total = steps_per_epoch * int(t.get("epochs", 10))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    step, history = 0, []
+    state_path = out / STATE_FILE
+    if state_path.is_file():  # resume
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)
+        net.load_state_dict(saved["model"], strict=False)
+        opt.load_state_dict(saved["optimizer"])
+        step = int(saved["step"])
+        history = [float(x) for x in saved["history"]]
+        for _ in range(step):
+            sched.step()
+        state.message(f"resuming from step {step}")
+    objective = t.get("objective", "info_nce")
+    extra = {"logit_bias": float(t.get("logit_bias", -10.0))} if objective == "siglip" else {}
+    save_every = int(t.get("save_every", 200))
+    use_amp = dev.type == "cuda"
+    started, first_step = time.monotonic(), step
+    net.train()
+    while step < total:
+        epoch, offset = divmod(step, steps_per_epoch)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        idx = order[offset * bs:(offset + 1) * bs]
+        state.check_cancelled()
+        embs, present = {}, {}
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            for modality, (inputs, mask) in feats.items():
+                batch = {k: v[idx].to(dev) for k, v in inputs.items()}
+                embs[modality] = tower_forward(net, config, modality, batch, mel)
+                present[modality] = mask[idx].to(dev)
+        scale = net.logit_scale.exp().clamp(max=100.0)
+        loss = batch_loss(objective, {m: e.float() for m, e in embs.items()}, present, scale, extra)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            net.logit_scale.clamp_(0, math.log(100.0))
+        step += 1
+        history.append(loss.item())
+        done = step - first_step
+        eta = (time.monotonic() - started) / done * (total - step)
+        state.set_progress(step, total, f"epoch {epoch + 1} loss {history[-1]:.4f} ETA {int(eta // 60)}:{int(eta % 60):02d}")
+        if step % save_every == 0 or step == total:
+            _save_state(state_path, net, opt, step, history)
+    net.eval()
+    save_native(out, config, net)
+    card = evaluate_and_card(recipe, config, net, out, history, train_data, dev)
+    return card
+
+
+def evaluate_and_card(recipe: dict[str, Any], config: dict[str, Any], net: NativeNet, out: Path,
+                      history: list[float], train_data: Dataset, dev: torch.device) -> dict[str, Any]:
+    heldout = world_dataset(recipe["data"], "heldout")
+    model = from_config(config, net, out, dev)
+    vectors = {m: model.encode(m, [it for it in col if it is not None]) for m, col in heldout.items.items()}
+    groups = np.array(heldout.groups)
+    metrics: dict[str, Any] = {}
+    for subset in sorted(set(groups)):
+        mask = groups == subset
+        metrics[subset] = {f"{a.value}->{b.value}": retrieval_report(vectors[a][mask], vectors[b][mask])
+                           for a in vectors for b in vectors if a != b}
+    card = {"name": config["name"], "format": FORMAT_TAG, "recipe": recipe,
+            "data": {"train": train_data.description | {"doc": None}, "heldout": heldout.description},
+            "training": {"steps": len(history), "final_loss": history[-1] if history else None,
+                         "loss_curve_every_50": history[::50]},
+            "heldout_metrics": metrics}
+    write_text_atomic(out / "model_card.json", json.dumps(card, indent=2, default=str))
+    write_text_atomic(out / "MODEL_CARD.md", card_markdown(card, heldout.description.get("doc", "")))
+    return card
+
+
+def card_markdown(card: dict[str, Any], doc: str) -> str:
+    lines = [f"# {card['name']}", "", f"Native Contrastive Lens checkpoint, objective "
+             f"`{card['recipe']['train'].get('objective', 'info_nce')}`, {card['training']['steps']} steps, "
+             f"final training loss {card['training']['final_loss']:.4f}.", "", "## Held-out retrieval", ""]
+    for subset, pairs in card["heldout_metrics"].items():
+        first = next(iter(pairs.values()))
+        lines += [f"### {subset} items (n = {first['n']})", "", "| query -> gallery | R@1 | R@5 | R@10 | median rank |",
+                  "|---|---|---|---|---|"]
+        for pair, m in pairs.items():
+            lines.append(f"| {pair} | {m['R@1']:.3f} | {m['R@5']:.3f} | {m['R@10']:.3f} | {m['median_rank']:.0f} |")
+        lines.append("")
+    lines += ["## Recipe", "", "```json", json.dumps(card["recipe"], indent=2), "```", "", "## Data", "", doc, ""]
+    return "\n".join(lines)
