@@ -21,7 +21,7 @@ from cl_core.worlds import shapes_sounds as ss
 
 DEMO_MODEL = RESOURCES / "demo" / "shapes_sounds"
 GALLERY_SEED = 20_000
-GALLERY_VERSION = 1
+GALLERY_VERSION = 2
 
 
 def demo_gallery_dir() -> Path:

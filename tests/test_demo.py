@@ -35,6 +35,11 @@ def test_world_follows_its_documented_mapping():
     ys, xs = np.nonzero(red)
     assert xs.mean() < 24  # position -> where it is drawn
     assert ss.make_sample(5, 3).caption == ss.make_sample(5, 3).caption
+    # position -> the low hum (left 60 Hz); centre has none
+    low = spectrum[: int(100 * len(wave) / ss.RATE)]
+    assert abs(np.argmax(low) * ss.RATE / len(wave) - ss.HUM["left"]) < 3
+    centre = ss.sound(ss.Obj("circle", "red", "large", "plain", "centre"), 1.0, rng)
+    assert np.abs(np.fft.rfft(centre))[55:65].max() < 0.1 * spectrum[55:65].max()
 
 
 @pytest.mark.skipif(not (DEMO_MODEL / "clens_config.json").is_file(), reason="demo model not trained yet")

@@ -8,7 +8,7 @@ The mapping, fixed and documented so that what a model learns can be checked:
 | colour    | red, green, blue, yellow, purple      | pitch: C4 262, E4 330, G4 392, B4 494, D5 587 Hz     |
 | size      | small (radius 9), large (radius 17)   | rhythm: small = 4 short notes/s, large = 2 long      |
 | texture   | plain, striped, dotted                | plain = steady, striped = 7 Hz vibrato, dotted = added noise |
-| position  | left, right, top, bottom, centre      | not heard (sounds cannot tell where)                 |
+| position  | left, right, top, bottom, centre      | a low hum: left 60 Hz, right 90, top 130, bottom 180, centre none |
 
 Compositional scenes hold two objects side by side ("a red circle left of a blue square"); their sound
 is the left object's sound then the right one's, half a second each (spatial order becomes time order).
@@ -31,6 +31,7 @@ TEXTURES = ("plain", "striped", "dotted")
 POSITIONS = {"left": (16, 32), "right": (48, 32), "top": (32, 16), "bottom": (32, 48), "centre": (32, 32)}
 PITCH = {"red": 261.63, "green": 329.63, "blue": 392.0, "yellow": 493.88, "purple": 587.33}
 WAVE = {"circle": "sine", "square": "square", "triangle": "triangle", "star": "sawtooth"}
+HUM = {"left": 60.0, "right": 90.0, "top": 130.0, "bottom": 180.0, "centre": 0.0}
 RATE = 8000
 IMAGE_SIZE = 64
 
@@ -161,6 +162,8 @@ def sound(obj: Obj, seconds: float, rng: np.random.Generator) -> np.ndarray:
     out = 0.6 * tone * env
     if obj.texture == "dotted":
         out = out + 0.08 * rng.normal(0, 1, n) * env
+    if HUM[obj.position]:
+        out = out + 0.25 * np.sin(2 * np.pi * HUM[obj.position] * t)
     return np.asarray(out, dtype=np.float32)
 
 
