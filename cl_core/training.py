@@ -195,7 +195,6 @@ def train(recipe: dict[str, Any], out: Path, state: TaskState | None = None, dev
     bs = int(t.get("batch_size", 128))
     steps_per_epoch = max(1, n // bs)
     total = steps_per_epoch * int(t.get("epochs", 10))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     step, history = 0, []
     state_path = out / STATE_FILE
     if state_path.is_file():  # resume
@@ -204,9 +203,11 @@ def train(recipe: dict[str, Any], out: Path, state: TaskState | None = None, dev
         opt.load_state_dict(saved["optimizer"])
         step = int(saved["step"])
         history = [float(x) for x in saved["history"]]
-        for _ in range(step):
-            sched.step()
         state.message(f"resuming from step {step}")
+    cosine = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))  # noqa: E731
+    for group in opt.param_groups:
+        group.setdefault("initial_lr", group["lr"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine, last_epoch=step - 1)
     objective = t.get("objective", "info_nce")
     extra = {"logit_bias": float(t.get("logit_bias", -10.0))} if objective == "siglip" else {}
     save_every = int(t.get("save_every", 200))
