@@ -70,24 +70,46 @@ def model_config(recipe: dict[str, Any]) -> dict[str, Any]:
 
 # ---- data sources ------------------------------------------------------------------------------------
 
-def world_dataset(data: dict[str, Any], split: str) -> Dataset:
-    """Generated worlds: 'shapes_sounds' (image, audio, text)."""
+def _shapes_sounds(data: dict[str, Any], seed: int, count: int, split: str
+                   ) -> tuple[dict[Modality, list[Item | None]], list[str], str]:
     from cl_core.modality import AudioClip
-
-    world = data.get("world")
-    if world != "shapes_sounds":
-        raise ClensError(f"unknown data world {world!r} (known: shapes_sounds)")
     from cl_core.worlds import shapes_sounds as ss
 
-    seed = int(data.get("seed", 0)) + (0 if split == "train" else 10_000)
-    count = int(data["train"] if split == "train" else data["heldout"])
-    frac = float(data.get("compositional_fraction", 0.15))
-    samples = ss.make_world(seed, count, frac)
+    samples = ss.make_world(seed, count, float(data.get("compositional_fraction", 0.15)))
     items: dict[Modality, list[Item | None]] = {
         Modality.IMAGE: [Item(f"{split}:{s.index}", Modality.IMAGE, s.image) for s in samples],
         Modality.AUDIO: [Item(f"{split}:{s.index}", Modality.AUDIO, AudioClip(s.audio, ss.RATE)) for s in samples],
         Modality.TEXT: [Item(f"{split}:{s.index}", Modality.TEXT, s.caption) for s in samples],
     }
+    return items, ["compositional" if s.compositional else "single" for s in samples], ss.__doc__ or ""
+
+
+def _tissue(data: dict[str, Any], seed: int, count: int, split: str
+            ) -> tuple[dict[Modality, list[Item | None]], list[str], str]:
+    from cl_core.modality import ChannelStack
+    from cl_core.worlds import tissue as ts
+
+    samples = ts.make_world(seed, count)
+    items: dict[Modality, list[Item | None]] = {
+        Modality.IMAGE: [Item(f"{split}:{s.index}", Modality.IMAGE, s.he) for s in samples],
+        Modality.MULTICHANNEL: [Item(f"{split}:{s.index}", Modality.MULTICHANNEL, ChannelStack(s.mif, ts.CHANNELS))
+                                for s in samples],
+        Modality.TEXT: [Item(f"{split}:{s.index}", Modality.TEXT, s.text) for s in samples],
+    }
+    return items, ["all"] * count, ts.__doc__ or ""
+
+
+WORLDS = {"shapes_sounds": _shapes_sounds, "tissue": _tissue}
+
+
+def world_dataset(data: dict[str, Any], split: str) -> Dataset:
+    """A generated world (WORLDS), train or held-out split (disjoint seeds)."""
+    world = str(data.get("world"))
+    if world not in WORLDS:
+        raise ClensError(f"unknown data world {world!r} (known: {', '.join(WORLDS)})")
+    seed = int(data.get("seed", 0)) + (0 if split == "train" else 10_000)
+    count = int(data["train"] if split == "train" else data["heldout"])
+    items, groups, doc = WORLDS[world](data, seed, count, split)
     drop = float(data.get("missing_fraction", 0.0))
     if drop and split == "train":  # some samples lose one modality, to train with missing data
         rng = np.random.default_rng(seed + 1)
@@ -95,9 +117,8 @@ def world_dataset(data: dict[str, Any], split: str) -> Dataset:
         for i in range(count):
             if rng.random() < drop:
                 items[mods[int(rng.integers(len(mods)))]][i] = None
-    description = {"world": "shapes_sounds", "split": split, "samples": count, "seed": seed,
-                   "compositional_fraction": frac, "doc": (ss.__doc__ or "").strip()}
-    return Dataset(items, description, ["compositional" if s.compositional else "single" for s in samples])
+    description = {"world": world, "split": split, "samples": count, "seed": seed, "doc": doc.strip()}
+    return Dataset(items, description, groups)
 
 
 # ---- features: preprocessing once, with the checkpoint's own preprocessing ---------------------------
@@ -281,3 +302,27 @@ def card_markdown(card: dict[str, Any], doc: str) -> str:
         lines.append("")
     lines += ["## Recipe", "", "```json", json.dumps(card["recipe"], indent=2), "```", "", "## Data", "", doc, ""]
     return "\n".join(lines)
+
+
+def comparison_markdown(cards: dict[str, dict[str, Any]], subset: str = "all") -> str:
+    """A table of held-out R@10 per ordered modality pair for models trained with different objectives."""
+    names = list(cards)
+    pairs = list(cards[names[0]]["heldout_metrics"][subset])
+    lines = ["| objective | " + " | ".join(pairs) + " | mean |", "|---" * (len(pairs) + 2) + "|"]
+    for name in names:
+        metrics = cards[name]["heldout_metrics"][subset]
+        values = [metrics[p]["R@10"] for p in pairs]
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.3f} |")
+    return "\n".join(lines)
+
+
+def add_comparison(folder: Path, cards: dict[str, dict[str, Any]], subset: str = "all") -> None:
+    """Record an objective comparison in the card of the model kept in `folder`."""
+    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
+    card["objective_comparison"] = {name: c["heldout_metrics"][subset] for name, c in cards.items()}
+    write_text_atomic(folder / "model_card.json", json.dumps(card, indent=2, default=str))
+    md = (folder / "MODEL_CARD.md").read_text(encoding="utf-8")
+    md = md.split("\n## Objective comparison")[0].rstrip() + "\n\n## Objective comparison\n\n" + (
+        "Held-out Recall@10 (pairwise cosine retrieval) of the same architecture and data trained with each "
+        "objective; the bundled model is the one with the best mean.\n\n" + comparison_markdown(cards, subset) + "\n")
+    write_text_atomic(folder / "MODEL_CARD.md", md)

@@ -113,3 +113,29 @@ def test_ranks_and_recall():
     assert ranks(q, g).tolist() == [1, 1, 2, 2]
     rep = retrieval_report(q, g, ks=(1, 5))
     assert rep["R@1"] == 0.5 and rep["R@5"] == 1.0 and rep["median_rank"] == 1.5 and rep["n"] == 4
+
+
+def test_tissue_world_trains_a_three_modality_model(tmp_path):
+    r = recipe(epochs=1)
+    r["data"] = {"world": "tissue", "train": 48, "heldout": 16}
+    r["model"]["towers"] = {
+        "image": {"arch": "conv", "widths": [8], "preprocess": {"size": 32, "resize_mode": "squash"}},
+        "multichannel": {"arch": "conv", "in_channels": 6, "widths": [8],
+                         "preprocess": {"size": 32, "channels": ["DAPI", "panCK", "CD8", "CD68", "PD-L1", "Ki67"]}},
+        "text": {"arch": "clip_text", "context_length": 40, "width": 32, "heads": 2, "layers": 1},
+    }
+    card = train(r, tmp_path / "tissue")
+    assert set(card["heldout_metrics"]["all"]) == {
+        "image->multichannel", "image->text", "multichannel->image", "multichannel->text", "text->image",
+        "text->multichannel"}
+    model = open_checkpoint(tmp_path / "tissue")
+    assert model.info()["preprocessing"]["multichannel"]["channels"][1] == "panCK"
+
+
+def test_comparison_table(tmp_path):
+    from cl_core.training import comparison_markdown
+
+    cards = {o: {"heldout_metrics": {"all": {"a->b": {"R@10": v}, "b->a": {"R@10": v / 2}}}}
+             for o, v in (("info_nce", 0.8), ("gram", 0.6))}
+    table = comparison_markdown(cards)
+    assert "| info_nce | 0.800 | 0.400 | 0.600 |" in table and "| gram | 0.600 | 0.300 | 0.450 |" in table

@@ -1,0 +1,186 @@
+"""Synthetic tissue: an H&E patch, a multiplexed immunofluorescence (mIF) patch and clinical text per case,
+all generated from one written causal model, so that what a model infers can be checked against truth.
+
+Causal model (every arrow is in the code below, nothing else links the modalities):
+
+    organ ─┬─> tissue architecture (lung: alveolar spaces; breast: fat vacuoles; colon: glands)
+           └─> baseline PD-L1
+    stage ─┬─> tumour cellularity (higher stage, more tumour)
+           ├─> Ki67 proliferation (higher stage, more Ki67+ tumour cells)
+           └─> CD8 infiltration (higher stage, fewer T cells: immune escape)
+    CD8 infiltration ─> macrophages (CD68) and PD-L1 (adaptive resistance)
+    CD8, PD-L1, stage ─> outcome (responder to immunotherapy or not)
+    age ─> nothing visible (a nuisance variable in the text)
+
+Cells (tumour, CD8 T cell, macrophage, stromal) are placed on a 64 x 64 µm-ish patch. The mIF stack has
+channels DAPI, panCK, CD8, CD68, PD-L1, Ki67 (float32 [6, 64, 64]); the H&E image is rendered from the
+same cells by Beer-Lambert mixing of haematoxylin (nuclei) and eosin (cytoplasm, stroma). The clinical
+text states organ, stage, age and outcome, and the pathologist's findings (cellularity, infiltrate,
+PD-L1, Ki67) in varied phrasing. Everything is a pure function of (seed, index).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+CHANNELS = ("DAPI", "panCK", "CD8", "CD68", "PD-L1", "Ki67")
+ORGANS = ("lung", "breast", "colon")
+STAGES = ("I", "II", "III", "IV")
+SIZE = 64
+HEMATOXYLIN = np.array([0.65, 0.70, 0.29])
+EOSIN = np.array([0.07, 0.99, 0.11])
+
+
+@dataclass(frozen=True)
+class Case:
+    organ: str
+    stage: str
+    age: int
+    cellularity: float  # tumour fraction of cells, 0..1
+    cd8: float  # T-cell infiltration, 0..1
+    pdl1: float  # fraction of PD-L1+ tumour cells
+    ki67: float  # fraction of Ki67+ tumour cells
+    responder: bool
+
+
+@dataclass(frozen=True)
+class TissueSample:
+    index: int
+    case: Case
+    he: Image.Image
+    mif: np.ndarray  # [6, 64, 64] float32, channels as CHANNELS
+    text: str
+
+
+def _sigmoid(x: float) -> float:
+    return float(1 / (1 + np.exp(-x)))
+
+
+def sample_case(rng: np.random.Generator, organ: str | None = None, stage: str | None = None) -> Case:
+    organ = organ or str(rng.choice(ORGANS))
+    stage = stage or str(rng.choice(STAGES))
+    s = STAGES.index(stage)
+    age = int(np.clip(rng.normal(63, 11), 30, 90))
+    cellularity = float(np.clip(0.2 + 0.15 * s + rng.normal(0, 0.07), 0.05, 0.9))
+    cd8 = float(np.clip(0.65 - 0.15 * s + rng.normal(0, 0.15), 0.02, 0.95))
+    base_pdl1 = {"lung": 0.3, "breast": 0.1, "colon": 0.15}[organ]
+    pdl1 = float(np.clip(base_pdl1 + 0.5 * cd8 + rng.normal(0, 0.1), 0.0, 0.95))
+    ki67 = float(np.clip(0.1 + 0.18 * s + rng.normal(0, 0.08), 0.02, 0.95))
+    responder = bool(rng.random() < _sigmoid(3.0 * cd8 + 2.0 * pdl1 - 0.6 * s - 1.2))
+    return Case(organ, stage, age, cellularity, cd8, pdl1, ki67, responder)
+
+
+def _architecture(organ: str, rng: np.random.Generator) -> np.ndarray:
+    """1 where tissue is, 0 in empty spaces (alveoli, fat, gland lumens)."""
+    noise = gaussian_filter(rng.normal(0, 1, (SIZE, SIZE)), {"lung": 4.0, "breast": 6.0, "colon": 3.0}[organ])
+    noise = (noise - noise.mean()) / (noise.std() + 1e-6)
+    if organ == "colon":  # glands: rings of tissue around lumens
+        yy, xx = np.mgrid[:SIZE, :SIZE]
+        cx, cy = rng.uniform(20, 44, 2)
+        r = np.hypot(xx - cx, yy - cy)
+        return ((r > 7) | (noise < 1.2)).astype(np.float32)
+    threshold = {"lung": 0.35, "breast": 0.6}[organ]
+    return (noise < threshold).astype(np.float32)
+
+
+def _cells(case: Case, tissue: np.ndarray, rng: np.random.Generator) -> list[tuple[float, float, str, bool, bool]]:
+    """(x, y, type, pdl1+, ki67+) per cell; tumour cells in nests, immune cells scattered."""
+    n = 70
+    n_tumour = int(round(n * case.cellularity))
+    n_cd8 = int(round((n - n_tumour) * case.cd8 * 0.8))
+    n_mac = int(round((n - n_tumour) * (0.1 + 0.25 * case.cd8)))
+    n_stroma = max(0, n - n_tumour - n_cd8 - n_mac)
+    ys, xs = np.nonzero(tissue)
+    out = []
+    centres = rng.uniform(10, 54, (2, 2))
+    for _ in range(n_tumour):
+        c = centres[int(rng.integers(2))]
+        x, y = np.clip(c + rng.normal(0, 7, 2), 1, SIZE - 2)
+        out.append((x, y, "tumour", bool(rng.random() < case.pdl1), bool(rng.random() < case.ki67)))
+    for kind, count in (("cd8", n_cd8), ("macrophage", n_mac), ("stroma", n_stroma)):
+        for _ in range(count):
+            k = int(rng.integers(len(xs))) if len(xs) else 0
+            x, y = (xs[k], ys[k]) if len(xs) else rng.uniform(1, SIZE - 2, 2)
+            pd = kind == "macrophage" and bool(rng.random() < case.pdl1)
+            out.append((float(x) + rng.uniform(-0.5, 0.5), float(y) + rng.uniform(-0.5, 0.5), kind, pd, False))
+    return out
+
+
+def _blobs(cells, select, sigma: float, weight=None) -> np.ndarray:
+    grid = np.zeros((SIZE, SIZE), np.float64)
+    for c in cells:
+        if select(c):
+            x, y = int(round(c[0])), int(round(c[1]))
+            if 0 <= x < SIZE and 0 <= y < SIZE:
+                grid[y, x] += 1.0 if weight is None else weight(c)
+    return gaussian_filter(grid, sigma) * (2 * np.pi * sigma**2)
+
+
+def render_mif(cells, rng: np.random.Generator) -> np.ndarray:
+    chans = [
+        _blobs(cells, lambda c: True, 1.0),  # DAPI: every nucleus
+        _blobs(cells, lambda c: c[2] == "tumour", 1.6),  # panCK: epithelial tumour cytoplasm
+        _blobs(cells, lambda c: c[2] == "cd8", 1.2),
+        _blobs(cells, lambda c: c[2] == "macrophage", 1.8),
+        _blobs(cells, lambda c: c[3], 1.6),  # PD-L1 on tumour cells and macrophages
+        _blobs(cells, lambda c: c[4], 0.9),  # Ki67: nuclear, proliferating tumour cells
+    ]
+    stack = np.stack(chans) * 800 + rng.normal(0, 20, (len(CHANNELS), SIZE, SIZE)) + 60
+    return np.clip(stack, 0, 4095).astype(np.float32)  # 12-bit camera range
+
+
+def render_he(cells, tissue: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    # (blob width, haematoxylin peak): large pale-ish tumour nuclei, small dark lymphocytes
+    nuclear = {"tumour": (1.6, 0.9), "cd8": (0.8, 1.3), "macrophage": (1.3, 0.6), "stroma": (0.7, 0.8)}
+    hema = np.zeros((SIZE, SIZE))
+    for kind, (sigma, strength) in nuclear.items():
+        hema += strength * _blobs(cells, lambda c, k=kind: c[2] == k, sigma)
+    hema = gaussian_filter(hema, 0.4)
+    cytoplasm = 0.25 * _blobs(cells, lambda c: c[2] == "tumour", 2.5)
+    eosin = 0.35 * tissue + 0.5 * cytoplasm + 0.05 * gaussian_filter(rng.normal(0, 1, (SIZE, SIZE)), 1.0)
+    od = hema[..., None] * HEMATOXYLIN + np.clip(eosin, 0, None)[..., None] * EOSIN
+    rgb = 255 * np.exp(-od) + rng.normal(0, 3, (SIZE, SIZE, 3))
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
+
+
+def _bucket(value: float, words: tuple[str, str, str]) -> str:
+    return words[0] if value < 0.3 else words[1] if value < 0.6 else words[2]
+
+
+def clinical_text(case: Case, rng: np.random.Generator) -> str:
+    outcome = str(rng.choice(["responded to immunotherapy", "responder to checkpoint inhibition",
+                              "showed a response to anti-PD-1 therapy"] if case.responder else
+                             ["did not respond to immunotherapy", "non-responder to checkpoint inhibition",
+                              "progressed on anti-PD-1 therapy"]))
+    organ = {"lung": str(rng.choice(["lung adenocarcinoma", "non-small cell lung cancer"])),
+             "breast": str(rng.choice(["breast carcinoma", "invasive ductal carcinoma of the breast"])),
+             "colon": str(rng.choice(["colorectal adenocarcinoma", "colon cancer"]))}[case.organ]
+    cell = f"tumour cellularity about {int(round(case.cellularity * 10)) * 10}%"
+    infil = _bucket(case.cd8, ("sparse", "moderate", "dense")) + " CD8 T-cell infiltrate"
+    pd = "PD-L1 " + _bucket(case.pdl1, ("negative", "low", "high"))
+    ki = "Ki67 " + ("low" if case.ki67 < 0.35 else "high")
+    findings = [cell, infil, pd, ki]
+    order = rng.permutation(len(findings))
+    found = ", ".join(findings[i] for i in order)
+    template = int(rng.integers(3))
+    if template == 0:
+        return f"{case.age}-year-old patient with stage {case.stage} {organ}; {found}; {outcome}."
+    if template == 1:
+        return f"Stage {case.stage} {organ} in a {case.age} year old. Pathology: {found}. Patient {outcome}."
+    return f"{organ.capitalize()}, stage {case.stage}, age {case.age}: {found}; {outcome}."
+
+
+def make_sample(seed: int, index: int) -> TissueSample:
+    rng = np.random.default_rng([seed, index, 7])
+    case = sample_case(rng)
+    tissue = _architecture(case.organ, rng)
+    cells = _cells(case, tissue, rng)
+    return TissueSample(index, case, render_he(cells, tissue, rng), render_mif(cells, rng), clinical_text(case, rng))
+
+
+def make_world(seed: int, count: int) -> list[TissueSample]:
+    return [make_sample(seed, i) for i in range(count)]
