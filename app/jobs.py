@@ -72,16 +72,16 @@ class Jobs(QObject):
 
         return self._start("loading the model", load, lambda model: self._model_loaded(model, follow_up))
 
-    def open_demo(self) -> Task:
-        """The bundled demo: write its gallery if needed and load its model, in a worker; then embed."""
+    def open_demo(self, name: str = "shapes_sounds") -> Task:
+        """A bundled demo: write its gallery if needed and load its model, in a worker; then embed."""
         device = self.device
-        self.status.emit("opening the shapes & sounds demo ...")
+        self.status.emit(f"opening the {name.replace('_', ' & ')} demo ...")
 
         def load(state: TaskState) -> tuple[BaseModel, list[Path]]:
-            from cl_core.demo import DEMO_MODEL, ensure_demo_gallery
+            from cl_core.demo import DEMOS, ensure_demo_gallery
 
-            files = ensure_demo_gallery()
-            return open_checkpoint(DEMO_MODEL, device=device, state=state), files
+            files = ensure_demo_gallery(name=name)
+            return open_checkpoint(DEMOS[name].model, device=device, state=state), files
 
         return self._start("opening the demo", load, lambda got: self._model_loaded(got[0], list(got[1])))
 

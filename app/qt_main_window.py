@@ -116,11 +116,22 @@ class MainWindow(QMainWindow):
         open_action.setShortcut(QKeySequence.StandardKey.Open)
         open_action.triggered.connect(model_panel._open_folder)
         menu.addAction(open_action)
+        from cl_core.demo import DEMOS
+
+        for name, demo in DEMOS.items():
+            action = QAction(f"Open the {name.replace('_', ' & ')} demo", self)
+            action.setEnabled((demo.model / "clens_config.json").is_file())
+            action.triggered.connect(lambda _checked=False, n=name: self._open_demo(n))
+            menu.addAction(action)
         quit_action = QAction("Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
         self.menuBar().insertMenu(self.menuBar().actions()[0], menu)
+
+    def _open_demo(self, name: str) -> None:
+        self.session.clear_items()
+        self.jobs.open_demo(name)
 
     # ---- drops anywhere on the window ----------------------------------------------------------
 

@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--text", action="append", default=[], help="a text to embed (repeatable)")
     embed.add_argument("--batch-size", type=int, default=None)
     embed.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    sub.add_parser("demo", help="write the demo gallery (if needed) and print the demo model and gallery paths")
+    demo = sub.add_parser("demo", help="write a demo gallery (if needed) and print the demo model and gallery paths")
+    demo.add_argument("name", nargs="?", default="shapes_sounds", choices=["shapes_sounds", "tissue"])
     tr = sub.add_parser("train", help="train a native checkpoint from a TOML recipe (resumes if interrupted)")
     tr.add_argument("recipe", help="recipe .toml ([model], [data], [train])")
     tr.add_argument("--out", required=True, help="output folder: checkpoint, model card, resumable state")
@@ -135,13 +136,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from cl_core.demo import DEMO_MODEL, ensure_demo_gallery
+    from cl_core.demo import DEMOS, ensure_demo_gallery
 
-    if not (DEMO_MODEL / "clens_config.json").is_file():
-        print(f"the demo model is missing from {DEMO_MODEL}", file=sys.stderr)
+    demo = DEMOS[args.name]
+    if not (demo.model / "clens_config.json").is_file():
+        print(f"the demo model is missing from {demo.model}", file=sys.stderr)
         return EXIT_FAILED
-    print(DEMO_MODEL)
-    for path in ensure_demo_gallery():
+    print(demo.model)
+    for path in ensure_demo_gallery(name=args.name):
         print(path)
     return EXIT_OK
 

@@ -1,7 +1,7 @@
-"""The bundled demo: the trained shapes & sounds model and a small gallery generated on first use.
+"""The bundled demos: trained models plus small galleries generated on first use.
 
-The gallery (held-out objects never seen in training: images, their sounds, their captions) is a pure
-function of its seed, written once into the user's cache folder, atomically (a temp folder renamed).
+Each gallery holds held-out cases never seen in training, is a pure function of its seed, and is written
+once into the user's cache folder, atomically (a temp folder renamed into place).
 """
 
 from __future__ import annotations
@@ -11,35 +11,22 @@ import io
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile as sf
+import tifffile
 from platformdirs import user_cache_dir
 
 from cl_core.paths import RESOURCES
 from cl_core.worlds import shapes_sounds as ss
+from cl_core.worlds import tissue as ts
 
-DEMO_MODEL = RESOURCES / "demo" / "shapes_sounds"
 GALLERY_SEED = 20_000
-GALLERY_VERSION = 2
 
 
-def demo_gallery_dir() -> Path:
-    base = Path(os.environ.get("CLENS_CACHE_DIR") or user_cache_dir("contrastive-lens"))
-    return base / "demo" / f"shapes_sounds-v{GALLERY_VERSION}"
-
-
-def gallery_files(folder: Path) -> list[Path]:
-    """Images first, then sounds, then the captions file: the matrix then shows one block per modality."""
-    return sorted(folder.glob("*.png")) + sorted(folder.glob("*.wav")) + [folder / "captions.csv"]
-
-
-def ensure_demo_gallery(count: int = 8, folder: Path | None = None) -> list[Path]:
-    target = folder or demo_gallery_dir()
-    if (target / "captions.csv").is_file():
-        return gallery_files(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".gallery-", dir=target.parent))
+def _shapes_gallery(tmp: Path, count: int) -> None:
     rows = io.StringIO()
     writer = csv.writer(rows)
     writer.writerow(["id", "caption"])
@@ -57,8 +44,61 @@ def ensure_demo_gallery(count: int = 8, folder: Path | None = None) -> list[Path
         sf.write(tmp / f"{stem}.wav", sample.audio, ss.RATE)
         writer.writerow([stem, sample.caption])
     (tmp / "captions.csv").write_text(rows.getvalue(), encoding="utf-8")
+
+
+def _tissue_gallery(tmp: Path, count: int) -> None:
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["id", "report"])
+    for i in range(count):
+        sample = ts.make_sample(GALLERY_SEED, i)
+        stem = f"{i:02d}-{sample.case.organ}-stage{sample.case.stage}"
+        sample.he.save(tmp / f"{stem}-HE.png")
+        tifffile.imwrite(tmp / f"{stem}-mIF.ome.tif", sample.mif, ome=True,
+                         metadata={"axes": "CYX", "Channel": {"Name": list(ts.CHANNELS)}})
+        writer.writerow([stem, sample.text])
+    (tmp / "reports.csv").write_text(rows.getvalue(), encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Demo:
+    name: str
+    model: Path
+    version: int
+    write: Callable[[Path, int], None]
+    patterns: tuple[str, ...]  # gallery file order: one block per modality in the similarity matrix
+    count: int = 8
+
+
+DEMOS = {
+    "shapes_sounds": Demo("shapes_sounds", RESOURCES / "demo" / "shapes_sounds", 2, _shapes_gallery,
+                          ("*.png", "*.wav", "captions.csv")),
+    "tissue": Demo("tissue", RESOURCES / "demo" / "tissue", 1, _tissue_gallery,
+                   ("*-HE.png", "*-mIF.ome.tif", "reports.csv"), count=6),
+}
+DEFAULT_DEMO = "shapes_sounds"
+DEMO_MODEL = DEMOS[DEFAULT_DEMO].model
+
+
+def demo_gallery_dir(name: str = DEFAULT_DEMO) -> Path:
+    base = Path(os.environ.get("CLENS_CACHE_DIR") or user_cache_dir("contrastive-lens"))
+    return base / "demo" / f"{name}-v{DEMOS[name].version}"
+
+
+def gallery_files(folder: Path, name: str = DEFAULT_DEMO) -> list[Path]:
+    return [p for pattern in DEMOS[name].patterns for p in sorted(folder.glob(pattern))]
+
+
+def ensure_demo_gallery(count: int | None = None, folder: Path | None = None, name: str = DEFAULT_DEMO) -> list[Path]:
+    demo = DEMOS[name]
+    target = folder or demo_gallery_dir(name)
+    if target.is_dir() and gallery_files(target, name):
+        return gallery_files(target, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".gallery-", dir=target.parent))
+    demo.write(tmp, count or demo.count)
     try:
         os.replace(tmp, target)
     except OSError:  # another process made it first
         shutil.rmtree(tmp, ignore_errors=True)
-    return gallery_files(target)
+    return gallery_files(target, name)

@@ -23,6 +23,17 @@ def test_gallery_is_deterministic_and_complete(tmp_path):
     assert ensure_demo_gallery(folder=tmp_path / "a") == a  # second call reuses it
 
 
+def test_tissue_gallery_reads_back_with_channel_names(tmp_path):
+    from cl_core.readers import read_path
+
+    files = ensure_demo_gallery(folder=tmp_path / "t", name="tissue")
+    assert [p.name.split("-")[-1] for p in files[:6]] == ["HE.png"] * 6
+    stack = read_path(files[6])[0]
+    assert stack.data.channel_names == ("DAPI", "panCK", "CD8", "CD68", "PD-L1", "Ki67")
+    reports = read_path(files[-1])
+    assert len(reports) == 6 and "stage" in reports[0].data.lower()
+
+
 def test_world_follows_its_documented_mapping():
     rng = np.random.default_rng(0)
     obj = ss.Obj("circle", "red", "large", "plain", "left")
