@@ -324,5 +324,8 @@ def add_comparison(folder: Path, cards: dict[str, dict[str, Any]], subset: str =
     md = (folder / "MODEL_CARD.md").read_text(encoding="utf-8")
     md = md.split("\n## Objective comparison")[0].rstrip() + "\n\n## Objective comparison\n\n" + (
         "Held-out Recall@10 (pairwise cosine retrieval) of the same architecture and data trained with each "
-        "objective; the bundled model is the one with the best mean.\n\n" + comparison_markdown(cards, subset) + "\n")
+        "objective; the bundled model is the one with the best mean. Symile and GRAM score a whole tuple (the "
+        "multilinear inner product, the Gramian volume) rather than pairwise cosines, so this table measures what "
+        "pairwise retrieval panels show, not those objectives' native scores.\n\n"
+        + comparison_markdown(cards, subset) + "\n")
     write_text_atomic(folder / "MODEL_CARD.md", md)

@@ -19,9 +19,14 @@ from cl_core.models.clip_arch import TextCfg, TextTower, VisionCfg, VisionTower
 
 
 class ConvTower(nn.Module):
-    """Small strided CNN with GroupNorm (batch-independent), global average pool and a projection."""
+    """Small strided CNN with GroupNorm (batch-independent) and a projection.
 
-    def __init__(self, in_channels: int, widths: list[int], embed_dim: int) -> None:
+    pool="avg": global average pool (what is there); pool="flatten": the final feature grid is projected
+    as a whole (where it is), e.g. to match an H&E patch with the mIF patch of the very same cells.
+    """
+
+    def __init__(self, in_channels: int, widths: list[int], embed_dim: int, pool: str = "avg",
+                 input_size: int = 64) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         prev = in_channels
@@ -30,10 +35,17 @@ class ConvTower(nn.Module):
                        nn.Conv2d(w, w, 3, padding=1), nn.GroupNorm(min(8, w), w), nn.GELU()]
             prev = w
         self.body = nn.Sequential(*layers)
-        self.proj = nn.Linear(prev, embed_dim)
+        if pool not in ("avg", "flatten"):
+            raise CheckpointError(f"unknown conv pooling {pool!r} (avg or flatten)")
+        self.pool = pool
+        side = input_size
+        for _ in widths:
+            side = (side + 1) // 2
+        self.proj = nn.Linear(prev * side * side if pool == "flatten" else prev, embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.body(x).mean(dim=(2, 3)))
+        feats = self.body(x)
+        return self.proj(feats.flatten(1) if self.pool == "flatten" else feats.mean(dim=(2, 3)))
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,8 @@ class TowerSpec:
 
 
 def _conv(cfg: dict[str, Any], embed_dim: int) -> nn.Module:
-    return ConvTower(int(cfg.get("in_channels", 3)), [int(w) for w in cfg.get("widths", [32, 64, 128])], embed_dim)
+    return ConvTower(int(cfg.get("in_channels", 3)), [int(w) for w in cfg.get("widths", [32, 64, 128])], embed_dim,
+                     pool=str(cfg.get("pool", "avg")), input_size=int(cfg.get("preprocess", {}).get("size", 64)))
 
 
 def _audio_conv(cfg: dict[str, Any], embed_dim: int) -> nn.Module:

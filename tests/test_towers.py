@@ -1,0 +1,27 @@
+"""Native towers: flatten pooling sees where things are; average pooling only what is there."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cl_core.errors import CheckpointError
+from cl_core.models.towers import ConvTower
+
+
+def test_flatten_pooling_tells_positions_apart():
+    torch.manual_seed(0)
+    left = torch.zeros(1, 1, 32, 32)
+    left[..., 8:12, 4:8] = 1.0
+    right = torch.flip(left, dims=[-1])
+    flat = ConvTower(1, [4, 8], 8, pool="flatten", input_size=32).eval()
+    avg = ConvTower(1, [4, 8], 8, pool="avg", input_size=32).eval()
+    with torch.no_grad():
+        assert not torch.allclose(flat(left), flat(right), atol=1e-4)
+        assert flat.proj.in_features == 8 * 8 * 8
+        assert avg.proj.in_features == 8
+
+
+def test_unknown_pooling_is_refused():
+    with pytest.raises(CheckpointError, match="pooling"):
+        ConvTower(3, [4], 8, pool="max")
