@@ -30,6 +30,7 @@ from cl_core.errors import ClensError
 from cl_core.metrics import retrieval_report
 from cl_core.modality import Item, Modality
 from cl_core.models.native import FORMAT_TAG, NativeNet, from_config, save_native
+from cl_core.models.preprocess import AudioPreprocess
 from cl_core.task import TaskState
 
 PAIRWISE = {"info_nce", "siglip", "dcl"}
@@ -208,8 +209,8 @@ def train(recipe: dict[str, Any], out: Path, state: TaskState | None = None, dev
     train_data = world_dataset(recipe["data"], "train")
     feats = prepare_features(net, config, train_data, torch.device("cpu"))
     net.to(dev)
-    audio_pre = from_config(config, net, out, dev).audio_pre
-    mel = audio_pre.log_mel if audio_pre is not None else None
+    audio_cfg = config["towers"].get("audio")
+    mel = AudioPreprocess.from_dict(audio_cfg.get("preprocess", {})).log_mel if audio_cfg else None
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=float(t.get("lr", 1e-3)), weight_decay=float(t.get("weight_decay", 1e-4)))
     n = len(train_data)
