@@ -142,9 +142,12 @@ def prepare_features(net: NativeNet, config: dict[str, Any], data: Dataset, devi
             if prepared.groups is not None and any(g != 1 for g in prepared.groups):
                 raise ClensError("training inputs must fit one window (shorten the clips or lengthen the window)")
             inputs = prepared.inputs
-            sentence = getattr(net.towers[modality.value], "sentence_embedding", None)
-            if callable(sentence):  # frozen encoder: run once, train on its vectors
-                inputs = {"sentence": sentence(**inputs)}
+            tower: Any = net.towers[modality.value]
+            if getattr(tower, "pool", None) == "attention":  # frozen encoder: cache its token states
+                fixed = tower.tokenize([str(it.data) for it in batch[start:start + 256]], fixed=True)
+                inputs = {"states": tower.token_states(**fixed), "mask": fixed["attention_mask"]}
+            elif callable(getattr(tower, "sentence_embedding", None)):  # frozen encoder: cache its vectors
+                inputs = {"sentence": tower.sentence_embedding(**inputs)}
             for k, v in inputs.items():
                 tensors.setdefault(k, []).append(v)
         if "input_ids" in tensors:
@@ -158,6 +161,8 @@ def tower_forward(net: NativeNet, config: dict[str, Any], modality: Modality, in
     tower: Any = net.towers[modality.value]
     if "sentence" in inputs:
         return tower.project(inputs["sentence"])
+    if "states" in inputs:
+        return tower.project_states(inputs["states"], inputs["mask"])
     if "waves" in inputs:
         assert audio_mel is not None
         return tower(audio_mel(inputs["waves"]))

@@ -41,3 +41,23 @@ def test_sentence_vector_equals_sentence_transformers(sentence_model):
     np.testing.assert_allclose(ours, reference, atol=1e-5)
     vecs = model.encode(Modality.TEXT, [Item(t, Modality.TEXT, t) for t in texts])
     assert vecs.shape == (2, 16)
+
+
+def test_attention_pooling_is_padding_invariant_and_saved(tmp_path):
+    """Training caches fixed-length token states, inference pads per batch: both give the same vector."""
+    import torch
+
+    cfg = tiny_models.native_config()
+    cfg["towers"]["text"] = {"arch": "sentence", "pool": "attention", "queries": 2, "max_length": 48}
+    folder = tiny_models.make_native(tmp_path / "att", config=cfg)
+    model = open_checkpoint(folder)
+    tower = model.net.towers["text"]
+    texts = ["Stage II lung adenocarcinoma; tumour cellularity about 40%", "short"]
+    dynamic = tower.tokenize(texts)
+    fixed = tower.tokenize(texts, fixed=True)
+    assert fixed["input_ids"].shape[1] == 48 > dynamic["input_ids"].shape[1]
+    with torch.no_grad():
+        a = tower.project_states(tower.token_states(**dynamic), dynamic["attention_mask"])
+        b = tower.project_states(tower.token_states(**fixed), fixed["attention_mask"])
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert "towers.text.queries" in load_file(str(folder / "model.safetensors"))

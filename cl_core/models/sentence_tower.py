@@ -46,9 +46,16 @@ class SentenceTower(nn.Module):
         self.encoder.requires_grad_(False)
         self.max_length = int(cfg.get("max_length", 64))
         width = int(self.encoder.config.hidden_size)
+        # pool="mean": the sentence-transformers vector; pool="attention": learned queries over the frozen
+        # token states as well, so details a mean blurs ("about 40%") can reach the projection
+        self.pool = str(cfg.get("pool", "mean"))
+        if self.pool not in ("mean", "attention"):
+            raise CheckpointError(f"unknown sentence pooling {self.pool!r} (mean or attention)")
+        queries = int(cfg.get("queries", 4)) if self.pool == "attention" else 0
+        self.queries = nn.Parameter(torch.randn(queries, width) * width ** -0.5) if queries else None
         hidden = [int(h) for h in cfg.get("hidden", [])]
         layers: list[nn.Module] = []
-        prev = width
+        prev = width * (1 + queries)
         for h in hidden:
             layers += [nn.Linear(prev, h), nn.GELU()]
             prev = h
@@ -60,20 +67,36 @@ class SentenceTower(nn.Module):
         self.encoder.eval()  # frozen: no dropout, ever
         return self
 
-    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+    def tokenize(self, texts: list[str], fixed: bool = False) -> dict[str, torch.Tensor]:
+        padding = "max_length" if fixed else True
+        enc = self.tokenizer(texts, padding=padding, truncation=True, max_length=self.max_length, return_tensors="pt")
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
     @torch.no_grad()
-    def sentence_embedding(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()
+
+    @staticmethod
+    def mean_pool(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Mean-pooled, L2-normalised sentence vector, as sentence-transformers computes it."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
-        return F.normalize(pooled.float(), dim=-1)
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        return F.normalize((states * mask).sum(1) / mask.sum(1).clamp_min(1e-9), dim=-1)
+
+    def sentence_embedding(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.mean_pool(self.token_states(input_ids, attention_mask), attention_mask)
+
+    def project_states(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The trainable part: pooling (mean, plus learned queries) and the projection."""
+        parts = [self.mean_pool(states, attention_mask)]
+        if self.queries is not None:
+            scores = torch.einsum("qd,btd->bqt", self.queries, states) / states.shape[-1] ** 0.5
+            scores = scores.masked_fill(attention_mask[:, None, :] == 0, float("-inf"))
+            parts.append(torch.einsum("bqt,btd->bqd", scores.softmax(-1), states).flatten(1))
+        return self.proj(torch.cat(parts, dim=-1))
 
     def project(self, sentence: torch.Tensor) -> torch.Tensor:
+        """Projection of a mean-pooled sentence vector (pool="mean" only)."""
         return self.proj(sentence)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.project(self.sentence_embedding(input_ids, attention_mask))
+        return self.project_states(self.token_states(input_ids, attention_mask), attention_mask)
