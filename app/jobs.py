@@ -18,7 +18,7 @@ from cl_core.embedding import EmbedResult, embed_items, embed_paths
 from cl_core.modality import Item
 from cl_core.models.base import BaseModel
 from cl_core.session import Session
-from cl_core.task import Progress, TaskState
+from cl_core.task import TaskState
 
 
 class Jobs(QObject):
@@ -42,7 +42,7 @@ class Jobs(QObject):
     def _start(self, name: str, fn: Any, on_result: Any) -> Task:
         def wire(task: Task) -> None:
             sig = task.signals
-            sig.progress.connect(self._on_progress)
+            sig.progress.connect(self.progress)  # relayed as is
             sig.finished.connect(on_result)
             sig.failed.connect(lambda msg: self.error.emit(f"{name} failed: {msg}"))
             sig.cancelled.connect(lambda: self.status.emit(f"{name} cancelled; finished work kept"))
@@ -50,9 +50,6 @@ class Jobs(QObject):
 
         self.busy_changed.emit(True)
         return self.runner.submit(name, fn, wire)
-
-    def _on_progress(self, p: Progress) -> None:
-        self.progress.emit(p)
 
     def _done(self, name: str) -> None:
         self.job_done.emit(name)

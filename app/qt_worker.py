@@ -15,7 +15,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from cl_core.errors import Cancelled, ClensError
-from cl_core.task import Progress, TaskState
+from cl_core.task import TaskState
 
 
 class TaskSignals(QObject):
@@ -108,5 +108,3 @@ class TaskRunner(QObject):
         self.active.clear()
         return ok
 
-
-__all__ = ["Progress", "Task", "TaskRunner", "TaskSignals"]

@@ -46,9 +46,9 @@ class DecodePool:
         self.reader = reader  # importable "module:function" with read_path's signature
         self._pool: ProcessPoolExecutor | None = None
 
-    def _executor(self, workers: int | None = None) -> ProcessPoolExecutor:
+    def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(workers or self.workers, mp_context=mp.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
         return self._pool
 
     def close(self) -> None:

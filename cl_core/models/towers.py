@@ -52,7 +52,6 @@ class ConvTower(nn.Module):
 class TowerSpec:
     modalities: frozenset[Modality]
     build: Callable[[dict[str, Any], int], nn.Module]
-    input_key: str
     description: str
 
 
@@ -82,12 +81,12 @@ def _sentence(cfg: dict[str, Any], embed_dim: int) -> nn.Module:
 
 
 TOWERS: dict[str, TowerSpec] = {
-    "conv": TowerSpec(frozenset({Modality.IMAGE, Modality.MULTICHANNEL}), _conv, "pixels",
+    "conv": TowerSpec(frozenset({Modality.IMAGE, Modality.MULTICHANNEL}), _conv,
                       "strided CNN over images or channel stacks"),
-    "vit": TowerSpec(frozenset({Modality.IMAGE}), _vit, "pixels", "CLIP-style vision transformer"),
-    "audio_conv": TowerSpec(frozenset({Modality.AUDIO}), _audio_conv, "mel", "CNN over log-mel windows"),
-    "clip_text": TowerSpec(frozenset({Modality.TEXT}), _clip_text, "tokens", "CLIP text transformer, CLIP BPE"),
-    "sentence": TowerSpec(frozenset({Modality.TEXT}), _sentence, "tokens",
+    "vit": TowerSpec(frozenset({Modality.IMAGE}), _vit, "CLIP-style vision transformer"),
+    "audio_conv": TowerSpec(frozenset({Modality.AUDIO}), _audio_conv, "CNN over log-mel windows"),
+    "clip_text": TowerSpec(frozenset({Modality.TEXT}), _clip_text, "CLIP text transformer, CLIP BPE"),
+    "sentence": TowerSpec(frozenset({Modality.TEXT}), _sentence,
                           "frozen sentence encoder (all-MiniLM-L6-v2) + trained projection"),
 }
 

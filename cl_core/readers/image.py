@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import warnings
 from pathlib import Path
 
@@ -34,12 +35,7 @@ def read_image(path: Path, max_pixels: int) -> list[Item]:
         raise ReaderError(src, f"image too large (decompression bomb guard): {exc}") from None
     except UnidentifiedImageError:
         raise ReaderError(src, "unsupported or corrupt image (accepted: " + ", ".join(ALLOWED_FORMATS) + ")") from None
-    except (OSError, ValueError, SyntaxError, EOFError, struct_error(), MemoryError, IndexError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, MemoryError, IndexError) as exc:
         raise ReaderError(src, f"corrupt image: {type(exc).__name__}: {exc}") from None
     return [Item(src, Modality.IMAGE, rgb, {"format": fmt, "size": (width, height)})]
 
-
-def struct_error() -> type[Exception]:
-    import struct
-
-    return struct.error
