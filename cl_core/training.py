@@ -15,7 +15,6 @@ import json
 import math
 import time
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,7 @@ from cl_core.device import pick_device
 from cl_core.errors import ClensError
 from cl_core.metrics import retrieval_report
 from cl_core.modality import Item, Modality
-from cl_core.models.native import FORMAT_TAG, NativeNet, from_config, save_native
-from cl_core.models.preprocess import AudioPreprocess
+from cl_core.models.native import FORMAT_TAG, NativeModel, NativeNet, from_config, save_native
 from cl_core.task import TaskState
 
 PAIRWISE = {"info_nce", "siglip", "dcl"}
@@ -156,17 +154,14 @@ def prepare_features(net: NativeNet, config: dict[str, Any], data: Dataset, devi
     return out
 
 
-def tower_forward(net: NativeNet, config: dict[str, Any], modality: Modality, inputs: dict[str, torch.Tensor],
-                  audio_mel: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
-    tower: Any = net.towers[modality.value]
+def tower_forward(model: NativeModel, modality: Modality, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A training forward: cached frozen-encoder features go to the trainable head, the rest as at inference."""
+    tower: Any = model.net.towers[modality.value]
     if "sentence" in inputs:
         return tower.project(inputs["sentence"])
     if "states" in inputs:
         return tower.project_states(inputs["states"], inputs["mask"])
-    if "waves" in inputs:
-        assert audio_mel is not None
-        return tower(audio_mel(inputs["waves"]))
-    return tower(next(iter(inputs.values())))
+    return model.forward(modality, inputs)
 
 
 def batch_loss(objective: str, embs: dict[Modality, torch.Tensor], present: dict[Modality, torch.Tensor],
@@ -214,8 +209,7 @@ def train(recipe: dict[str, Any], out: Path, state: TaskState | None = None, dev
     train_data = world_dataset(recipe["data"], "train")
     feats = prepare_features(net, config, train_data, torch.device("cpu"))
     net.to(dev)
-    audio_cfg = config["towers"].get("audio")
-    mel = AudioPreprocess.from_dict(audio_cfg.get("preprocess", {})).log_mel if audio_cfg else None
+    runner = from_config(config, net, out, dev)  # the inference forward and preprocessing, reused
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=float(t.get("lr", 1e-3)), weight_decay=float(t.get("weight_decay", 1e-4)))
     n = len(train_data)
@@ -250,7 +244,7 @@ def train(recipe: dict[str, Any], out: Path, state: TaskState | None = None, dev
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             for modality, (inputs, mask) in feats.items():
                 batch = {k: v[idx].to(dev) for k, v in inputs.items()}
-                embs[modality] = tower_forward(net, config, modality, batch, mel)
+                embs[modality] = tower_forward(runner, modality, batch)
                 present[modality] = mask[idx].to(dev)
         scale = net.logit_scale.exp().clamp(max=100.0)
         loss = batch_loss(objective, {m: e.float() for m, e in embs.items()}, present, scale, extra)
