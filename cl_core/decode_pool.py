@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing as mp
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -39,7 +40,7 @@ def _read_in_worker(reader: str, path: str, modality: Modality | None,
 
 
 class DecodePool:
-    """A lazily started pool of decoder processes; `read_many` keeps input order."""
+    """A lazily started pool of decoder processes, kept alive across calls; results keep input order."""
 
     def __init__(self, workers: int = 2, reader: str = DEFAULT_READER) -> None:
         self.workers = max(1, workers)
@@ -65,31 +66,52 @@ class DecodePool:
     def read_many(self, paths: Sequence[Path], modality: Modality | None, limits: ReadLimits,
                   state: TaskState | None = None) -> list[Outcome]:
         """One outcome per path, in order: (items, None) or ([], ReaderError)."""
-        outcomes: dict[int, Outcome] = {}
-        pending = list(range(len(paths)))
-        one_by_one = False  # after a crash, files go one at a time so the next crash names its file
-        while pending:
-            batch = pending[:1] if one_by_one else pending
-            futures: dict[int, Future] = {i: self._executor().submit(
-                _read_in_worker, self.reader, str(paths[i]), modality, limits) for i in batch}
-            broke = False
-            for i in batch:
-                if state is not None and state.cancel_requested:
-                    for f in futures.values():
-                        f.cancel()
-                    state.check_cancelled()
-                try:
-                    got, error = futures[i].result()
-                    outcomes[i] = (got, ReaderError(*error) if error else None)
-                except BrokenProcessPool:
-                    broke = True
+        outcomes: list[Outcome] = []
+        for i, outcome in self.stream(paths, modality, limits, state):
+            outcomes.append(outcome)
+            if state is not None:
+                state.set_progress(i + 1, len(paths), f"reading {Path(paths[i]).name}")
+        return outcomes
+
+    def stream(self, paths: Sequence[Path], modality: Modality | None, limits: ReadLimits,
+               state: TaskState | None = None, window: int | None = None) -> Iterator[tuple[int, Outcome]]:
+        """Yield (index, outcome) in input order while up to `window` later files decode in the workers,
+        so decoding overlaps with whatever the caller does between items (e.g. a model forward)."""
+        window = window or self.workers * 8
+        inflight: deque[tuple[int, Future]] = deque()
+        retry: deque[int] = deque()  # after a crash: files re-read one at a time to pin the crash
+        next_i = 0
+        try:
+            while next_i < len(paths) or inflight or retry:
                 if state is not None:
-                    state.set_progress(len(outcomes), len(paths), f"reading {Path(paths[i]).name}")
-            if broke:
-                self.close()
-                if len(batch) == 1:
-                    outcomes[batch[0]] = ([], ReaderError(
-                        str(paths[batch[0]]), "the decoder crashed on this file (its worker process died)"))
-                one_by_one = True
-            pending = [i for i in pending if i not in outcomes]
-        return [outcomes[i] for i in range(len(paths))]
+                    state.check_cancelled()
+                if retry:
+                    i = retry.popleft()
+                    yield i, self._read_alone(paths[i], modality, limits)
+                    continue
+                while len(inflight) < window and next_i < len(paths):
+                    inflight.append((next_i, self._submit(paths[next_i], modality, limits)))
+                    next_i += 1
+                i, fut = inflight.popleft()
+                try:
+                    got, error = fut.result()
+                except BrokenProcessPool:
+                    self.close()
+                    retry.extend([i, *(j for j, _ in inflight)])
+                    inflight.clear()
+                    continue
+                yield i, (got, ReaderError(*error) if error else None)
+        finally:
+            for _, fut in inflight:
+                fut.cancel()
+
+    def _submit(self, path: Path, modality: Modality | None, limits: ReadLimits) -> Future:
+        return self._executor().submit(_read_in_worker, self.reader, str(path), modality, limits)
+
+    def _read_alone(self, path: Path, modality: Modality | None, limits: ReadLimits) -> Outcome:
+        try:
+            got, error = self._submit(path, modality, limits).result()
+        except BrokenProcessPool:
+            self.close()
+            return [], ReaderError(str(path), "the decoder crashed on this file (its worker process died)")
+        return got, ReaderError(*error) if error else None

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import soundfile as sf
 import tifffile
@@ -24,40 +25,56 @@ from cl_core.worlds import shapes_sounds as ss
 from cl_core.worlds import tissue as ts
 
 GALLERY_SEED = 20_000
+MANIFEST = "manifest.csv"  # one row per sample: its files, text, label and ground truth
 
 
 def _shapes_gallery(tmp: Path, count: int) -> None:
-    rows = io.StringIO()
-    writer = csv.writer(rows)
-    writer.writerow(["id", "caption"])
+    """Distinct (colour, shape) pairs first (a readable demo), repeats once all 20 are used."""
+    captions, manifest = _table(["id", "caption"]), _table(["id", "image", "audio", "caption", "label", "size", "texture",
+                                                            "position"])
     seen: set[tuple[str, str]] = set()
-    index = 0
-    while len(seen) < count:  # distinct (colour, shape) pairs make a readable demo
+    index = written = 0
+    distinct = len(ss.COLOURS) * len(ss.SHAPES)
+    while written < count:
         sample = ss.make_sample(GALLERY_SEED, index, compositional_fraction=0.0)
         index += 1
         obj = sample.objects[0]
-        if (obj.colour, obj.shape) in seen:
+        if (obj.colour, obj.shape) in seen and len(seen) < min(count, distinct):
             continue
         seen.add((obj.colour, obj.shape))
-        stem = f"{len(seen) - 1:02d}-{obj.colour}-{obj.shape}"
+        stem = f"{written:02d}-{obj.colour}-{obj.shape}"
+        written += 1
         sample.image.save(tmp / f"{stem}.png")
         sf.write(tmp / f"{stem}.wav", sample.audio, ss.RATE)
-        writer.writerow([stem, sample.caption])
-    (tmp / "captions.csv").write_text(rows.getvalue(), encoding="utf-8")
+        captions[1].writerow([stem, sample.caption])
+        manifest[1].writerow([stem, f"{stem}.png", f"{stem}.wav", sample.caption, f"{obj.colour} {obj.shape}",
+                              obj.size, obj.texture, obj.position])
+    (tmp / "captions.csv").write_text(captions[0].getvalue(), encoding="utf-8")
+    (tmp / MANIFEST).write_text(manifest[0].getvalue(), encoding="utf-8")
+
+
+def _table(header: list[str]) -> tuple[io.StringIO, Any]:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    return buf, writer
 
 
 def _tissue_gallery(tmp: Path, count: int) -> None:
-    rows = io.StringIO()
-    writer = csv.writer(rows)
-    writer.writerow(["id", "report"])
+    reports = _table(["id", "report"])
+    manifest = _table(["id", "he", "mif", "report", "label", "stage", "age", "cd8", "pdl1", "ki67", "responder"])
     for i in range(count):
         sample = ts.make_sample(GALLERY_SEED, i)
-        stem = f"{i:02d}-{sample.case.organ}-stage{sample.case.stage}"
+        case = sample.case
+        stem = f"{i:02d}-{case.organ}-stage{case.stage}"
         sample.he.save(tmp / f"{stem}-HE.png")
         tifffile.imwrite(tmp / f"{stem}-mIF.ome.tif", sample.mif, ome=True,
                          metadata={"axes": "CYX", "Channel": {"Name": list(ts.CHANNELS)}})
-        writer.writerow([stem, sample.text])
-    (tmp / "reports.csv").write_text(rows.getvalue(), encoding="utf-8")
+        reports[1].writerow([stem, sample.text])
+        manifest[1].writerow([stem, f"{stem}-HE.png", f"{stem}-mIF.ome.tif", sample.text, case.organ, case.stage,
+                              case.age, f"{case.cd8:.3f}", f"{case.pdl1:.3f}", f"{case.ki67:.3f}", case.responder])
+    (tmp / "reports.csv").write_text(reports[0].getvalue(), encoding="utf-8")
+    (tmp / MANIFEST).write_text(manifest[0].getvalue(), encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -71,9 +88,9 @@ class Demo:
 
 
 DEMOS = {
-    "shapes_sounds": Demo("shapes_sounds", RESOURCES / "demo" / "shapes_sounds", 2, _shapes_gallery,
+    "shapes_sounds": Demo("shapes_sounds", RESOURCES / "demo" / "shapes_sounds", 3, _shapes_gallery,
                           ("*.png", "*.wav", "captions.csv")),
-    "tissue": Demo("tissue", RESOURCES / "demo" / "tissue", 1, _tissue_gallery,
+    "tissue": Demo("tissue", RESOURCES / "demo" / "tissue", 2, _tissue_gallery,
                    ("*-HE.png", "*-mIF.ome.tif", "reports.csv"), count=6),
 }
 DEFAULT_DEMO = "shapes_sounds"
@@ -87,6 +104,12 @@ def demo_gallery_dir(name: str = DEFAULT_DEMO) -> Path:
 
 def gallery_files(folder: Path, name: str = DEFAULT_DEMO) -> list[Path]:
     return [p for pattern in DEMOS[name].patterns for p in sorted(folder.glob(pattern))]
+
+
+def demo_manifest(name: str = DEFAULT_DEMO, count: int | None = None, folder: Path | None = None) -> Path:
+    """The demo gallery's manifest (written on first use): the source `clens index build MODEL demo:NAME` uses."""
+    files = ensure_demo_gallery(count, folder, name)
+    return files[0].parent / MANIFEST
 
 
 def ensure_demo_gallery(count: int | None = None, folder: Path | None = None, name: str = DEFAULT_DEMO) -> list[Path]:

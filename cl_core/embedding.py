@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -123,7 +124,7 @@ def embed_items(model: BaseModel, items: Sequence[Item], state: TaskState | None
             for start in range(0, len(group), size):
                 state.check_cancelled()
                 chunk = group[start:start + size]
-                for (i, it), vec in _encode_chunk(model, modality, chunk, result.failures):
+                for (i, it), vec in encode_chunk(model, modality, chunk, result.failures):
                     done[i] = (it, vec)
                 state.set_progress(len(done) + _failed_count(result), total, f"embedding {modality.value}")
     except Cancelled:
@@ -147,8 +148,8 @@ def _failed_count(result: EmbedResult) -> int:
     return sum(1 for f in result.failures if f.stage == "encode")
 
 
-def _encode_chunk(model: BaseModel, modality: Modality, chunk: list[tuple[int, Item]],
-                  failures: list[Failure]) -> list[tuple[tuple[int, Item], np.ndarray]]:
+def encode_chunk(model: BaseModel, modality: Modality, chunk: list[tuple[Any, Item]],
+                  failures: list[Failure]) -> list[tuple[tuple[Any, Item], np.ndarray]]:
     """Encode a chunk; if it fails, retry item by item so only the bad item is reported."""
     try:
         vecs = model.encode(modality, [it for _, it in chunk])
@@ -163,7 +164,7 @@ def _encode_chunk(model: BaseModel, modality: Modality, chunk: list[tuple[int, I
             return []
         out = []
         for pair in chunk:
-            out.extend(_encode_chunk(model, modality, [pair], failures))
+            out.extend(encode_chunk(model, modality, [pair], failures))
         return out
 
 

@@ -1,0 +1,244 @@
+"""The durable embedding cache: embed a collection once, reopen it for free, re-embed what changed.
+
+Keys: the content hash of a file (or text) and the model's fingerprint, so a moved file is still a hit and
+a changed file or a different model is a miss. Metadata lives in SQLite (WAL, synchronous=FULL); vectors
+in .npy segment files that are memory-mapped on read.
+
+Crash safety (kill -9 at any moment leaves the old or the new state, never a mix): a segment is written
+to a temp file, fsynced and renamed into place *before* the SQLite transaction that references it commits.
+A crash before the commit leaves an unreferenced segment (removed later as an orphan); a crash during the
+commit is rolled back by SQLite's journal. Rows are never updated in place to point at a different file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from platformdirs import user_cache_dir
+
+from cl_core.atomic import save_npy_atomic
+from cl_core.modality import Modality
+
+SCHEMA_VERSION = 1
+ORPHAN_AGE_S = 3600.0  # an unreferenced segment younger than this may belong to another process's open write
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("CLENS_CACHE_DIR") or user_cache_dir("contrastive-lens")) / "embeddings"
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(b"text\0" + text.encode("utf-8")).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+@dataclass(frozen=True)
+class Record:
+    """One embedded item of one file/text: a vector, or the reason it was quarantined."""
+
+    digest: str
+    ordinal: int  # which item of the file (a CSV gives one per row)
+    modality: Modality
+    source_suffix: str  # appended to the entry's source (":12" for a CSV row)
+    text: str | None  # the item's text, for text items (shown in results)
+    vector: np.ndarray | None
+    reason: str | None = None  # set when quarantined
+
+
+@dataclass(frozen=True)
+class Cached:
+    ordinal: int
+    modality: Modality
+    source_suffix: str
+    text: str | None
+    segment: str | None
+    row: int
+    reason: str | None
+
+
+class EmbeddingCache:
+    """Thread-safe (one connection behind a lock); several processes may share a folder (SQLite locking)."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "segments").mkdir(exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.root / "cache.sqlite", timeout=30.0, check_same_thread=False,
+                                   isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._maps: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._create()
+        self.remove_orphans()
+
+    def _create(self) -> None:
+        with self._lock:
+            self._db.executescript("""
+                BEGIN;
+                CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+                CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
+                                                 digest TEXT);
+                CREATE TABLE IF NOT EXISTS segments(name TEXT PRIMARY KEY, model TEXT, rows INTEGER, dim INTEGER);
+                CREATE TABLE IF NOT EXISTS items(model TEXT, digest TEXT, ordinal INTEGER, modality TEXT,
+                                                 suffix TEXT, text TEXT, segment TEXT, row INTEGER, reason TEXT,
+                                                 PRIMARY KEY(model, digest, ordinal));
+                CREATE TABLE IF NOT EXISTS complete(model TEXT, digest TEXT, count INTEGER,
+                                                    PRIMARY KEY(model, digest));
+                COMMIT;""")
+            got = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if got is None:
+                self._db.execute("INSERT INTO meta VALUES('schema', ?)", (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        with self._lock:
+            self._maps.clear()
+            self._db.close()
+
+    # ---- content hashes, memoised by (path, size, mtime) -----------------------------------
+
+    def file_digest(self, path: Path) -> str:
+        """sha256 of the file; reused while its size and mtime are unchanged (raises OSError)."""
+        key = str(Path(path).resolve())
+        st = os.stat(key)
+        with self._lock:
+            row = self._db.execute("SELECT size, mtime_ns, digest FROM files WHERE path=?", (key,)).fetchone()
+        if row is not None and row[0] == st.st_size and row[1] == st.st_mtime_ns:
+            return str(row[2])
+        digest = file_sha256(Path(key))
+        after = os.stat(key)
+        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):  # changed while hashing
+            digest = file_sha256(Path(key))
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO files VALUES(?,?,?,?)",
+                             (key, after.st_size, after.st_mtime_ns, digest))
+        return digest
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def lookup(self, model: str, digests: Iterable[str]) -> dict[str, list[Cached]]:
+        """Every completely cached digest -> its items in ordinal order."""
+        wanted = list(dict.fromkeys(digests))
+        out: dict[str, list[Cached]] = {}
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                done = {d: n for d, n in self._db.execute(
+                    f"SELECT digest, count FROM complete WHERE model=? AND digest IN ({marks})", (model, *chunk))}
+                rows = self._db.execute(
+                    f"SELECT digest, ordinal, modality, suffix, text, segment, row, reason FROM items "
+                    f"WHERE model=? AND digest IN ({marks}) ORDER BY digest, ordinal", (model, *chunk)).fetchall()
+                for d, o, m, suffix, text, seg, r, reason in rows:
+                    if d in done:
+                        out.setdefault(d, []).append(Cached(o, Modality(m), suffix, text, seg, r, reason))
+                for d, n in done.items():
+                    if len(out.get(d, [])) != n:  # never happens after an atomic put; be safe anyway
+                        out.pop(d, None)
+        return out
+
+    def vectors(self, cached: Sequence[Cached], dim: int) -> np.ndarray:
+        """Gather the vectors of cached items (memory-mapped segments, read once each)."""
+        out = np.zeros((len(cached), dim), np.float32)
+        by_segment: dict[str, list[int]] = {}
+        for i, c in enumerate(cached):
+            if c.segment is not None:
+                by_segment.setdefault(c.segment, []).append(i)
+        for name, idx in by_segment.items():
+            data = self._segment(name)
+            rows = np.array([cached[i].row for i in idx])
+            out[idx] = data[rows]
+        return out
+
+    def _segment(self, name: str) -> np.ndarray:
+        with self._lock:
+            if name in self._maps:
+                self._maps.move_to_end(name)
+                return self._maps[name]
+        data = np.load(self.root / "segments" / name, mmap_mode="r", allow_pickle=False)
+        with self._lock:
+            self._maps[name] = data
+            while len(self._maps) > 64:
+                self._maps.popitem(last=False)
+        return data
+
+    # ---- writing -------------------------------------------------------------------------------
+
+    def put(self, model: str, records: Sequence[Record], complete: dict[str, int]) -> None:
+        """Store records and mark digests complete (with their item count) in one atomic step."""
+        good = [r for r in records if r.vector is not None]
+        segment = None
+        if good:
+            segment = f"{model[:16]}-{uuid.uuid4().hex}.npy"
+            save_npy_atomic(self.root / "segments" / segment,
+                            np.stack([r.vector for r in good if r.vector is not None]).astype(np.float32))
+        rows: list[tuple] = []
+        k = 0
+        for r in records:
+            if r.vector is not None:
+                rows.append((model, r.digest, r.ordinal, r.modality.value, r.source_suffix, r.text, segment, k, None))
+                k += 1
+            else:
+                rows.append((model, r.digest, r.ordinal, r.modality.value, r.source_suffix, r.text, None, -1,
+                             r.reason or "quarantined"))
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if segment is not None:
+                    self._db.execute("INSERT INTO segments VALUES(?,?,?,?)",
+                                     (segment, model, len(good), int(good[0].vector.shape[0])))  # type: ignore[union-attr]
+                for digest in complete:  # a file re-embedded in full replaces what was there
+                    self._db.execute("DELETE FROM items WHERE model=? AND digest=?", (model, digest))
+                self._db.executemany("INSERT OR REPLACE INTO items VALUES(?,?,?,?,?,?,?,?,?)", rows)
+                self._db.executemany("INSERT OR REPLACE INTO complete VALUES(?,?,?)",
+                                     [(model, d, n) for d, n in complete.items()])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def remove_orphans(self, min_age_s: float = ORPHAN_AGE_S) -> int:
+        """Delete segment files no committed row references (left by a crash before its commit)."""
+        with self._lock:
+            known = {name for (name,) in self._db.execute("SELECT name FROM segments")}
+            used = {name for (name,) in self._db.execute("SELECT DISTINCT segment FROM items WHERE segment IS NOT NULL")}
+        removed = 0
+        now = time.time()
+        for f in (self.root / "segments").iterdir():
+            if f.name in known and f.name in used:
+                continue
+            try:
+                if now - f.stat().st_mtime >= min_age_s:
+                    f.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        if removed:
+            with self._lock:
+                self._db.execute("DELETE FROM segments WHERE name NOT IN "
+                                 "(SELECT DISTINCT segment FROM items WHERE segment IS NOT NULL)")
+        return removed
+
+    def stats(self, model: str | None = None) -> dict[str, int]:
+        where, args = ("WHERE model=?", (model,)) if model else ("", ())
+        with self._lock:
+            items = self._db.execute(f"SELECT COUNT(*) FROM items {where}", args).fetchone()[0]
+            bad = self._db.execute(f"SELECT COUNT(*) FROM items {where} {'AND' if where else 'WHERE'} "
+                                   "reason IS NOT NULL", args).fetchone()[0]
+            segs = self._db.execute(f"SELECT COUNT(*) FROM segments {where}", args).fetchone()[0]
+        return {"items": int(items), "quarantined": int(bad), "segments": int(segs)}
+

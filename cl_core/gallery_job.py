@@ -1,0 +1,258 @@
+"""Embed a gallery: cached items cost nothing, the rest are decoded in worker processes while the model runs.
+
+Decoding (DecodePool.stream, a window of files ahead) overlaps the batched forward pass. Finished files are
+written to the cache every `flush_rows` rows and when the job stops, so a cancelled or killed job keeps
+what it finished and running it again continues from there. Files that fail are listed with their reasons;
+NaN/inf/zero rows are quarantined (cached as such, so they are counted again without re-embedding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cl_core.cache import Cached, EmbeddingCache, Record, file_sha256, text_digest
+from cl_core.decode_pool import DecodePool
+from cl_core.embedding import Failure, encode_chunk, check_rows, fit_modality
+from cl_core.errors import Cancelled, ReaderError
+from cl_core.fingerprint import model_fingerprint
+from cl_core.gallery import Entry, Gallery
+from cl_core.modality import Item, Modality
+from cl_core.models.base import BaseModel
+from cl_core.readers import ReadLimits
+from cl_core.task import TaskState
+
+
+@dataclass(frozen=True)
+class Row:
+    """One embedded item of a gallery (a file gives one, a CSV of texts one per row)."""
+
+    entry: int
+    sample_id: str
+    source: str
+    modality: Modality
+    label: str | None = None
+    text: str | None = None
+
+
+@dataclass
+class GalleryEmbedding:
+    gallery: Gallery
+    model_fingerprint: str
+    rows: list[Row] = field(default_factory=list)
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    failures: list[Failure] = field(default_factory=list)
+    cancelled: bool = False
+    from_cache: int = 0  # items served by the cache
+    embedded: int = 0  # items run through the model in this job
+
+    @property
+    def modalities(self) -> list[Modality]:
+        return list(dict.fromkeys(r.modality for r in self.rows))
+
+    def indices(self, modality: Modality) -> np.ndarray:
+        return np.array([i for i, r in enumerate(self.rows) if r.modality is modality], dtype=np.int64)
+
+    @property
+    def quarantined(self) -> list[Failure]:
+        return [f for f in self.failures if f.stage == "quarantine"]
+
+
+def fingerprint_of(model: BaseModel, cache: EmbeddingCache | None) -> str:
+    """Memoised on the model object (hashing the weights once per load)."""
+    fp = getattr(model, "_clens_fingerprint", None)
+    if fp is None:
+        fp = model_fingerprint(model, cache.file_digest if cache is not None else file_sha256)
+        model._clens_fingerprint = fp  # type: ignore[attr-defined]
+    return str(fp)
+
+
+class _Staging:
+    """Records of finished files, waiting to be written together (or kept in memory without a cache)."""
+
+    def __init__(self, cache: EmbeddingCache | None, model_fp: str, flush_rows: int) -> None:
+        self.cache, self.fp, self.flush_rows = cache, model_fp, flush_rows
+        self.records: list[Record] = []
+        self.complete: dict[str, int] = {}
+        self.memory: dict[str, list[Record]] = {}  # everything embedded by this job, by digest
+
+    def add_file(self, digest: str, records: list[Record], complete: bool) -> None:
+        self.memory[digest] = records
+        self.records.extend(records)
+        if complete:
+            self.complete[digest] = len(records)
+        if len(self.records) >= self.flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.cache is not None and (self.records or self.complete):
+            self.cache.put(self.fp, self.records, self.complete)
+        self.records, self.complete = [], {}
+
+
+def embed_gallery(model: BaseModel, gallery: Gallery, cache: EmbeddingCache | None = None,
+                  state: TaskState | None = None, pool: DecodePool | None = None, batch_size: int | None = None,
+                  limits: ReadLimits | None = None, flush_rows: int = 2048) -> GalleryEmbedding:
+    """Embed every entry (cache first); partial results are returned when cancelled."""
+    state = state or TaskState()
+    fp = fingerprint_of(model, cache)
+    out = GalleryEmbedding(gallery, fp)
+    digests: dict[int, str] = {}
+    for i, entry in enumerate(gallery.entries):
+        if i % 256 == 0:
+            state.check_cancelled()
+            state.set_progress(i, len(gallery.entries), "checking files")
+        try:
+            digests[i] = text_digest(entry.text or "") if entry.path is None else (
+                cache.file_digest(entry.path) if cache is not None else f"path:{entry.path.resolve()}")
+        except OSError as exc:
+            out.failures.append(Failure(entry.source, f"cannot open: {exc.strerror or exc}", "read"))
+    hits = cache.lookup(fp, digests.values()) if cache is not None else {}
+    todo = [i for i in digests if digests[i] not in hits]
+    staging = _Staging(cache, fp, flush_rows)
+    own_pool = pool is None
+    pool = pool or DecodePool()
+    try:
+        _run(model, gallery, todo, digests, staging, out, state, pool, batch_size, limits or ReadLimits())
+    except Cancelled:
+        out.cancelled = True
+    finally:
+        staging.flush()
+        if own_pool:
+            pool.close()
+    _assemble(model, out, digests, hits, staging.memory, cache)
+    return out
+
+
+def _run(model: BaseModel, gallery: Gallery, todo: list[int], digests: dict[int, str], staging: _Staging,
+         out: GalleryEmbedding, state: TaskState, pool: DecodePool, batch_size: int | None,
+         limits: ReadLimits) -> None:
+    batcher = _Batcher(model, staging, out, batch_size)
+    files = [i for i in todo if gallery.entries[i].path is not None]
+    texts = [i for i in todo if gallery.entries[i].path is None]
+    total, done = len(todo), 0
+    for i in texts:
+        entry = gallery.entries[i]
+        batcher.add(digests[i], entry, [Item(entry.source, Modality.TEXT, entry.text or "")])
+        done += 1
+        state.set_progress(done, total, "embedding texts")
+        state.check_cancelled()
+    paths: Sequence[Path] = [gallery.entries[i].path for i in files]  # type: ignore[misc]
+    by_modality: dict[Modality | None, list[int]] = {}
+    for k, i in enumerate(files):
+        by_modality.setdefault(gallery.entries[i].modality, []).append(k)
+    for declared, ks in by_modality.items():
+        for j, (items, error) in pool.stream([paths[k] for k in ks], declared, limits, state):
+            i = files[ks[j]]
+            entry = gallery.entries[i]
+            if error is not None:
+                out.failures.append(Failure(error.source, error.reason, "read"))
+            else:
+                batcher.add(digests[i], entry, items)
+            done += 1
+            state.set_progress(done, total, f"embedding {Path(paths[ks[j]]).name}")
+    batcher.finish()
+
+
+class _Batcher:
+    """Collects decoded items per modality, runs full batches, hands finished files to staging."""
+
+    def __init__(self, model: BaseModel, staging: _Staging, out: GalleryEmbedding, batch_size: int | None) -> None:
+        self.model, self.staging, self.out, self.batch_size = model, staging, out, batch_size
+        self.queues: dict[Modality, list[tuple[tuple[str, int], Item]]] = {}
+        self.files: dict[str, dict] = {}  # digest -> {"n": items, "records": {ordinal: Record}, "failed": bool}
+
+    def add(self, digest: str, entry: Entry, items: list[Item]) -> None:
+        if digest in self.files:  # the same content twice in one gallery: embedded once
+            return
+        self.files[digest] = {"n": len(items), "records": {}, "failed": False}
+        for ordinal, raw in enumerate(items):
+            try:
+                item = fit_modality(self.model, raw)
+            except ReaderError as exc:
+                self.out.failures.append(Failure(exc.source, exc.reason, "encode"))
+                self._settle(digest, ordinal, None)
+                continue
+            queue = self.queues.setdefault(item.modality, [])
+            queue.append(((digest, ordinal), item))
+            if len(queue) >= (self.batch_size or self.model.batch_sizes.get(item.modality, 32)):
+                self._run(item.modality)
+
+    def finish(self) -> None:
+        for modality in list(self.queues):
+            self._run(modality)
+
+    def _run(self, modality: Modality) -> None:
+        queue, self.queues[modality] = self.queues.get(modality, []), []
+        if not queue:
+            return
+        encoded = encode_chunk(self.model, modality, [(k, it) for k, it in queue], self.out.failures)
+        got = {key: (item, vec) for (key, item), vec in encoded}
+        vectors = [v for _, v in got.values()]
+        reasons = check_rows(np.stack(vectors)) if vectors else []
+        verdict = dict(zip(got, reasons, strict=True))
+        for key, item in queue:
+            digest, ordinal = key
+            if key not in got:
+                self._settle(digest, ordinal, None)
+                continue
+            reason = verdict[key]
+            vec = got[key][1]
+            suffix = f":{item.meta['row']}" if "row" in item.meta else ""
+            text = str(item.data) if modality is Modality.TEXT else None
+            record = Record(digest, ordinal, modality, suffix, text, None if reason else vec, reason)
+            self.out.embedded += 1
+            self._settle(digest, ordinal, record)
+
+    def _settle(self, digest: str, ordinal: int, record: Record | None) -> None:
+        state = self.files[digest]
+        state["records"][ordinal] = record
+        if record is None:
+            state["failed"] = True
+        if len(state["records"]) == state["n"]:
+            records = [r for _, r in sorted(state["records"].items()) if r is not None]
+            # a file with an item that failed to encode is kept for this session but not marked complete,
+            # so the next run tries it again
+            self.staging.add_file(digest, records, complete=not state["failed"])
+
+
+def _assemble(model: BaseModel, out: GalleryEmbedding, digests: dict[int, str], hits: dict[str, list[Cached]],
+              fresh: dict[str, list[Record]], cache: EmbeddingCache | None) -> None:
+    """Rows in gallery order; vectors gathered from the cache (memory-mapped) or this job's results."""
+    rows: list[Row] = []
+    sources: list[tuple[str, object]] = []
+    for i, entry in enumerate(out.gallery.entries):
+        digest = digests.get(i)
+        if digest is None:
+            continue
+        if digest in hits:
+            for c in hits[digest]:
+                out.from_cache += 1
+                if c.reason is not None:
+                    out.failures.append(Failure(entry.source + c.source_suffix, c.reason, "quarantine"))
+                    continue
+                rows.append(_row(i, entry, c.modality, c.source_suffix, c.text))
+                sources.append(("cache", c))
+        elif digest in fresh:
+            for r in fresh[digest]:
+                if r.vector is None:
+                    out.failures.append(Failure(entry.source + r.source_suffix, r.reason or "quarantined",
+                                                "quarantine"))
+                    continue
+                rows.append(_row(i, entry, r.modality, r.source_suffix, r.text))
+                sources.append(("fresh", r))
+    vectors = np.zeros((len(rows), model.embed_dim), np.float32)
+    cached_at = [k for k, (kind, _) in enumerate(sources) if kind == "cache"]
+    if cached_at and cache is not None:
+        vectors[cached_at] = cache.vectors([sources[k][1] for k in cached_at], model.embed_dim)  # type: ignore[misc]
+    for k, (kind, rec) in enumerate(sources):
+        if kind == "fresh":
+            vectors[k] = rec.vector  # type: ignore[attr-defined]
+    out.rows, out.vectors = rows, vectors
+
+
+def _row(i: int, entry: Entry, modality: Modality, suffix: str, text: str | None) -> Row:
+    return Row(i, entry.sample_id, entry.source + suffix, modality, entry.label, text)

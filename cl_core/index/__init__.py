@@ -1,0 +1,1 @@
+"""Vector indexes (faiss) over gallery embeddings: kinds, and the index folder format."""

@@ -1,0 +1,47 @@
+"""Gallery -> cached embeddings -> index folder, and reopening an index for the model that is open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cl_core.cache import EmbeddingCache
+from cl_core.decode_pool import DecodePool
+from cl_core.gallery import Gallery
+from cl_core.gallery_job import GalleryEmbedding, embed_gallery, fingerprint_of
+from cl_core.index import store
+from cl_core.models.base import BaseModel
+from cl_core.task import TaskState
+
+
+def model_record(model: BaseModel, fingerprint: str) -> dict[str, Any]:
+    """What an index remembers of its model: enough to reopen it and to refuse another one."""
+    return {"fingerprint": fingerprint, "name": model.name, "format": model.format,
+            "source": str(Path(model.source).resolve()), "embed_dim": model.embed_dim,
+            "modalities": [m.value for m in model.modalities]}
+
+
+def index_embedding(model: BaseModel, emb: GalleryEmbedding, kind: str = "auto",
+                    state: TaskState | None = None) -> store.IndexSet:
+    gallery = {"name": emb.gallery.name, "origin": emb.gallery.origin, "entries": len(emb.gallery.entries),
+               "failures": len(emb.failures), "quarantined": len(emb.quarantined)}
+    return store.build_index_set(emb.rows, emb.vectors, model_record(model, emb.model_fingerprint), gallery,
+                                 kind, state)
+
+
+def build_index(model: BaseModel, gallery: Gallery, out: str | Path | None, kind: str = "auto",
+                cache: EmbeddingCache | None = None, state: TaskState | None = None,
+                pool: DecodePool | None = None) -> tuple[store.IndexSet | None, GalleryEmbedding]:
+    """Embed (cache first) and index; a cancelled embedding is kept in the cache and nothing is indexed."""
+    emb = embed_gallery(model, gallery, cache, state, pool)
+    if emb.cancelled or not emb.rows:
+        return None, emb
+    index_set = index_embedding(model, emb, kind, state)
+    if out is not None:
+        store.save(index_set, out)
+    return index_set, emb
+
+
+def open_index(folder: str | Path, model: BaseModel, cache: EmbeddingCache | None = None) -> store.IndexSet:
+    """Load an index folder for `model`, refusing one built with another model or dimension."""
+    return store.load(folder, fingerprint_of(model, cache), model.embed_dim)

@@ -1,0 +1,267 @@
+"""An index folder: one faiss index per modality of a gallery, its rows and vectors, and a manifest.
+
+Only indexes this app wrote are loaded. The manifest records the model fingerprint, dimension, modality
+parts, normalisation and the sha256 and size of every file; a file whose checksum differs is refused
+*before* faiss parses it (faiss trusts the sizes inside its files).
+
+Saving never overwrites a file in place: the new files get fresh names, then the manifest is replaced
+atomically (the commit point), then files the new manifest does not name are removed. A kill at any
+moment leaves the old or the new index loadable, never a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cl_core.atomic import atomic_write, write_text_atomic
+from cl_core.errors import ClensError, DimensionMismatchError
+from cl_core.gallery_job import Row
+from cl_core.index import kinds
+from cl_core.modality import Modality
+from cl_core.task import TaskState
+
+FORMAT = "contrastive-lens-index"
+VERSION = 1
+MANIFEST = "manifest.json"
+OUR_PREFIXES = ("rows-", "vectors-", "part-")
+MAX_MANIFEST_BYTES = 16 * 1024**2
+RECALL_QUERIES = 300
+CALIBRATION_SAMPLE = 2048
+
+
+class IndexFileError(ClensError):
+    """An index folder is missing, foreign, tampered with, or built for another model."""
+
+
+@dataclass
+class Part:
+    """The rows [start, end) of one modality and the faiss index over them."""
+
+    modality: Modality
+    start: int
+    end: int
+    built: kinds.Built
+    recall_at_10: float | None = None
+    calibration: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # global rows sampled
+
+
+@dataclass
+class IndexSet:
+    folder: Path | None
+    manifest: dict[str, Any]
+    rows: list[Row]
+    vectors: np.ndarray  # [N, D] float32, memory-mapped when loaded
+    parts: dict[Modality, Part]
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    @property
+    def model_fingerprint(self) -> str:
+        return str(self.manifest["model"]["fingerprint"])
+
+    def rerank(self, part: Part) -> kinds.Rerank:
+        """Exact scores for candidate positions of `part`, read from the float vectors."""
+
+        def run(q: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            scores = np.full((len(q), k), -np.inf, np.float32)
+            pos = np.full((len(q), k), -1, np.int64)
+            for i, row in enumerate(cand):
+                c = np.unique(row[row >= 0])
+                if not len(c):
+                    continue
+                s = np.asarray(self.vectors[part.start + c], dtype=np.float32) @ q[i]
+                top = np.argsort(-s, kind="stable")[:k]
+                scores[i, :len(top)], pos[i, :len(top)] = s[top], c[top]
+            return scores, pos
+
+        return run
+
+    def search_part(self, modality: Modality, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, global rows) of the top k of one modality; rows -1 where there are fewer than k."""
+        part = self.parts[modality]
+        scores, pos = kinds.search(part.built, queries, min(k, part.end - part.start), self.rerank(part))
+        rows = np.where(pos >= 0, pos + part.start, -1)
+        return scores, rows
+
+    def summary(self) -> list[dict[str, Any]]:
+        return [{"modality": p.modality.value, "count": p.end - p.start, "kind": p.built.kind,
+                 "recall_at_10": p.recall_at_10, "bytes_per_vector": round(p.built.bytes_per_vector, 1),
+                 "params": dict(p.built.params)} for p in self.parts.values()]
+
+
+def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, Any], gallery: dict[str, Any],
+                    kind: str = "auto", state: TaskState | None = None, seed: int = 0) -> IndexSet:
+    """Group rows by modality (stable), build one index per modality, measure each one's recall@10."""
+    if len(rows) != len(vectors):
+        raise ValueError(f"{len(rows)} rows but {len(vectors)} vectors")
+    if not len(rows):
+        raise ClensError("nothing to index: the gallery has no embedded items")
+    order = sorted(range(len(rows)), key=lambda i: list(Modality).index(rows[i].modality))
+    rows = [rows[i] for i in order]
+    vectors = np.ascontiguousarray(np.asarray(vectors, np.float32)[order])
+    rng = np.random.default_rng(seed)
+    parts: dict[Modality, Part] = {}
+    start = 0
+    mods = list(dict.fromkeys(r.modality for r in rows))
+    for n, modality in enumerate(mods):
+        end = start + sum(1 for r in rows if r.modality is modality)
+        if state is not None:
+            state.check_cancelled()
+            state.set_progress(n, len(mods), f"indexing {modality.value} ({end - start:,} vectors)")
+        chosen = kinds.auto_kind(end - start) if kind == "auto" else kind
+        built = kinds.build(chosen, vectors[start:end], seed)
+        calib = np.sort(rng.choice(np.arange(start, end), size=min(CALIBRATION_SAMPLE, end - start), replace=False))
+        part = Part(modality, start, end, built, None, calib)
+        parts[modality] = part
+        start = end
+    index_set = IndexSet(None, {"model": model, "gallery": gallery}, rows, vectors, parts)
+    for part in parts.values():  # recall of each part for queries drawn from the whole gallery (cross-modal too)
+        q = vectors[rng.choice(len(vectors), size=min(RECALL_QUERIES, len(vectors)), replace=False)]
+        k = min(10, part.end - part.start)
+        truth = kinds.exact_topk(q, vectors[part.start:part.end], k)
+        part.recall_at_10 = round(kinds.tune(part.built, q, truth, k, index_set.rerank(part)), 4)
+    index_set.manifest = _manifest(index_set, {})
+    return index_set
+
+
+def _manifest(s: IndexSet, files: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "format": FORMAT, "version": VERSION, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": s.manifest["model"], "gallery": s.manifest.get("gallery", {}),
+        "dim": s.dim, "count": len(s.rows), "normalized": True, "metric": "inner_product",
+        "parts": [{"modality": p.modality.value, "start": p.start, "end": p.end, "kind": p.built.kind,
+                   "params": p.built.params, "bytes_per_vector": p.built.bytes_per_vector,
+                   "recall_at_10": p.recall_at_10, "file": f"part-{p.modality.value}"} for p in s.parts.values()],
+        "files": files,
+    }
+
+
+def save(index_set: IndexSet, folder: str | Path) -> Path:
+    """Write the folder so that a crash at any point leaves the old or the new index (see module doc)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:12]
+    files: dict[str, dict[str, Any]] = {}
+
+    def put(name: str, blob: bytes) -> None:
+        with atomic_write(folder / name) as fh:
+            fh.write(blob)
+        files[name] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+
+    put(f"rows-{tag}.json", json.dumps([[r.entry, r.sample_id, r.source, r.modality.value, r.label, r.text]
+                                        for r in index_set.rows], ensure_ascii=False).encode())
+    vec_name = f"vectors-{tag}.npy"
+    with atomic_write(folder / vec_name) as fh:
+        np.save(fh, np.asarray(index_set.vectors, np.float32), allow_pickle=False)
+    files[vec_name] = {"sha256": _sha256_file(folder / vec_name), "bytes": (folder / vec_name).stat().st_size}
+    manifest = _manifest(index_set, files)
+    for entry, part in zip(manifest["parts"], index_set.parts.values(), strict=True):
+        entry["file"] = f"part-{part.modality.value}-{tag}.faiss"
+        entry["calibration"] = f"part-{part.modality.value}-{tag}.calib.npy"
+        put(entry["file"], kinds.serialize(part.built))
+        buf = _npy_bytes(part.calibration.astype(np.int64))
+        put(entry["calibration"], buf)
+    manifest["files"] = files
+    write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))
+    for f in folder.iterdir():  # after the commit: what the new manifest does not name is garbage
+        if f.name not in files and f.name != MANIFEST and (f.name.startswith(OUR_PREFIXES) or
+                                                           (f.name.startswith(".") and f.name.endswith(".tmp"))):
+            f.unlink(missing_ok=True)
+    index_set.folder, index_set.manifest = folder, manifest
+    return folder
+
+
+def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = None) -> IndexSet:
+    """Open an index this app wrote; refuse a foreign, tampered or other-model index with the reason."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if fingerprint is not None and manifest["model"].get("fingerprint") != fingerprint:
+        raise IndexFileError(f"{folder}: the index was built with another model (fingerprint "
+                             f"{manifest['model'].get('fingerprint')}, model {manifest['model'].get('name')}); "
+                             f"the open model's fingerprint is {fingerprint}: rebuild the index for this model")
+    if dim is not None and int(manifest["dim"]) != dim:
+        raise DimensionMismatchError(f"the index {folder}", int(manifest["dim"]), "the model", dim)
+    blobs = {}
+    for name, meta in manifest["files"].items():
+        path = folder / name
+        if Path(name).name != name or not path.is_file():
+            raise IndexFileError(f"{folder}: {name} named by the manifest is missing")
+        if path.stat().st_size != meta["bytes"]:
+            raise IndexFileError(f"{path}: size {path.stat().st_size} differs from the manifest's {meta['bytes']}")
+        if name.endswith(".npy") and not name.endswith(".calib.npy"):
+            if _sha256_file(path) != meta["sha256"]:
+                raise IndexFileError(f"{path}: checksum differs from the manifest (modified or corrupt)")
+            continue
+        blob = path.read_bytes()
+        if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
+            raise IndexFileError(f"{path}: checksum differs from the manifest (modified or corrupt)")
+        blobs[name] = blob
+    rows_name = next(n for n in manifest["files"] if n.startswith("rows-"))
+    rows = [Row(int(e), str(s), str(src), Modality(m), lab, txt)
+            for e, s, src, m, lab, txt in json.loads(blobs[rows_name])]
+    vec_name = next(n for n in manifest["files"] if n.startswith("vectors-"))
+    vectors = np.load(folder / vec_name, mmap_mode="r", allow_pickle=False)
+    if vectors.shape != (manifest["count"], manifest["dim"]) or vectors.dtype != np.float32:
+        raise IndexFileError(f"{folder / vec_name}: shape {vectors.shape} {vectors.dtype} does not match the manifest")
+    parts = {}
+    for p in manifest["parts"]:
+        built = kinds.deserialize(p["kind"], blobs[p["file"]], p["params"], p["bytes_per_vector"])
+        if built.index.ntotal != p["end"] - p["start"] or built.index.d != manifest["dim"]:
+            raise IndexFileError(f"{folder / p['file']}: holds {built.index.ntotal} vectors of "
+                                 f"{built.index.d}-d, the manifest says {p['end'] - p['start']} of {manifest['dim']}-d")
+        calib = np.load(io.BytesIO(blobs[p["calibration"]]), allow_pickle=False)
+        parts[Modality(p["modality"])] = Part(Modality(p["modality"]), p["start"], p["end"], built,
+                                              p.get("recall_at_10"), calib)
+    return IndexSet(folder, manifest, rows, vectors, parts)
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise IndexFileError(f"{folder}: not an index folder (no {MANIFEST})")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise IndexFileError(f"{path}: too large for an index manifest")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexFileError(f"{path}: not a valid manifest: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise IndexFileError(f"{path}: not an index written by Contrastive Lens")
+    if manifest.get("version") != VERSION:
+        raise IndexFileError(f"{path}: index format version {manifest.get('version')} (this app reads {VERSION}); rebuild it")
+    if not manifest.get("normalized") or manifest.get("metric") != "inner_product":
+        raise IndexFileError(f"{path}: the index is not over normalised vectors by inner product")
+    return manifest
+
+
+def _sha256_file(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def describe(index_set: IndexSet) -> str:
+    lines = [f"{len(index_set.rows):,} items, {index_set.dim}-d, model {index_set.manifest['model'].get('name')}"]
+    for p in index_set.summary():
+        recall = "n/a" if p["recall_at_10"] is None else f"{p['recall_at_10']:.3f}"
+        lines.append(f"  {p['modality']:<12} {p['count']:>9,}  {p['kind']:<6} recall@10 {recall}  "
+                     f"{p['bytes_per_vector']:.0f} B/vector in memory")
+    return "\n".join(lines)
+
