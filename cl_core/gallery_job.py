@@ -16,7 +16,7 @@ import numpy as np
 
 from cl_core.cache import Cached, EmbeddingCache, Record, file_sha256, text_digest
 from cl_core.decode_pool import DecodePool
-from cl_core.embedding import Failure, encode_chunk, check_rows, fit_modality
+from cl_core.embedding import Failure, check_rows, encode_chunk, fit_modality
 from cl_core.errors import Cancelled, ReaderError
 from cl_core.fingerprint import model_fingerprint
 from cl_core.gallery import Entry, Gallery

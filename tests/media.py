@@ -59,3 +59,16 @@ def make_media(d: Path) -> Path:
     (d / "stack.npy.channels.txt").write_text("DAPI\npanCK\nCD8\n", encoding="utf-8")
     np.save(d / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     return d
+
+
+def make_gallery(folder, n: int = 6, seed: int = 0):
+    """n samples, each an image, a sound and a caption; a manifest.csv ties them by id."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    lines = ["id,image,audio,caption,label,site"]
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"s{i}.png")
+        sf.write(folder / f"s{i}.wav", rng.standard_normal(4000).astype(np.float32) * 0.1, 8000)
+        lines.append(f"s{i},s{i}.png,s{i}.wav,caption number {i},{'cat' if i % 2 else 'dog'},site{i % 3}")
+    (folder / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder

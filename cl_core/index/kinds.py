@@ -117,21 +117,27 @@ def search(built: Built, queries: np.ndarray, k: int, rerank: Rerank) -> tuple[n
 
 def tune(built: Built, queries: np.ndarray, truth: np.ndarray, k: int, rerank: Rerank,
          target: float = RECALL_TARGET) -> float:
-    """Pick the cheapest search setting that reaches `target` recall@k against `truth`; return its recall."""
-    knob, values = {"hnsw": ("efSearch", (16, 32, 64, 128, 256, 512, 1024)),
-                    "ivfpq": ("nprobe", (4, 8, 16, 32, 64, 128, 256)),
-                    "binary": ("rerank", (5, 10, 20, 50, 100, 200))}.get(built.kind, (None, ()))
-    if knob is None:
+    """Pick the cheapest search setting that reaches `target` recall@k against `truth`; return its recall.
+
+    Settings are tried from cheap to costly; without one reaching the target, the best one is kept.
+    """
+    grid: list[dict[str, int]] = {
+        "hnsw": [{"efSearch": v} for v in (16, 32, 64, 128, 256, 512, 1024)],
+        "ivfpq": [{"nprobe": p, "rerank": r} for p, r in ((8, 10), (16, 10), (16, 20), (32, 20), (32, 50),
+                                                          (64, 50), (64, 100), (128, 100), (256, 200))],
+        "binary": [{"rerank": v} for v in (5, 10, 20, 50, 100, 200)],
+    }.get(built.kind, [])
+    if not grid:
         return recall_at(search(built, queries, k, rerank)[1], truth)
-    best = (-1.0, values[-1])
-    for v in values:
-        built.params[knob] = v
+    best: tuple[float, dict[str, int]] = (-1.0, grid[-1])
+    for setting in grid:
+        built.params.update(setting)
         got = recall_at(search(built, queries, k, rerank)[1], truth)
         if got > best[0]:
-            best = (got, v)
+            best = (got, setting)
         if got >= target:
             return got
-    built.params[knob] = best[1]
+    built.params.update(best[1])
     return best[0]
 
 

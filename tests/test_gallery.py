@@ -1,0 +1,177 @@
+"""Gallery sources and the cached gallery embedding job (cache hits, changes, quarantine, cancel/resume)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cl_core.cache import EmbeddingCache
+from cl_core.decode_pool import DecodePool
+from cl_core.gallery import GalleryError, open_source, read_manifest
+from cl_core.gallery_job import embed_gallery
+from cl_core.modality import Modality
+from cl_core.task import TaskState
+from media import make_gallery
+
+
+def test_manifest_groups_rows_by_id_with_labels_and_metadata(tmp_path):
+    g = read_manifest(make_gallery(tmp_path / "g") / "manifest.csv")
+    assert len(g.entries) == 18
+    s1 = [e for e in g.entries if e.sample_id == "s1"]
+    assert [e.modality for e in s1] == [Modality.IMAGE, Modality.AUDIO, Modality.TEXT]
+    assert s1[0].path == tmp_path / "g" / "s1.png" and s1[2].text == "caption number 1"
+    assert {e.label for e in s1} == {"cat"} and s1[0].meta == {"site": "site1"}
+
+
+def test_parquet_manifest_reads_like_csv(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = make_gallery(tmp_path / "g")
+    csv_g = read_manifest(folder / "manifest.csv")
+    rows = [line.split(",") for line in (folder / "manifest.csv").read_text().splitlines()]
+    table = pa.table({name: [r[i] for r in rows[1:]] for i, name in enumerate(rows[0])})
+    pq.write_table(table, folder / "manifest.parquet")
+    pq_g = open_source(folder / "manifest.parquet")
+    assert [(e.sample_id, e.path, e.text, e.label) for e in pq_g.entries] == \
+        [(e.sample_id, e.path, e.text, e.label) for e in csv_g.entries]
+
+
+def test_long_manifest_with_path_and_modality_columns(tmp_path):
+    folder = make_gallery(tmp_path / "g", n=2)
+    (folder / "long.csv").write_text("sample,path,modality\na,s0.png,image\na,s0.wav,\nb,s1.png,multichannel\n")
+    g = open_source(folder / "long.csv")
+    assert [(e.sample_id, e.path.name, e.modality) for e in g.entries] == [
+        ("a", "s0.png", Modality.IMAGE), ("a", "s0.wav", None), ("b", "s1.png", Modality.MULTICHANNEL)]
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"name,age\nx,1\n", "no file or text column"),
+    (b"\xff\xfe\x00bad", "not UTF-8"),
+    (b"", "empty"),
+])
+def test_bad_manifests_are_named_with_the_reason(tmp_path, content, reason):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(content)
+    with pytest.raises(GalleryError, match=reason) as err:
+        open_source(bad)
+    assert str(bad) in str(err.value)
+
+
+def test_corrupt_parquet_is_a_clear_error(tmp_path):
+    bad = tmp_path / "m.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(GalleryError, match="Parquet"):
+        open_source(bad)
+
+
+def test_folder_pairs_files_by_stem_and_skips_hidden_and_sidecars(tmp_path):
+    folder = make_gallery(tmp_path / "g", n=2)
+    (folder / ".hidden.png").write_bytes((folder / "s0.png").read_bytes())
+    (folder / "s0.npy.channels.txt").write_text("DAPI\n")
+    g = open_source(folder)
+    names = [e.path.name for e in g.entries]
+    assert ".hidden.png" not in names and "s0.npy.channels.txt" not in names
+    assert {e.sample_id for e in g.entries if e.path.name.startswith("s0.")} == {"s0"}
+
+
+def test_demo_source_has_labels_and_three_modalities():
+    g = open_source("demo:shapes_sounds")
+    assert {e.modality for e in g.entries} == {Modality.IMAGE, Modality.AUDIO, Modality.TEXT}
+    assert all(e.label for e in g.entries)
+    with pytest.raises(GalleryError, match="no such demo"):
+        open_source("demo:nope")
+
+
+def test_second_run_is_served_by_the_cache_and_a_changed_file_is_re_embedded(native_model, tmp_path):
+    folder = make_gallery(tmp_path / "g")
+    cache = EmbeddingCache(tmp_path / "cache")
+    gallery = open_source(folder / "manifest.csv")
+    with DecodePool() as pool:
+        first = embed_gallery(native_model, gallery, cache, pool=pool)
+        assert first.embedded == 18 and first.from_cache == 0 and not first.failures
+        again = embed_gallery(native_model, gallery, cache, pool=pool)
+        assert again.embedded == 0 and again.from_cache == 18
+        np.testing.assert_array_equal(again.vectors, first.vectors)
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(folder / "s2.png")
+        changed = embed_gallery(native_model, gallery, cache, pool=pool)
+    assert changed.embedded == 1 and changed.from_cache == 17
+    row = next(i for i, r in enumerate(changed.rows) if r.source.endswith("s2.png"))
+    assert not np.allclose(changed.vectors[row], first.vectors[row])
+    cache.close()
+
+
+def test_moved_gallery_still_hits_and_another_model_misses(native_model, native_dir, tmp_path):
+    import tiny_models
+    from cl_core.checkpoint import open_checkpoint
+
+    folder = make_gallery(tmp_path / "g", n=3)
+    cache = EmbeddingCache(tmp_path / "cache")
+    embed_gallery(native_model, open_source(folder / "manifest.csv"), cache)
+    moved = tmp_path / "moved"
+    shutil.copytree(folder, moved)
+    assert embed_gallery(native_model, open_source(moved / "manifest.csv"), cache).from_cache == 9
+    other = open_checkpoint(tiny_models.make_native(tmp_path / "other", seed=1))
+    assert embed_gallery(other, open_source(moved / "manifest.csv"), cache).from_cache == 0
+
+
+def test_bad_files_are_listed_and_nan_rows_quarantined_and_counted_again(native_model, tmp_path, monkeypatch):
+    import torch
+
+    folder = make_gallery(tmp_path / "g", n=3)
+    (folder / "s1.wav").write_bytes(b"not audio at all" * 10)
+    (folder / "manifest.csv").write_text((folder / "manifest.csv").read_text().replace("caption number 2", "nan-me"))
+    real = native_model.forward
+
+    def poisoned(modality, inputs):
+        out = real(modality, inputs)
+        if modality is Modality.TEXT:
+            out = out.clone()
+            out[-1] = float("nan")  # the last text of a batch: "nan-me" comes last in the gallery
+        return out
+
+    monkeypatch.setattr(native_model, "forward", poisoned)
+    cache = EmbeddingCache(tmp_path / "cache")
+    gallery = open_source(folder / "manifest.csv")
+    res = embed_gallery(native_model, gallery, cache, batch_size=8)
+    assert {(f.stage, f.source.rsplit("/", 1)[-1]) for f in res.failures} == {("read", "s1.wav"),
+                                                                                ("quarantine", "text:nan-me")}
+    assert len(res.rows) == 7 and np.isfinite(res.vectors).all()
+    again = embed_gallery(native_model, gallery, cache, batch_size=8)
+    assert [f.stage for f in again.quarantined] == ["quarantine"] and again.embedded == 0
+    assert torch.isfinite(torch.from_numpy(np.asarray(again.vectors))).all()
+
+
+def test_cancelled_job_keeps_its_work_and_a_rerun_continues(native_model, tmp_path):
+    folder = make_gallery(tmp_path / "g", n=10)
+    cache = EmbeddingCache(tmp_path / "cache")
+    gallery = open_source(folder / "manifest.csv")
+    state = TaskState()
+
+    def cancel_midway(p):
+        if p.text.startswith("embedding s") and p.done >= 18:
+            state.cancel()
+
+    state._on_progress = cancel_midway
+    part = embed_gallery(native_model, gallery, cache, state, batch_size=4, flush_rows=4)
+    assert part.cancelled and 0 < len(part.rows) < 30
+    rest = embed_gallery(native_model, gallery, cache, batch_size=4)
+    assert not rest.cancelled and len(rest.rows) == 30
+    assert rest.from_cache >= len(part.rows) - 4 and rest.embedded == 30 - rest.from_cache
+    full = embed_gallery(native_model, gallery, None, batch_size=4)
+    np.testing.assert_allclose(rest.vectors, full.vectors, atol=1e-5)
+
+
+def test_file_digest_is_memoised_until_the_file_changes(tmp_path):
+    cache = EmbeddingCache(tmp_path / "cache")
+    f = tmp_path / "a.txt"
+    f.write_text("one")
+    d1 = cache.file_digest(f)
+    assert cache.file_digest(f) == d1
+    f.write_text("two")
+    os.utime(f, ns=(1, 1))
+    assert cache.file_digest(f) != d1

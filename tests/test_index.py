@@ -1,0 +1,144 @@
+"""Index kinds, the index folder (manifest, checksums, model checks) and search with fusion and calibration."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from cl_core.errors import ClensError, DimensionMismatchError
+from cl_core.gallery_job import Row
+from cl_core.index import kinds
+from cl_core.index.store import IndexFileError, build_index_set, load, save
+from cl_core.modality import Modality
+from cl_core.search import gram_volume, search
+
+DIM = 32
+
+
+def clustered(n: int, seed: int, clusters: int = 20) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, DIM))
+    x = centres[rng.integers(0, clusters, n)] + 0.6 * rng.standard_normal((n, DIM))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def index_of(vectors: np.ndarray, modalities: list[Modality], kind: str = "flat"):
+    rows = [Row(i, f"s{i % (len(vectors) // len(set(modalities)))}", f"f{i}", m)
+            for i, m in enumerate(modalities)]
+    return build_index_set(rows, vectors, {"fingerprint": "fp-a", "name": "m"}, {"name": "g"}, kind)
+
+
+@pytest.mark.parametrize("kind", kinds.KINDS)
+def test_every_kind_finds_the_exact_neighbours(kind):
+    both = clustered(4100, 0)  # queries from the same clusters as the gallery, not in it
+    x, q = both[:4000], both[4000:]
+    truth = kinds.exact_topk(q, x, 10)
+    s = index_of(x, [Modality.IMAGE] * len(x), kind)
+    part = s.parts[Modality.IMAGE]
+    assert part.built.kind == kind and part.recall_at_10 is not None and part.recall_at_10 >= 0.9
+    found = s.search_part(Modality.IMAGE, q, 10)[1]
+    assert kinds.recall_at(found, truth) >= (1.0 if kind == "flat" else 0.9)
+    if kind in ("binary", "ivfpq"):  # re-ranked with the float vectors: scores are exact cosines
+        scores = s.search_part(Modality.IMAGE, q[:5], 10)[0]
+        np.testing.assert_allclose(scores, np.take_along_axis(q[:5] @ x.T, found[:5], 1), atol=1e-5)
+
+
+def test_auto_kind_follows_gallery_size():
+    assert [kinds.auto_kind(n) for n in (10, 49_999, 50_000, 4_999_999, 5_000_000)] == \
+        ["flat", "flat", "hnsw", "hnsw", "ivfpq"]
+
+
+def test_saved_index_loads_and_answers_the_same(tmp_path):
+    x = clustered(600, 2)
+    mods = [Modality.IMAGE] * 300 + [Modality.TEXT] * 300
+    s = index_of(x, mods, "hnsw")
+    save(s, tmp_path / "ix")
+    again = load(tmp_path / "ix", fingerprint="fp-a", dim=DIM)
+    q = clustered(3, 3)
+    for m in (Modality.IMAGE, Modality.TEXT):
+        np.testing.assert_array_equal(again.search_part(m, q, 5)[1], s.search_part(m, q, 5)[1])
+    assert [r.modality for r in again.rows] == mods
+
+
+def test_a_bit_flip_is_refused_before_faiss_reads_the_file(tmp_path):
+    save(index_of(clustered(100, 0), [Modality.IMAGE] * 100), tmp_path / "ix")
+    faiss_file = next((tmp_path / "ix").glob("part-*.faiss"))
+    blob = bytearray(faiss_file.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    faiss_file.write_bytes(bytes(blob))
+    with pytest.raises(IndexFileError, match="checksum"):
+        load(tmp_path / "ix")
+
+
+def test_foreign_missing_and_other_model_indexes_are_refused(tmp_path):
+    save(index_of(clustered(100, 0), [Modality.IMAGE] * 100), tmp_path / "ix")
+    with pytest.raises(IndexFileError, match="another model"):
+        load(tmp_path / "ix", fingerprint="fp-b")
+    with pytest.raises(DimensionMismatchError, match="32-d"):
+        load(tmp_path / "ix", dim=64)
+    with pytest.raises(IndexFileError, match="not an index folder"):
+        load(tmp_path)
+    shutil.copytree(tmp_path / "ix", tmp_path / "foreign")
+    manifest = json.loads((tmp_path / "foreign" / "manifest.json").read_text())
+    manifest["format"] = "something-else"
+    (tmp_path / "foreign" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexFileError, match="not an index written by Contrastive Lens"):
+        load(tmp_path / "foreign")
+    next((tmp_path / "ix").glob("vectors-*.npy")).unlink()
+    with pytest.raises(IndexFileError, match="missing"):
+        load(tmp_path / "ix")
+
+
+def test_resaving_removes_the_old_files(tmp_path):
+    s = index_of(clustered(100, 0), [Modality.IMAGE] * 100)
+    save(s, tmp_path / "ix")
+    save(s, tmp_path / "ix")
+    names = {p.name for p in (tmp_path / "ix").iterdir()}
+    assert names == set(json.loads((tmp_path / "ix" / "manifest.json").read_text())["files"]) | {"manifest.json"}
+
+
+def test_symile_fusion_ranks_by_the_multilinear_inner_product():
+    x = clustered(300, 4)
+    s = index_of(x, [Modality.IMAGE] * 100 + [Modality.TEXT] * 100 + [Modality.AUDIO] * 100)
+    qa, qb = x[0], x[150]
+    hits = search(s, np.stack([qa, qb]), Modality.AUDIO, k=100, fusion="symile")
+    audio = np.arange(200, 300)
+    mip = np.array([sum(qa[d] * qb[d] * x[g, d] for d in range(DIM)) for g in audio])  # the formula, term by term
+    assert [h.row for h in hits] == list(audio[np.argsort(-mip, kind="stable")])
+    np.testing.assert_allclose([h.score for h in hits], np.sort(mip)[::-1], atol=1e-5)
+
+
+def test_gram_volume_equals_the_gram_determinant_and_ranks_aligned_first():
+    x = clustered(50, 5)
+    q = x[:2]
+    direct = np.array([np.sqrt(max(np.linalg.det(np.stack([q[0], q[1], g]) @ np.stack([q[0], q[1], g]).T), 0))
+                       for g in x])
+    np.testing.assert_allclose(gram_volume(q, x), direct, atol=1e-4)  # sqrt near 0 magnifies float32 rounding
+    others = x[2:]  # the queries themselves would tie at volume 0
+    s = index_of(np.concatenate([others, others]), [Modality.IMAGE] * 48 + [Modality.TEXT] * 48)
+    hits = search(s, q, Modality.TEXT, k=5, fusion="gram")
+    assert [h.row - 48 for h in hits] == list(np.argsort(direct[2:], kind="stable")[:5])
+    assert hits[0].score == pytest.approx(-direct[2:].min(), abs=1e-5)
+
+
+def test_weighted_mean_fusion_and_calibrated_threshold():
+    x = clustered(400, 6)
+    s = index_of(x, [Modality.IMAGE] * 200 + [Modality.TEXT] * 200)
+    one = search(s, x[:1], Modality.TEXT, k=3)
+    heavy = search(s, np.stack([x[0], x[1]]), Modality.TEXT, k=3, weights=[1.0, 0.0])
+    assert [h.row for h in heavy] == [h.row for h in one]
+    assert one[0].z > 2.0 and one[0].tail < 0.05  # a close match stands out from the query's typical scores
+    noise = np.random.default_rng(9).standard_normal((1, DIM)).astype(np.float32)
+    noise /= np.linalg.norm(noise)
+    assert search(s, noise, Modality.TEXT, k=5, min_z=one[0].z + 1) == []
+    merged = search(s, x[:1], None, k=6)
+    assert {h.modality for h in merged} == {"image", "text"} and merged[0].row == 0  # itself first, by z
+    with pytest.raises(ClensError, match="no audio items"):
+        search(s, x[:1], Modality.AUDIO)
+    with pytest.raises(DimensionMismatchError):
+        search(s, np.ones((1, 8), np.float32))
+    with pytest.raises(ClensError, match="at least two"):
+        search(s, x[:1], Modality.TEXT, fusion="symile")
