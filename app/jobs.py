@@ -1,4 +1,5 @@
-"""User actions that need a worker: open a model, embed files and texts. Results go into the Session.
+"""User actions that need a worker: open a model, embed files and texts, open and search a gallery.
+Results go into the Session.
 
 Panels call these; nobody calls panels. A model change while an embedding job runs re-routes that job's
 decoded items to the new model, so nothing the user dropped is lost.
@@ -10,13 +11,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from app.qt_worker import Task, TaskRunner
+from cl_core.cache import EmbeddingCache
 from cl_core.checkpoint import open_checkpoint
+from cl_core.decode_pool import DecodePool
 from cl_core.embedding import EmbedResult, embed_items, embed_paths
-from cl_core.modality import Item
+from cl_core.gallery import open_source
+from cl_core.gallery_job import GalleryEmbedding, embed_gallery
+from cl_core.index.pipeline import reuse_or_build
+from cl_core.index.store import IndexSet
+from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel
+from cl_core.search import Hit, search
 from cl_core.session import Session
 from cl_core.task import TaskState
 
@@ -34,6 +43,19 @@ class Jobs(QObject):
         self.runner = TaskRunner(self)
         self.device: str | None = None
         self.allow_pickle = False
+        self.cache_dir: Path | None = None  # None: the user cache folder
+        self._cache: EmbeddingCache | None = None
+        self._pool: DecodePool | None = None  # kept alive across gallery jobs; closed at shutdown
+
+    def cache(self) -> EmbeddingCache:
+        if self._cache is None:
+            self._cache = EmbeddingCache(self.cache_dir)
+        return self._cache
+
+    def pool(self) -> DecodePool:
+        if self._pool is None:
+            self._pool = DecodePool()
+        return self._pool
 
     @property
     def busy(self) -> bool:
@@ -126,8 +148,70 @@ class Jobs(QObject):
         self.status.emit(f"embedded {len(result.items)} item(s)" + (f"; {n_bad} could not be used" if n_bad else "")
                          + (" (cancelled part-way)" if result.cancelled else ""))
 
+    def open_gallery(self, source: str | Path, kind: str = "auto") -> Task | None:
+        """Embed a gallery (the cache first) and index it, in a worker; a cancelled job keeps its work."""
+        model = self.session.model
+        if model is None:
+            self.error.emit("open a model first, then a gallery")
+            return None
+        cache, pool = self.cache(), self.pool()
+        self.status.emit(f"opening the gallery {source} ...")
+
+        def run(state: TaskState) -> tuple[BaseModel, GalleryEmbedding, IndexSet | None]:
+            emb = embed_gallery(model, open_source(source), cache, state, pool)
+            if emb.cancelled or not emb.rows:
+                return model, emb, None
+            return model, emb, reuse_or_build(model, emb, cache.root, kind, state)
+
+        return self._start("opening the gallery", run, self._gallery_ready)
+
+    def _gallery_ready(self, payload: tuple[BaseModel, GalleryEmbedding, IndexSet | None]) -> None:
+        model, emb, index = payload
+        if model is not self.session.model:
+            self.status.emit("the model changed while the gallery was embedded; open the gallery again")
+            return
+        if index is None:
+            self.session.report(emb.failures)
+            why = "cancelled; what was embedded is cached" if emb.cancelled else "nothing could be embedded"
+            self.status.emit(f"gallery {emb.gallery.name}: {why}")
+            return
+        self.session.set_gallery(emb, index)
+        kinds = ", ".join(f"{p.modality.value} {p.built.kind}" for p in index.parts.values())
+        self.status.emit(f"gallery {emb.gallery.name}: {len(emb.rows)} items ({emb.from_cache} from the cache), "
+                         f"indexed: {kinds}")
+
+    def search(self, texts: Sequence[str], item_rows: Sequence[int], target: Modality | None, k: int,
+               fusion: str = "mean", min_z: float | None = None) -> Task | None:
+        """Embed the query texts, fuse them with the chosen items' vectors, search the gallery index."""
+        model, index = self.session.model, self.session.index
+        if model is None or index is None:
+            self.error.emit("open a model and a gallery first")
+            return None
+        texts = [t for t in texts if t.strip()]
+        picked = self.session.vectors[list(item_rows)] if len(item_rows) else None
+        if not texts and picked is None:
+            self.status.emit("type a query or select inputs to search with")
+            return None
+
+        def run(state: TaskState) -> list[Hit]:
+            parts = [] if picked is None else [picked]
+            if texts:
+                parts.append(model.encode(Modality.TEXT, [Item(f"query:{t}", Modality.TEXT, t) for t in texts],
+                                          state=state))
+            return search(index, np.concatenate(parts), target, k, fusion, None, min_z)
+
+        return self._start("searching", run, self._searched)
+
+    def _searched(self, hits: list[Hit]) -> None:
+        self.session.set_results(hits)
+        self.status.emit(f"{len(hits)} result(s)" if hits else "nothing relevant above the threshold")
+
     def cancel(self) -> None:
         self.runner.cancel_all()
 
     def shutdown(self) -> bool:
-        return self.runner.shutdown()
+        finished = self.runner.shutdown()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        return finished

@@ -14,6 +14,7 @@ from app.jobs import Jobs
 from app.qt_drop_panel import DropPanel
 from app.qt_messages_panel import MessagesPanel
 from app.qt_model_panel import ModelPanel
+from app.qt_search_panel import SearchPanel
 from app.qt_similarity_panel import SimilarityPanel
 from app.qt_util import local_paths
 from cl_core.checkpoints.detect import looks_like_checkpoint
@@ -35,9 +36,10 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("model", "Model", lambda s, j: ModelPanel(s, j), Area.LeftDockWidgetArea),
     PanelSpec("inputs", "Inputs", lambda s, j: DropPanel(s, j), Area.LeftDockWidgetArea),
     PanelSpec("similarity", "Similarity matrix", lambda s, j: SimilarityPanel(s), Area.RightDockWidgetArea),
+    PanelSpec("search", "Gallery search", lambda s, j: SearchPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("messages", "Messages", lambda s, j: MessagesPanel(s, j), Area.BottomDockWidgetArea),
 )
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # bumped when panels are added, so an old saved layout is not applied
 
 
 class MainWindow(QMainWindow):
@@ -62,6 +64,8 @@ class MainWindow(QMainWindow):
             self.panels[spec.key] = widget
             self.docks[spec.key] = dock
         self.splitDockWidget(self.docks["model"], self.docks["inputs"], Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.docks["similarity"], self.docks["search"])
+        self.docks["similarity"].raise_()
         messages = self.panels["messages"]
         assert isinstance(messages, MessagesPanel)
         messages.attention.connect(self._show_messages)

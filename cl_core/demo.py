@@ -106,8 +106,13 @@ def gallery_files(folder: Path, name: str = DEFAULT_DEMO) -> list[Path]:
     return [p for pattern in DEMOS[name].patterns for p in sorted(folder.glob(pattern))]
 
 
+SEARCH_GALLERY_COUNT = 100  # samples in the demo galleries opened for search (`demo:NAME`)
+
+
 def demo_manifest(name: str = DEFAULT_DEMO, count: int | None = None, folder: Path | None = None) -> Path:
-    """The demo gallery's manifest (written on first use): the source `clens index build MODEL demo:NAME` uses."""
+    """A demo search gallery's manifest, written on first use (held-out samples, each in every modality)."""
+    count = count or SEARCH_GALLERY_COUNT
+    folder = folder or demo_gallery_dir(name).with_name(f"{demo_gallery_dir(name).name}-search{count}")
     files = ensure_demo_gallery(count, folder, name)
     return files[0].parent / MANIFEST
 

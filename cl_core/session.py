@@ -1,4 +1,5 @@
-"""The Session: one evented object owning model, embedded items, failures and selection.
+"""The Session: one evented object owning model, embedded items, failures, selection, gallery, index
+and search results.
 
 Panels receive it in their constructor and listen to its signals, never to each other (glue's hub,
 napari's ViewerModel). It is plain Python (psygnal), so every GUI action can be scripted headless.
@@ -12,8 +13,11 @@ import numpy as np
 from psygnal import Signal
 
 from cl_core.embedding import EmbedResult, Failure
+from cl_core.gallery_job import GalleryEmbedding
+from cl_core.index.store import IndexSet
 from cl_core.modality import Item
 from cl_core.models.base import BaseModel
+from cl_core.search import Hit
 
 
 class Session:
@@ -21,6 +25,8 @@ class Session:
     items_changed = Signal()  # items/vectors appended or cleared
     failures_added = Signal(list)  # list[Failure] just reported
     selection_changed = Signal(object)  # frozenset[int] of item indices
+    gallery_changed = Signal()  # a gallery was embedded and indexed, or dropped
+    results_changed = Signal()  # new search results (possibly none)
 
     def __init__(self) -> None:
         self.model: BaseModel | None = None
@@ -29,6 +35,9 @@ class Session:
         self.failures: list[Failure] = []
         self.selection: frozenset[int] = frozenset()
         self.pending_items: list[Item] = []  # kept across a model change, to re-embed
+        self.gallery: GalleryEmbedding | None = None
+        self.index: IndexSet | None = None
+        self.results: list[Hit] = []
 
     def set_model(self, model: BaseModel | None) -> None:
         """A new model makes old vectors meaningless: they are dropped, items kept for re-embedding."""
@@ -38,8 +47,23 @@ class Session:
         self.items = []
         self.selection = frozenset()
         self.pending_items = pending
+        self.set_gallery(None, None)
         self.model_changed.emit(model)
         self.items_changed.emit()
+
+    def set_gallery(self, gallery: GalleryEmbedding | None, index: IndexSet | None) -> None:
+        """A gallery belongs to the model that embedded it: refused if the fingerprints differ."""
+        if index is not None and gallery is not None and index.model_fingerprint != gallery.model_fingerprint:
+            raise ValueError("the index and the gallery come from different models")
+        self.gallery, self.index = gallery, index
+        if gallery is not None:
+            self.report(gallery.failures)
+        self.gallery_changed.emit()
+        self.set_results([])
+
+    def set_results(self, hits: list[Hit]) -> None:
+        self.results = list(hits)
+        self.results_changed.emit()
 
     def add_result(self, result: EmbedResult) -> None:
         """Append what a job embedded (also when it was cancelled part-way) and report its failures."""

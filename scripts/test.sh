@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-.venv/bin/ruff check cl_core app tests
+.venv/bin/ruff check cl_core app tests benchmarks
 .venv/bin/mypy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

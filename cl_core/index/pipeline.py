@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cl_core.cache import EmbeddingCache
 from cl_core.decode_pool import DecodePool
+from cl_core.errors import DimensionMismatchError
 from cl_core.gallery import Gallery
 from cl_core.gallery_job import GalleryEmbedding, embed_gallery, fingerprint_of
 from cl_core.index import store
@@ -21,10 +25,19 @@ def model_record(model: BaseModel, fingerprint: str) -> dict[str, Any]:
             "modalities": [m.value for m in model.modalities]}
 
 
+def content_key(emb: GalleryEmbedding) -> str:
+    """Hash of what an index is built from (rows and vectors): equal keys, interchangeable indexes."""
+    h = hashlib.sha256(emb.model_fingerprint.encode())
+    for r in emb.rows:
+        h.update(f"\0{r.sample_id}\0{r.source}\0{r.modality.value}".encode())
+    h.update(np.ascontiguousarray(emb.vectors, np.float32).tobytes())
+    return h.hexdigest()
+
+
 def index_embedding(model: BaseModel, emb: GalleryEmbedding, kind: str = "auto",
                     state: TaskState | None = None) -> store.IndexSet:
     gallery = {"name": emb.gallery.name, "origin": emb.gallery.origin, "entries": len(emb.gallery.entries),
-               "failures": len(emb.failures), "quarantined": len(emb.quarantined)}
+               "failures": len(emb.failures), "quarantined": len(emb.quarantined), "content": content_key(emb)}
     return store.build_index_set(emb.rows, emb.vectors, model_record(model, emb.model_fingerprint), gallery,
                                  kind, state)
 
@@ -40,6 +53,25 @@ def build_index(model: BaseModel, gallery: Gallery, out: str | Path | None, kind
     if out is not None:
         store.save(index_set, out)
     return index_set, emb
+
+
+def reuse_or_build(model: BaseModel, emb: GalleryEmbedding, cache_root: str | Path, kind: str = "auto",
+                   state: TaskState | None = None) -> store.IndexSet:
+    """The app's index for a gallery, kept under the cache folder: loaded when it was built from the same
+    rows and vectors by the same model, else rebuilt (and the stale one replaced atomically)."""
+    origin = hashlib.sha256(emb.gallery.origin.encode()).hexdigest()[:16]
+    folder = Path(cache_root) / "indexes" / f"{emb.model_fingerprint[:16]}-{origin}"
+    key = content_key(emb)
+    try:
+        found = store.load(folder, emb.model_fingerprint, model.embed_dim)
+        if found.manifest.get("gallery", {}).get("content") == key and (
+                kind == "auto" or all(p.built.kind == kind for p in found.parts.values())):
+            return found
+    except (store.IndexFileError, DimensionMismatchError):
+        pass  # missing, stale or damaged: rebuilt below
+    index_set = index_embedding(model, emb, kind, state)
+    store.save(index_set, folder)
+    return index_set
 
 
 def open_index(folder: str | Path, model: BaseModel, cache: EmbeddingCache | None = None) -> store.IndexSet:

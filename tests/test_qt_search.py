@@ -1,0 +1,70 @@
+"""The gallery search panel: open a gallery through a worker, search with text and selected inputs, threshold."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from qt_helpers import wait_idle  # noqa: E402
+
+from app.jobs import Jobs  # noqa: E402
+from app.qt_search_panel import SearchPanel  # noqa: E402
+from cl_core.embedding import embed_paths  # noqa: E402
+from cl_core.session import Session  # noqa: E402
+from media import make_gallery  # noqa: E402
+
+
+@pytest.fixture
+def panel(qtbot, native_model, tmp_path):
+    session = Session()
+    jobs = Jobs(session)
+    jobs.cache_dir = tmp_path / "cache"
+    session.set_model(native_model)
+    widget = SearchPanel(session, jobs)
+    qtbot.addWidget(widget)
+    yield widget
+    assert jobs.shutdown()
+
+
+def test_open_gallery_then_search_by_selected_input_and_text(qtbot, panel, tmp_path):
+    session, jobs = panel.session, panel.jobs
+    folder = make_gallery(tmp_path / "g", n=8)
+    assert not panel.search_button.isEnabled()
+    jobs.open_gallery(folder / "manifest.csv")
+    wait_idle(qtbot, jobs)
+    assert session.index is not None and len(session.gallery.rows) == 24
+    assert "24 items" in panel.summary.text() and panel.search_button.isEnabled()
+    assert [panel.target.itemText(i) for i in range(panel.target.count())] == ["any modality", "image", "text",
+                                                                               "audio"]
+    session.add_result(embed_paths(session.model, [folder / "s5.png"]))
+    session.select([0])
+    panel.target.setCurrentIndex(panel.target.findText("image"))
+    panel.k.setValue(3)
+    panel.run_search()
+    wait_idle(qtbot, jobs)
+    assert panel.table.rowCount() == 3
+    assert panel.table.item(0, 5).text() == "s5.png" and panel.table.item(0, 3).text() == "image"
+    assert float(panel.table.item(0, 1).text()) == pytest.approx(1.0, abs=1e-4)
+
+    panel.use_selection.setChecked(False)
+    panel.query.setText("caption number 5")
+    panel.target.setCurrentIndex(panel.target.findText("text"))
+    panel.run_search()
+    wait_idle(qtbot, jobs)
+    assert panel.table.item(0, 5).text() == "caption number 5"
+
+    panel.only_relevant.setChecked(True)
+    panel.min_z.setValue(49.0)
+    panel.run_search()
+    wait_idle(qtbot, jobs)
+    assert panel.table.rowCount() == 0 and panel.empty.text() == "Nothing relevant."
+
+
+def test_a_new_model_drops_the_gallery(qtbot, panel, tmp_path):
+    session, jobs = panel.session, panel.jobs
+    jobs.open_gallery(make_gallery(tmp_path / "g", n=3))
+    wait_idle(qtbot, jobs)
+    assert session.index is not None
+    session.set_model(session.model)
+    assert session.index is None and not panel.search_button.isEnabled() and panel.table.rowCount() == 0
