@@ -1,0 +1,59 @@
+"""Turn benchmarks/results/*.json into benchmarks/RESULTS.md, with each goal of issue 4 checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def embed_section(data: dict) -> list[str]:
+    lines = ["## Gallery embedding throughput", "", f"Machine: {data['machine']}.", "",
+             "| model / gallery | items | raw forward /s | gallery job /s | naive loop /s | job / raw (goal ≥ 0.90) "
+             "| job / naive (goal ≥ 3) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in data["runs"].items():
+        lines.append(f"| {name} | {r['items']} | {r['raw_forward_per_s']} | {r['gallery_job_per_s']} | "
+                     f"{r['naive_loop_per_s']} | {r['job_vs_raw']:.2f} {'✓' if r['job_vs_raw'] >= 0.9 else '✗'} | "
+                     f"{r['job_vs_naive']:.2f} {'✓' if r['job_vs_naive'] >= 3 else '✗'} |")
+    return lines
+
+
+def search_section(data: dict) -> list[str]:
+    lines = ["## Search", "", f"Machine: {data['machine']}, faiss {data['faiss']}. Clustered unit vectors; "
+             "recall@10 against exact search on 1000 fresh queries; search knobs tuned on 200 other queries.", ""]
+    for run in data["runs"]:
+        lines += [f"### {run['n']:,} × {run['dim']}", "",
+                  "| index | recall@10 | single query ms | batched ms/query | speed-up vs exact | bytes/vector "
+                  "in memory | memory vs float32 | build s | settings |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for kind, r in run["kinds"].items():
+            lines.append(f"| {kind} | {r['recall_at_10']:.4f} | {r['single_query_ms']} | {r['batched_ms_per_query']} | "
+                         f"{r.get('speedup_vs_exact', '')} | {r['bytes_per_vector']} | {r['memory_vs_float32']}x | "
+                         f"{r['build_s']} | {r['params']} |")
+        ann = [(k, r) for k, r in run["kinds"].items() if k != "flat" and r["recall_at_10"] >= 0.95
+               and r.get("speedup_vs_exact", 0) >= 10]
+        binary = run["kinds"].get("binary")
+        lines.append("")
+        lines.append("- ANN at recall@10 ≥ 0.95 and ≥ 10x faster than exact: "
+                     + (", ".join(f"{k} ({r['speedup_vs_exact']}x, {r['recall_at_10']:.3f}) ✓" for k, r in ann) or "none ✗"))
+        if binary:
+            ok = binary["memory_vs_float32"] >= 8 and binary["recall_at_10"] >= 0.95
+            lines.append(f"- binary + re-rank: {binary['memory_vs_float32']}x less memory, recall@10 "
+                         f"{binary['recall_at_10']:.3f} {'✓' if ok else '✗'}")
+        lines.append("")
+    return lines
+
+
+def main() -> None:
+    out = ["# Benchmark results", "", "Written by `bash benchmarks/run.sh` (figures from `benchmarks/results/*.json`).",
+           "Speed and memory targets of issue 4 live here, never in timed tests.", ""]
+    for name, section in (("embed", embed_section), ("search", search_section)):
+        path = HERE / "results" / f"{name}.json"
+        if path.is_file():
+            out += section(json.loads(path.read_text())) + [""]
+    (HERE / "RESULTS.md").write_text("\n".join(out).rstrip() + "\n", encoding="utf-8")
+    print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    main()
