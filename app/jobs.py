@@ -161,7 +161,10 @@ class Jobs(QObject):
             emb = embed_gallery(model, open_source(source), cache, state, pool)
             if emb.cancelled or not emb.rows:
                 return model, emb, None
-            return model, emb, reuse_or_build(model, emb, cache.root, kind, state)
+            index = reuse_or_build(model, emb, cache.root, kind, state)
+            if [r.source for r in index.rows] == [r.source for r in emb.rows]:
+                emb.vectors = index.vectors  # the same rows: keep one (memory-mapped) copy, not two
+            return model, emb, index
 
         return self._start("opening the gallery", run, self._gallery_ready)
 

@@ -219,9 +219,12 @@ class _Batcher:
             self.staging.add_file(digest, records, complete=not state["failed"])
 
 
+MODALITY_ORDER = {m: i for i, m in enumerate(Modality)}
+
+
 def _assemble(model: BaseModel, out: GalleryEmbedding, digests: dict[int, str], hits: dict[str, list[Cached]],
               fresh: dict[str, list[Record]], cache: EmbeddingCache | None) -> None:
-    """Rows in gallery order; vectors gathered from the cache (memory-mapped) or this job's results."""
+    """Rows grouped by modality; vectors gathered from the cache (memory-mapped) or this job's results."""
     rows: list[Row] = []
     sources: list[tuple[str, object]] = []
     for i, entry in enumerate(out.gallery.entries):
@@ -244,6 +247,9 @@ def _assemble(model: BaseModel, out: GalleryEmbedding, digests: dict[int, str], 
                     continue
                 rows.append(_row(i, entry, r.modality, r.source_suffix, r.text))
                 sources.append(("fresh", r))
+    # grouped by modality (gallery order within each), the layout indexes use: no reordered copy later
+    order = sorted(range(len(rows)), key=lambda k: (MODALITY_ORDER[rows[k].modality], k))
+    rows, sources = [rows[k] for k in order], [sources[k] for k in order]
     vectors = np.zeros((len(rows), model.embed_dim), np.float32)
     cached_at = [k for k, (kind, _) in enumerate(sources) if kind == "cache"]
     if cached_at and cache is not None:

@@ -69,9 +69,8 @@ def reuse_or_build(model: BaseModel, emb: GalleryEmbedding, cache_root: str | Pa
             return found
     except (store.IndexFileError, DimensionMismatchError):
         pass  # missing, stale or damaged: rebuilt below
-    index_set = index_embedding(model, emb, kind, state)
-    store.save(index_set, folder)
-    return index_set
+    store.save(index_embedding(model, emb, kind, state), folder)
+    return store.load(folder, emb.model_fingerprint, model.embed_dim)  # vectors memory-mapped, not held twice
 
 
 def open_index(folder: str | Path, model: BaseModel, cache: EmbeddingCache | None = None) -> store.IndexSet:
