@@ -109,8 +109,8 @@ def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, A
     if not len(rows):
         raise ClensError("nothing to index: the gallery has no embedded items")
     order = sorted(range(len(rows)), key=lambda i: list(Modality).index(rows[i].modality))
+    rows = [rows[i] for i in order]
     if order != list(range(len(rows))):  # gallery jobs already group by modality: then no copy is made
-        rows = [rows[i] for i in order]
         vectors = np.asarray(vectors, np.float32)[order]
     vectors = np.ascontiguousarray(vectors, np.float32)
     rng = np.random.default_rng(seed)
