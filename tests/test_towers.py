@@ -25,3 +25,20 @@ def test_flatten_pooling_tells_positions_apart():
 def test_unknown_pooling_is_refused():
     with pytest.raises(CheckpointError, match="pooling"):
         ConvTower(3, [4], 8, pool="max")
+
+
+def test_both_pooling_keeps_layout_and_adds_the_global_average():
+    torch.manual_seed(0)
+    left = torch.zeros(1, 1, 32, 32)
+    left[..., 8:12, 4:8] = 1.0
+    right = torch.flip(left, dims=[-1])
+    both = ConvTower(1, [4, 8], 8, pool="both", input_size=32).eval()
+    assert both.proj.in_features == 8 * 8 * 8 + 8
+    with torch.no_grad():
+        assert not torch.allclose(both(left), both(right), atol=1e-4)
+        both.proj.weight[:, : 8 * 8 * 8] = 0.0  # with the layout weights off it is an average-pooled tower
+        avg = ConvTower(1, [4, 8], 8, pool="avg", input_size=32).eval()
+        avg.body.load_state_dict(both.body.state_dict())
+        avg.proj.weight.copy_(both.proj.weight[:, 8 * 8 * 8:])
+        avg.proj.bias.copy_(both.proj.bias)
+        torch.testing.assert_close(both(left), avg(left), atol=1e-6, rtol=0)

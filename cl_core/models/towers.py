@@ -22,7 +22,8 @@ class ConvTower(nn.Module):
     """Small strided CNN with GroupNorm (batch-independent) and a projection.
 
     pool="avg": global average pool (what is there); pool="flatten": the final feature grid is projected
-    as a whole (where it is), e.g. to match an H&E patch with the mIF patch of the very same cells.
+    as a whole (where it is), e.g. to match an H&E patch with the mIF patch of the very same cells;
+    pool="both": both, concatenated (layout for image-image pairs, global statistics for text).
     """
 
     def __init__(self, in_channels: int, widths: list[int], embed_dim: int, pool: str = "avg",
@@ -35,17 +36,22 @@ class ConvTower(nn.Module):
                        nn.Conv2d(w, w, 3, padding=1), nn.GroupNorm(min(8, w), w), nn.GELU()]
             prev = w
         self.body = nn.Sequential(*layers)
-        if pool not in ("avg", "flatten"):
-            raise CheckpointError(f"unknown conv pooling {pool!r} (avg or flatten)")
+        if pool not in ("avg", "flatten", "both"):
+            raise CheckpointError(f"unknown conv pooling {pool!r} (avg, flatten or both)")
         self.pool = pool
         side = input_size
         for _ in widths:
             side = (side + 1) // 2
-        self.proj = nn.Linear(prev * side * side if pool == "flatten" else prev, embed_dim)
+        flat = prev * side * side
+        self.proj = nn.Linear({"avg": prev, "flatten": flat, "both": flat + prev}[pool], embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.body(x)
-        return self.proj(feats.flatten(1) if self.pool == "flatten" else feats.mean(dim=(2, 3)))
+        if self.pool == "avg":
+            return self.proj(feats.mean(dim=(2, 3)))
+        if self.pool == "flatten":
+            return self.proj(feats.flatten(1))
+        return self.proj(torch.cat([feats.flatten(1), feats.mean(dim=(2, 3))], dim=1))
 
 
 @dataclass(frozen=True)
