@@ -40,20 +40,6 @@ def clustered(n: int, dim: int, clusters: int, seed: int, spread: float = 1.0) -
     return out
 
 
-def make_rerank(vectors: np.ndarray) -> kinds.Rerank:
-    def run(q: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        scores = np.full((len(q), k), -np.inf, np.float32)
-        pos = np.full((len(q), k), -1, np.int64)
-        for i, row in enumerate(cand):
-            c = np.unique(row[row >= 0])
-            s = vectors[c] @ q[i]
-            top = np.argsort(-s)[:k]
-            scores[i, :len(top)], pos[i, :len(top)] = s[top], c[top]
-        return scores, pos
-
-    return run
-
-
 def timed(fn, repeat: int = 1) -> float:  # noqa: ANN001
     best = float("inf")
     for _ in range(repeat):
@@ -70,7 +56,7 @@ def bench(n: int, dim: int, kinds_: list[str], seed: int = 0) -> dict:
     q_tune, q_eval = q_all[:200], q_all[200:]
     truth_tune = kinds.exact_topk(q_tune, x, 10)
     truth_eval = kinds.exact_topk(q_eval, x, 10)
-    rerank = make_rerank(x)
+    rerank = kinds.exact_rerank(x)
     out = {"n": n, "dim": dim, "kinds": {}}
     exact_single = None
     for kind in kinds_:

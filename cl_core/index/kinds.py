@@ -94,6 +94,24 @@ def _sign_bits(x: np.ndarray) -> np.ndarray:
 Rerank = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 
+def exact_rerank(vectors: np.ndarray, offset: int = 0) -> Rerank:
+    """Score candidate positions exactly against float vectors (rows offset + position, memory-mapped is fine)."""
+
+    def run(q: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = np.full((len(q), k), -np.inf, np.float32)
+        pos = np.full((len(q), k), -1, np.int64)
+        for i, row in enumerate(cand):
+            c = np.unique(row[row >= 0])  # sorted: reads the file in order
+            if not len(c):
+                continue
+            s = np.asarray(vectors[offset + c], dtype=np.float32) @ q[i]
+            top = np.argsort(-s, kind="stable")[:k]
+            scores[i, :len(top)], pos[i, :len(top)] = s[top], c[top]
+        return scores, pos
+
+    return run
+
+
 def search(built: Built, queries: np.ndarray, k: int, rerank: Rerank) -> tuple[np.ndarray, np.ndarray]:
     """(scores [Q, k], positions [Q, k]); -1 positions where the index has fewer than k vectors.
 

@@ -73,20 +73,7 @@ class IndexSet:
 
     def rerank(self, part: Part) -> kinds.Rerank:
         """Exact scores for candidate positions of `part`, read from the float vectors."""
-
-        def run(q: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-            scores = np.full((len(q), k), -np.inf, np.float32)
-            pos = np.full((len(q), k), -1, np.int64)
-            for i, row in enumerate(cand):
-                c = np.unique(row[row >= 0])
-                if not len(c):
-                    continue
-                s = np.asarray(self.vectors[part.start + c], dtype=np.float32) @ q[i]
-                top = np.argsort(-s, kind="stable")[:k]
-                scores[i, :len(top)], pos[i, :len(top)] = s[top], c[top]
-            return scores, pos
-
-        return run
+        return kinds.exact_rerank(self.vectors, part.start)
 
     def search_part(self, modality: Modality, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, global rows) of the top k of one modality; rows -1 where there are fewer than k."""
