@@ -217,4 +217,7 @@ class Jobs(QObject):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        if self._cache is not None and finished:
+            self._cache.close()
+            self._cache = None
         return finished
