@@ -19,7 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
+from cl_core import losses
 from cl_core.evaluation import paired_vectors
 from cl_core.gallery_job import GalleryEmbedding
 from cl_core.modality import Modality
@@ -40,13 +42,13 @@ def spectrum(x: np.ndarray) -> list[float]:
 
 
 def alignment(x: np.ndarray, y: np.ndarray) -> float:
-    return float(((x - y) ** 2).sum(axis=1).mean())
+    """E||x_i - y_i||^2 over paired rows (cl_core.losses.alignment, the training term)."""
+    return float(losses.alignment([torch.from_numpy(np.asarray(x)), torch.from_numpy(np.asarray(y))]))
 
 
 def uniformity(x: np.ndarray, t: float = 2.0) -> float:
-    sq = np.clip(2.0 - 2.0 * (x @ x.T), 0.0, None)
-    iu = np.triu_indices(len(x), 1)
-    return float(np.log(np.exp(-t * sq[iu]).mean())) if len(iu[0]) else 0.0
+    """log E exp(-t ||x_i - x_j||^2) over pairs (cl_core.losses.uniformity, the training term)."""
+    return float(losses.uniformity([torch.from_numpy(np.asarray(x))], t))
 
 
 def k_occurrence(queries: np.ndarray, gallery: np.ndarray, k: int) -> np.ndarray:

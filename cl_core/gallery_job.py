@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cl_core.cache import Cached, EmbeddingCache, Record, file_sha256, text_digest
+from cl_core.cache import Cached, EmbeddingCache, Record, text_digest
 from cl_core.decode_pool import DecodePool
 from cl_core.embedding import Failure, check_rows, encode_chunk, fit_modality
 from cl_core.errors import Cancelled, ReaderError
@@ -65,7 +65,7 @@ def fingerprint_of(model: BaseModel, cache: EmbeddingCache | None) -> str:
     """Memoised on the model object (hashing the weights once per load)."""
     fp = getattr(model, "_clens_fingerprint", None)
     if fp is None:
-        fp = model_fingerprint(model, cache.file_digest if cache is not None else file_sha256)
+        fp = model_fingerprint(model, cache.file_digest) if cache is not None else model_fingerprint(model)
         model._clens_fingerprint = fp  # type: ignore[attr-defined]
     return str(fp)
 

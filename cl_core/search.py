@@ -15,7 +15,7 @@ threshold on either lets a search answer "nothing relevant".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -95,7 +95,7 @@ def search(index: IndexSet, queries: np.ndarray, target: Modality | None = None,
         hits.extend(_search_one(index, q, t, k, fusion, weights))
     hits.sort(key=lambda h: (-h.z if target is None else -h.score, h.row))
     kept = [h for h in hits if (min_z is None or h.z >= min_z) and (min_score is None or h.score >= min_score)][:k]
-    return [Hit(rank=n + 1, **{k_: v for k_, v in asdict(h).items() if k_ != "rank"}) for n, h in enumerate(kept)]
+    return [replace(h, rank=n + 1) for n, h in enumerate(kept)]
 
 
 def _search_one(index: IndexSet, q: np.ndarray, target: Modality, k: int, fusion: str,

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cl_core.atomic import atomic_write, write_text_atomic
+from cl_core.cache import file_sha256
 from cl_core.errors import ClensError, DimensionMismatchError
 from cl_core.gallery_job import Row
 from cl_core.index import kinds
@@ -164,7 +165,7 @@ def save(index_set: IndexSet, folder: str | Path) -> Path:
     vec_name = f"vectors-{tag}.npy"
     with atomic_write(folder / vec_name) as fh:
         np.save(fh, np.asarray(index_set.vectors, np.float32), allow_pickle=False)
-    files[vec_name] = {"sha256": _sha256_file(folder / vec_name), "bytes": (folder / vec_name).stat().st_size}
+    files[vec_name] = {"sha256": file_sha256(folder / vec_name), "bytes": (folder / vec_name).stat().st_size}
     manifest = _manifest(index_set, files)
     for entry, part in zip(manifest["parts"], index_set.parts.values(), strict=True):
         entry["file"] = f"part-{part.modality.value}-{tag}.faiss"
@@ -200,7 +201,7 @@ def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = N
         if path.stat().st_size != meta["bytes"]:
             raise IndexFileError(f"{path}: size {path.stat().st_size} differs from the manifest's {meta['bytes']}")
         if name.endswith(".npy") and not name.endswith(".calib.npy"):
-            if _sha256_file(path) != meta["sha256"]:
+            if file_sha256(path) != meta["sha256"]:
                 raise IndexFileError(f"{path}: checksum differs from the manifest (modified or corrupt)")
             continue
         blob = path.read_bytes()
@@ -243,11 +244,6 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     if not manifest.get("normalized") or manifest.get("metric") != "inner_product":
         raise IndexFileError(f"{path}: the index is not over normalised vectors by inner product")
     return manifest
-
-
-def _sha256_file(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
