@@ -16,13 +16,18 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+import torch
+
 from cl_core.errors import ReaderError
 from cl_core.modality import Item, Modality
+from cl_core.preparation import ItemOutcome, Preparation
 from cl_core.readers import ReadLimits
 from cl_core.task import TaskState
 
 DEFAULT_READER = "cl_core.readers:read_path"
 Outcome = tuple[list[Item], ReaderError | None]
+# with a Preparation: per item, prepared arrays, a reason it failed, or None (see cl_core.preparation)
+PreparedOutcome = tuple[list[Item], ReaderError | None, list[ItemOutcome] | None]
 
 
 def _resolve(reader: str) -> Callable[..., list[Item]]:
@@ -30,13 +35,21 @@ def _resolve(reader: str) -> Callable[..., list[Item]]:
     return getattr(importlib.import_module(module), name)
 
 
-def _read_in_worker(reader: str, path: str, modality: Modality | None,
-                    limits: ReadLimits) -> tuple[list[Item], tuple[str, str] | None]:
-    """Runs in the worker: plain data back, so nothing the parent unpickles can break the pool."""
+def _read_in_worker(reader: str, path: str, modality: Modality | None, limits: ReadLimits,
+                    preparation: Preparation | None = None
+                    ) -> tuple[list[Item], tuple[str, str] | None, list[ItemOutcome] | None]:
+    """Runs in the worker: plain data back, so nothing the parent unpickles can break the pool.
+    With a preparation, items are also fitted to the model and preprocessed here."""
     try:
-        return _resolve(reader)(path, modality, limits), None
+        items = _resolve(reader)(path, modality, limits)
     except ReaderError as exc:
-        return [], (exc.source, exc.reason)
+        return [], (exc.source, exc.reason), None
+    if preparation is None:
+        return items, None, None
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)  # the workers already run side by side with the model's threads
+    fitted, outcomes = preparation.run(items)
+    return fitted, None, outcomes
 
 
 class DecodePool:
@@ -77,6 +90,13 @@ class DecodePool:
                state: TaskState | None = None, window: int | None = None) -> Iterator[tuple[int, Outcome]]:
         """Yield (index, outcome) in input order while up to `window` later files decode in the workers,
         so decoding overlaps with whatever the caller does between items (e.g. a model forward)."""
+        for i, (items, error, _) in self.stream_prepared(paths, modality, limits, None, state, window):
+            yield i, (items, error)
+
+    def stream_prepared(self, paths: Sequence[Path], modality: Modality | None, limits: ReadLimits,
+                        preparation: Preparation | None, state: TaskState | None = None,
+                        window: int | None = None) -> Iterator[tuple[int, PreparedOutcome]]:
+        """As `stream`; with a preparation, the workers also fit and preprocess each item for the model."""
         window = window or self.workers * 8
         inflight: deque[tuple[int, Future]] = deque()
         retry: deque[int] = deque()  # after a crash: files re-read one at a time to pin the crash
@@ -87,31 +107,33 @@ class DecodePool:
                     state.check_cancelled()
                 if retry:
                     i = retry.popleft()
-                    yield i, self._read_alone(paths[i], modality, limits)
+                    yield i, self._read_alone(paths[i], modality, limits, preparation)
                     continue
                 while len(inflight) < window and next_i < len(paths):
-                    inflight.append((next_i, self._submit(paths[next_i], modality, limits)))
+                    inflight.append((next_i, self._submit(paths[next_i], modality, limits, preparation)))
                     next_i += 1
                 i, fut = inflight.popleft()
                 try:
-                    got, error = fut.result()
+                    got, error, prepared = fut.result()
                 except BrokenProcessPool:
                     self.close()
                     retry.extend([i, *(j for j, _ in inflight)])
                     inflight.clear()
                     continue
-                yield i, (got, ReaderError(*error) if error else None)
+                yield i, (got, ReaderError(*error) if error else None, prepared)
         finally:
             for _, fut in inflight:
                 fut.cancel()
 
-    def _submit(self, path: Path, modality: Modality | None, limits: ReadLimits) -> Future:
-        return self._executor().submit(_read_in_worker, self.reader, str(path), modality, limits)
+    def _submit(self, path: Path, modality: Modality | None, limits: ReadLimits,
+                preparation: Preparation | None) -> Future:
+        return self._executor().submit(_read_in_worker, self.reader, str(path), modality, limits, preparation)
 
-    def _read_alone(self, path: Path, modality: Modality | None, limits: ReadLimits) -> Outcome:
+    def _read_alone(self, path: Path, modality: Modality | None, limits: ReadLimits,
+                    preparation: Preparation | None) -> PreparedOutcome:
         try:
-            got, error = self._submit(path, modality, limits).result()
+            got, error, prepared = self._submit(path, modality, limits, preparation).result()
         except BrokenProcessPool:
             self.close()
-            return [], ReaderError(str(path), "the decoder crashed on this file (its worker process died)")
-        return got, ReaderError(*error) if error else None
+            return [], ReaderError(str(path), "the decoder crashed on this file (its worker process died)"), None
+        return got, ReaderError(*error) if error else None, prepared

@@ -17,9 +17,9 @@ import numpy as np
 from cl_core.decode_pool import DecodePool
 from cl_core.errors import Cancelled, ClensError, ReaderError
 from cl_core.modality import Item, Modality
-from cl_core.models.base import BaseModel
+from cl_core.models.base import BaseModel, Prepared
+from cl_core.preparation import fit_to
 from cl_core.readers import ReadLimits
-from cl_core.readers.multichannel import image_to_stack
 from cl_core.task import TaskState
 
 
@@ -81,12 +81,7 @@ def collect_items(paths: Sequence[str | Path] = (), texts: Sequence[str] = (), m
 
 def fit_modality(model: BaseModel, item: Item) -> Item:
     """Route an item to a tower the model has (an RGB image may feed a 3-channel stack tower)."""
-    if item.modality in model.modalities:
-        return item
-    if item.modality is Modality.IMAGE and Modality.MULTICHANNEL in model.modalities:
-        return image_to_stack(item)
-    raise ReaderError(item.source, f"model has no {item.modality.value} tower (it embeds "
-                                   f"{', '.join(m.value for m in model.modalities)})")
+    return fit_to(model.modalities, item)
 
 
 def check_rows(vectors: np.ndarray) -> list[str | None]:
@@ -149,10 +144,15 @@ def _failed_count(result: EmbedResult) -> int:
 
 
 def encode_chunk(model: BaseModel, modality: Modality, chunk: list[tuple[Any, Item]],
-                  failures: list[Failure]) -> list[tuple[tuple[Any, Item], np.ndarray]]:
-    """Encode a chunk; if it fails, retry item by item so only the bad item is reported."""
+                  failures: list[Failure], prepared: list[Prepared] | None = None
+                  ) -> list[tuple[tuple[Any, Item], np.ndarray]]:
+    """Encode a chunk (from its items, or from `prepared`, one per item, made by a decoder worker);
+    if it fails, retry item by item so only the bad item is reported."""
     try:
-        vecs = model.encode(modality, [it for _, it in chunk])
+        if prepared is not None:
+            vecs = model.encode_prepared(modality, prepared)
+        else:
+            vecs = model.encode(modality, [it for _, it in chunk])
         return list(zip(chunk, vecs, strict=True))
     except (Cancelled, KeyboardInterrupt):
         raise
@@ -163,8 +163,8 @@ def encode_chunk(model: BaseModel, modality: Modality, chunk: list[tuple[Any, It
             failures.append(Failure(it.source, reason, "encode"))
             return []
         out = []
-        for pair in chunk:
-            out.extend(encode_chunk(model, modality, [pair], failures))
+        for k, pair in enumerate(chunk):
+            out.extend(encode_chunk(model, modality, [pair], failures, None if prepared is None else [prepared[k]]))
         return out
 
 

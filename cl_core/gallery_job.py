@@ -21,7 +21,8 @@ from cl_core.errors import Cancelled, ReaderError
 from cl_core.fingerprint import model_fingerprint
 from cl_core.gallery import Entry, Gallery
 from cl_core.modality import Item, Modality
-from cl_core.models.base import BaseModel
+from cl_core.models.base import BaseModel, Prepared
+from cl_core.preparation import ItemOutcome, Preparation, rebuild
 from cl_core.readers import ReadLimits
 from cl_core.task import TaskState
 
@@ -144,14 +145,16 @@ def _run(model: BaseModel, gallery: Gallery, todo: list[int], digests: dict[int,
     by_modality: dict[Modality | None, list[int]] = {}
     for k, i in enumerate(files):
         by_modality.setdefault(gallery.entries[i].modality, []).append(k)
+    preparation = Preparation.of(model)  # preprocessing runs in the decoder workers too
     for declared, ks in by_modality.items():
-        for j, (items, error) in pool.stream([paths[k] for k in ks], declared, limits, state):
+        for j, (items, error, prepared) in pool.stream_prepared([paths[k] for k in ks], declared, limits,
+                                                                preparation, state):
             i = files[ks[j]]
             entry = gallery.entries[i]
             if error is not None:
                 out.failures.append(Failure(error.source, error.reason, "read"))
             else:
-                batcher.add(digests[i], entry, items)
+                batcher.add(digests[i], entry, items, prepared)
             done += 1
             state.set_progress(done, total, f"embedding {Path(paths[ks[j]]).name}")
     batcher.finish()
@@ -162,22 +165,26 @@ class _Batcher:
 
     def __init__(self, model: BaseModel, staging: _Staging, out: GalleryEmbedding, batch_size: int | None) -> None:
         self.model, self.staging, self.out, self.batch_size = model, staging, out, batch_size
-        self.queues: dict[Modality, list[tuple[tuple[str, int], Item]]] = {}
+        # per modality: (file digest, ordinal), the fitted item, its inputs if a worker prepared them
+        self.queues: dict[Modality, list[tuple[tuple[str, int], Item, Prepared | None]]] = {}
         self.files: dict[str, dict] = {}  # digest -> {"n": items, "records": {ordinal: Record}, "failed": bool}
 
-    def add(self, digest: str, entry: Entry, items: list[Item]) -> None:
+    def add(self, digest: str, entry: Entry, items: list[Item], prepared: list[ItemOutcome] | None = None) -> None:
         if digest in self.files:  # the same content twice in one gallery: embedded once
             return
         self.files[digest] = {"n": len(items), "records": {}, "failed": False}
         for ordinal, raw in enumerate(items):
+            done = prepared[ordinal] if prepared is not None else None
             try:
+                if isinstance(done, str):
+                    raise ReaderError(raw.source, done)
                 item = fit_modality(self.model, raw)
             except ReaderError as exc:
                 self.out.failures.append(Failure(exc.source, exc.reason, "encode"))
                 self._settle(digest, ordinal, None)
                 continue
             queue = self.queues.setdefault(item.modality, [])
-            queue.append(((digest, ordinal), item))
+            queue.append(((digest, ordinal), item, None if done is None else rebuild(done)))
             if len(queue) >= (self.batch_size or self.model.batch_sizes.get(item.modality, 32)):
                 self._run(item.modality)
 
@@ -189,12 +196,17 @@ class _Batcher:
         queue, self.queues[modality] = self.queues.get(modality, []), []
         if not queue:
             return
-        encoded = encode_chunk(self.model, modality, [(k, it) for k, it in queue], self.out.failures)
+        encoded = []
+        for ready in (True, False):  # inputs a worker prepared, then items to prepare here
+            part = [(k, it, p) for k, it, p in queue if (p is not None) == ready]
+            if part:
+                encoded += encode_chunk(self.model, modality, [(k, it) for k, it, _ in part], self.out.failures,
+                                        [p for _, _, p in part] if ready else None)  # type: ignore[misc]
         got = {key: (item, vec) for (key, item), vec in encoded}
         vectors = [v for _, v in got.values()]
         reasons = check_rows(np.stack(vectors)) if vectors else []
         verdict = dict(zip(got, reasons, strict=True))
-        for key, item in queue:
+        for key, item, _ in queue:
             digest, ordinal = key
             if key not in got:
                 self._settle(digest, ordinal, None)

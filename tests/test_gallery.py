@@ -175,3 +175,48 @@ def test_file_digest_is_memoised_until_the_file_changes(tmp_path):
     f.write_text("two")
     os.utime(f, ns=(1, 1))
     assert cache.file_digest(f) != d1
+
+
+def test_items_prepared_in_the_workers_embed_as_in_process(native_model, tmp_path):
+    """Preprocessing moved into the decoder processes changes where it runs, not what comes out."""
+    from cl_core.embedding import embed_paths
+
+    folder = make_gallery(tmp_path / "g", n=4)
+    gallery = open_source(folder / "manifest.csv")
+    with DecodePool() as pool:
+        job = embed_gallery(native_model, gallery, None, pool=pool)
+    files = [r for r in job.rows if not r.source.startswith("text:")]
+    assert {r.modality for r in files} == {Modality.IMAGE, Modality.AUDIO}
+    direct = embed_paths(native_model, [r.source for r in files])
+    assert not direct.failures
+    rows = [i for i, r in enumerate(job.rows) if not r.source.startswith("text:")]
+    np.testing.assert_allclose(job.vectors[rows], direct.vectors, atol=1e-6)
+
+
+def test_preparation_names_items_it_cannot_prepare(native_model):
+    from cl_core.modality import ChannelStack, Item
+    from cl_core.preparation import Preparation, rebuild
+
+    prep = Preparation.of(native_model)
+    assert set(prep.preparers) == {Modality.IMAGE, Modality.AUDIO, Modality.MULTICHANNEL}  # text: per batch
+    image = Item("a.png", Modality.IMAGE, Image.fromarray(np.full((40, 30, 3), 200, np.uint8)))
+    stack = Item("b.ome.tif", Modality.MULTICHANNEL, ChannelStack(np.zeros((4, 8, 8), np.float32), ("a", "b", "c", "d")))
+    text = Item("c.txt", Modality.TEXT, "hello")
+    items, outcomes = prep.run([image, stack, text])
+    assert items[0].data is None and items[2].data == "hello"  # prepared items travel back without pixels
+    expected = native_model.prepare(Modality.IMAGE, [image]).inputs["pixels"]
+    np.testing.assert_array_equal(rebuild(outcomes[0]).inputs["pixels"].numpy(), expected.numpy())
+    assert "lacks channel(s) DAPI, panCK, CD8" in outcomes[1] and outcomes[2] is None
+
+
+def test_a_file_the_workers_cannot_prepare_is_listed_and_the_rest_embedded(native_model, tmp_path):
+    import tifffile
+
+    folder = make_gallery(tmp_path / "g", n=2)
+    tifffile.imwrite(folder / "s9.ome.tif", np.ones((2, 16, 16), np.uint16), ome=True,
+                     metadata={"axes": "CYX", "Channel": {"Name": ["DAPI", "Vimentin"]}})
+    res = embed_gallery(native_model, open_source(folder), None)
+    assert [(f.stage, f.source.rsplit("/", 1)[-1]) for f in res.failures] == [("encode", "s9.ome.tif")]
+    assert "lacks channel(s) panCK, CD8" in res.failures[0].reason
+    kinds = [r.modality for r in res.rows]
+    assert kinds.count(Modality.IMAGE) == 2 and kinds.count(Modality.AUDIO) == 2

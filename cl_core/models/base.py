@@ -47,6 +47,25 @@ class Prepared:
     inputs: dict[str, torch.Tensor]
     groups: list[int] | None = None
 
+    @property
+    def rows(self) -> int:
+        return int(next(iter(self.inputs.values())).shape[0])
+
+    @staticmethod
+    def concat(parts: list[Prepared]) -> Prepared:
+        """One batch from per-item preparations (fixed-shape inputs, as every ItemPreparer makes)."""
+        inputs = {k: torch.cat([p.inputs[k] for p in parts]) for k in parts[0].inputs}
+        if all(p.groups is None for p in parts):
+            return Prepared(inputs)
+        return Prepared(inputs, [g for p in parts for g in (p.groups if p.groups is not None else [p.rows])])
+
+
+class ItemPreparer(Protocol):
+    """Picklable preprocessing of one item, free of weights, so decoder worker processes can run it
+    and the main process only batches and runs the model."""
+
+    def __call__(self, item: Item) -> Prepared: ...
+
 
 @dataclass
 class BaseModel(ABC):
@@ -79,6 +98,11 @@ class BaseModel(ABC):
         """Per-modality preprocessing description (shown by `clens info`)."""
         return {}
 
+    def item_preparer(self, modality: Modality) -> ItemPreparer | None:
+        """Per-item preprocessing that may run in a worker process; None: `prepare` runs per batch here
+        (text, whose padding depends on the batch)."""
+        return None
+
     # ---- shared machinery -------------------------------------------------------------------
 
     def to(self, device: torch.device) -> BaseModel:
@@ -108,7 +132,9 @@ class BaseModel(ABC):
         return contextlib.nullcontext()
 
     def _encode_batch(self, modality: Modality, items: list[Item]) -> list[np.ndarray]:
-        prepared = self.prepare(modality, items)
+        return self._encode_prepared(modality, self.prepare(modality, items))
+
+    def _encode_prepared(self, modality: Modality, prepared: Prepared) -> list[np.ndarray]:
         inputs = {k: v.to(self.device) for k, v in prepared.inputs.items()}
         with torch.inference_mode(), self._autocast():
             feats = self.forward(modality, inputs)
@@ -145,6 +171,17 @@ class BaseModel(ABC):
                 state.check_cancelled()
 
         rows = run_batched(items, size, lambda chunk: self._encode_batch(modality, list(chunk)), self.device, between)
+        return np.stack(rows).astype(np.float32, copy=False)
+
+    def encode_prepared(self, modality: Modality, parts: list[Prepared], batch_size: int | None = None) -> np.ndarray:
+        """As `encode`, for items already prepared one by one (by `item_preparer`, e.g. in a decoder worker)."""
+        if modality not in self.modalities:
+            raise ModalityError(f"model '{self.name}' has no {modality.value} tower")
+        if not parts:
+            return np.zeros((0, self.embed_dim), np.float32)
+        size = batch_size or self.batch_sizes.get(modality, 32)
+        rows = run_batched(parts, size, lambda chunk: self._encode_prepared(modality, Prepared.concat(list(chunk))),
+                           self.device)
         return np.stack(rows).astype(np.float32, copy=False)
 
     def info(self) -> dict[str, Any]:

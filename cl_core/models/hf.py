@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from cl_core.checkpoints.keys import key_mismatch
 from cl_core.checkpoints.safety import load_weights, validate_safetensors
 from cl_core.errors import CheckpointError, UnsafeCheckpointError
 from cl_core.modality import Item, Modality
-from cl_core.models.base import BaseModel, Prepared
+from cl_core.models.base import BaseModel, ItemPreparer, Prepared
 from cl_core.models.preprocess import resample, windows
 
 FEATURE_METHODS = {Modality.IMAGE: "get_image_features", Modality.TEXT: "get_text_features",
@@ -50,6 +51,16 @@ def _weights_in(folder: Path) -> tuple[list[Path], list[Path]]:
     return safes, pickles
 
 
+@dataclass(frozen=True)
+class HFImagePreparer:
+    """One image through the model's own image processor (fixed output size), in a worker process."""
+
+    processor: Any
+
+    def __call__(self, item: Item) -> Prepared:
+        return Prepared({"pixel_values": self.processor(images=[item.data], return_tensors="pt")["pixel_values"]})
+
+
 class HFModel(BaseModel):
     model: Any
     tokenizer: Any = None
@@ -73,6 +84,7 @@ class HFModel(BaseModel):
         if modality is Modality.IMAGE:
             enc = self.image_processor(images=[it.data for it in items], return_tensors="pt")
             return Prepared({"pixel_values": enc["pixel_values"]})
+        # audio stays batch-prepared here: some feature extractors pad to the longest clip of the batch
         fe = self.feature_extractor
         rate = int(fe.sampling_rate)
         max_samples = int(getattr(fe, "nb_max_samples", 0) or rate * 10)
@@ -85,6 +97,9 @@ class HFModel(BaseModel):
         enc = fe(chunks, sampling_rate=rate, return_tensors="pt")
         inputs = {k: v for k, v in enc.items() if isinstance(v, torch.Tensor)}
         return Prepared(inputs, groups)
+
+    def item_preparer(self, modality: Modality) -> ItemPreparer | None:
+        return HFImagePreparer(self.image_processor) if modality is Modality.IMAGE else None
 
     def forward(self, modality: Modality, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         out = getattr(self.model, FEATURE_METHODS[modality])(**inputs)

@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import save as st_save
 from torch import nn
@@ -19,9 +18,17 @@ from cl_core.checkpoints.keys import key_mismatch
 from cl_core.checkpoints.safety import load_safetensors
 from cl_core.errors import CheckpointError
 from cl_core.modality import Item, Modality
-from cl_core.models.base import BaseModel, Prepared
+from cl_core.models.base import BaseModel, ItemPreparer, Prepared
 from cl_core.models.clip_tokenizer import get_clip_tokenizer
-from cl_core.models.preprocess import AudioPreprocess, ImagePreprocess, StackPreprocess
+from cl_core.models.preprocess import (
+    AudioItemPreparer,
+    AudioPreprocess,
+    ImageItemPreparer,
+    ImagePreprocess,
+    StackItemPreparer,
+    StackPreprocess,
+    prepare_each,
+)
 from cl_core.models.towers import TowerSpec, build_tower, frozen_keys
 
 NATIVE_CONFIG = "clens_config.json"
@@ -76,25 +83,24 @@ class NativeModel(BaseModel):
     audio_pre: AudioPreprocess | None = None
 
     def prepare(self, modality: Modality, items: list[Item]) -> Prepared:
-        if modality is Modality.IMAGE:
-            return Prepared({"pixels": torch.stack([self.image_pre[modality](it.data) for it in items])})
-        if modality is Modality.MULTICHANNEL:
-            assert self.stack_pre is not None
-            return Prepared({"pixels": torch.stack([self.stack_pre(it) for it in items])})
-        if modality is Modality.AUDIO:
-            assert self.audio_pre is not None
-            groups, waves = [], []
-            for it in items:
-                w = self.audio_pre.split(it.data)
-                waves.extend(w)
-                groups.append(len(w))
-            return Prepared({"waves": torch.from_numpy(np.stack(waves))}, groups)
+        preparer = self.item_preparer(modality)
+        if preparer is not None:
+            return prepare_each(preparer, items)
         texts = [str(it.data) for it in items]
         tokenize = getattr(self.net.towers[Modality.TEXT.value], "tokenize", None)
         if callable(tokenize):  # towers that bring their own tokenizer (frozen sentence encoders)
             return Prepared(tokenize(texts))
         ctx = int(self.config["towers"]["text"].get("context_length", 77))
         return Prepared({"tokens": get_clip_tokenizer(ctx)(texts)})
+
+    def item_preparer(self, modality: Modality) -> ItemPreparer | None:
+        if modality is Modality.IMAGE:
+            return ImageItemPreparer(self.image_pre[modality])
+        if modality is Modality.MULTICHANNEL and self.stack_pre is not None:
+            return StackItemPreparer(self.stack_pre)
+        if modality is Modality.AUDIO and self.audio_pre is not None:
+            return AudioItemPreparer(self.audio_pre)
+        return None
 
     def forward(self, modality: Modality, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         tower = self.net.towers[modality.value]

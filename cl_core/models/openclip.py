@@ -16,10 +16,10 @@ import torch
 from cl_core.checkpoints.safety import load_weights
 from cl_core.errors import CheckpointError
 from cl_core.modality import Item, Modality
-from cl_core.models.base import BaseModel, Prepared
+from cl_core.models.base import BaseModel, ItemPreparer, Prepared
 from cl_core.models.clip_arch import ClipModel, infer_openai_cfg
 from cl_core.models.clip_tokenizer import get_clip_tokenizer
-from cl_core.models.preprocess import ImagePreprocess
+from cl_core.models.preprocess import ImageItemPreparer, ImagePreprocess, prepare_each
 
 OPENCLIP_CONFIG = "open_clip_config.json"
 OPENCLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -31,9 +31,12 @@ class OpenClipModel(BaseModel):
 
     def prepare(self, modality: Modality, items: list[Item]) -> Prepared:
         if modality is Modality.IMAGE:
-            return Prepared({"pixels": torch.stack([self.image_pre(it.data) for it in items])})
+            return prepare_each(ImageItemPreparer(self.image_pre), items)
         tok = get_clip_tokenizer(self.clip.text_cfg.context_length)
         return Prepared({"tokens": tok([str(it.data) for it in items])})
+
+    def item_preparer(self, modality: Modality) -> ItemPreparer | None:
+        return ImageItemPreparer(self.image_pre) if modality is Modality.IMAGE else None
 
     def forward(self, modality: Modality, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         if modality is Modality.IMAGE:

@@ -7,6 +7,7 @@ shortest-side resize with `int(size * long / short)`, PIL bicubic, and center-cr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -18,6 +19,7 @@ from scipy.signal import resample_poly
 
 from cl_core.errors import ReaderError
 from cl_core.modality import AudioClip, ChannelStack, Item
+from cl_core.models.base import Prepared
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -214,3 +216,36 @@ def mel_filterbank(n_mels: int, n_fft: int, rate: int) -> torch.Tensor:
         down = (hi - freqs) / max(hi - mid, 1e-9)
         fb[i] = np.maximum(0, np.minimum(up, down))
     return torch.from_numpy(fb)
+
+
+# ---- per-item preparers: picklable, weight-free, run in decoder worker processes (ItemPreparer) ----------
+
+@dataclass(frozen=True)
+class ImageItemPreparer:
+    pre: ImagePreprocess
+    key: str = "pixels"
+
+    def __call__(self, item: Item) -> Prepared:
+        return Prepared({self.key: self.pre(item.data)[None]})
+
+
+@dataclass(frozen=True)
+class StackItemPreparer:
+    pre: StackPreprocess
+
+    def __call__(self, item: Item) -> Prepared:
+        return Prepared({"pixels": self.pre(item)[None]})
+
+
+@dataclass(frozen=True)
+class AudioItemPreparer:
+    pre: AudioPreprocess
+
+    def __call__(self, item: Item) -> Prepared:
+        waves = self.pre.split(item.data)
+        return Prepared({"waves": torch.from_numpy(np.stack(waves))}, [len(waves)])
+
+
+def prepare_each(preparer: Callable[[Item], Prepared], items: list[Item]) -> Prepared:
+    """A batch prepared item by item: the same tensors whether items were prepared here or in a worker."""
+    return Prepared.concat([preparer(it) for it in items])
