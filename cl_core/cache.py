@@ -113,20 +113,50 @@ class EmbeddingCache:
 
     def file_digest(self, path: Path) -> str:
         """sha256 of the file; reused while its size and mtime are unchanged (raises OSError)."""
-        key = str(Path(path).resolve())
-        st = os.stat(key)
+        got = self.file_digests([path])[0]
+        if isinstance(got, OSError):
+            raise got
+        return got
+
+    def file_digests(self, paths: Sequence[Path]) -> list[str | OSError]:
+        """file_digest for many files: one memo read per 500 paths and one transaction for what was new,
+        not a committed (fsynced) write per file. A file that cannot be read gives its OSError."""
+        keys = [str(Path(p).resolve()) for p in paths]
+        memo: dict[str, tuple[int, int, str]] = {}
         with self._lock:
-            row = self._db.execute("SELECT size, mtime_ns, digest FROM files WHERE path=?", (key,)).fetchone()
-        if row is not None and row[0] == st.st_size and row[1] == st.st_mtime_ns:
-            return str(row[2])
-        digest = file_sha256(Path(key))
-        after = os.stat(key)
-        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):  # changed while hashing
-            digest = file_sha256(Path(key))
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO files VALUES(?,?,?,?)",
-                             (key, after.st_size, after.st_mtime_ns, digest))
-        return digest
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                memo.update((k, (size, mtime, d)) for k, size, mtime, d in self._db.execute(
+                    f"SELECT path, size, mtime_ns, digest FROM files WHERE path IN ({','.join('?' * len(chunk))})",
+                    chunk))
+        out: list[str | OSError] = []
+        fresh: list[tuple[str, int, int, str]] = []
+        for key in keys:
+            try:
+                st = os.stat(key)
+                known = memo.get(key)
+                if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
+                    out.append(known[2])
+                    continue
+                digest = file_sha256(Path(key))
+                after = os.stat(key)
+                if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):  # changed while hashing
+                    digest = file_sha256(Path(key))
+            except OSError as exc:
+                out.append(exc)
+                continue
+            fresh.append((key, after.st_size, after.st_mtime_ns, digest))
+            out.append(digest)
+        if fresh:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany("INSERT OR REPLACE INTO files VALUES(?,?,?,?)", fresh)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+        return out
 
     # ---- reading -------------------------------------------------------------------------------
 

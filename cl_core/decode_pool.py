@@ -90,13 +90,14 @@ class DecodePool:
                state: TaskState | None = None, window: int | None = None) -> Iterator[tuple[int, Outcome]]:
         """Yield (index, outcome) in input order while up to `window` later files decode in the workers,
         so decoding overlaps with whatever the caller does between items (e.g. a model forward)."""
-        for i, (items, error, _) in self.stream_prepared(paths, modality, limits, None, state, window):
+        for i, (items, error, _) in self.stream_prepared(paths, [modality] * len(paths), limits, None, state, window):
             yield i, (items, error)
 
-    def stream_prepared(self, paths: Sequence[Path], modality: Modality | None, limits: ReadLimits,
+    def stream_prepared(self, paths: Sequence[Path], modalities: Sequence[Modality | None], limits: ReadLimits,
                         preparation: Preparation | None, state: TaskState | None = None,
                         window: int | None = None) -> Iterator[tuple[int, PreparedOutcome]]:
-        """As `stream`; with a preparation, the workers also fit and preprocess each item for the model."""
+        """As `stream`, with a declared modality per path; with a preparation, the workers also fit and
+        preprocess each item for the model."""
         window = window or self.workers * 8
         inflight: deque[tuple[int, Future]] = deque()
         retry: deque[int] = deque()  # after a crash: files re-read one at a time to pin the crash
@@ -107,10 +108,10 @@ class DecodePool:
                     state.check_cancelled()
                 if retry:
                     i = retry.popleft()
-                    yield i, self._read_alone(paths[i], modality, limits, preparation)
+                    yield i, self._read_alone(paths[i], modalities[i], limits, preparation)
                     continue
                 while len(inflight) < window and next_i < len(paths):
-                    inflight.append((next_i, self._submit(paths[next_i], modality, limits, preparation)))
+                    inflight.append((next_i, self._submit(paths[next_i], modalities[next_i], limits, preparation)))
                     next_i += 1
                 i, fut = inflight.popleft()
                 try:

@@ -102,15 +102,22 @@ def embed_gallery(model: BaseModel, gallery: Gallery, cache: EmbeddingCache | No
     fp = fingerprint_of(model, cache)
     out = GalleryEmbedding(gallery, fp)
     digests: dict[int, str] = {}
+    files = [i for i, e in enumerate(gallery.entries) if e.path is not None]
+    found: dict[int, str | OSError] = {}
+    for start in range(0, len(files), 512):  # hashed in chunks: progress and cancel in between
+        state.check_cancelled()
+        state.set_progress(start, len(files), "checking files")
+        chunk = files[start:start + 512]
+        paths = [gallery.entries[i].path for i in chunk]
+        hashed = cache.file_digests(paths) if cache is not None else [  # type: ignore[arg-type]
+            f"path:{p.resolve()}" for p in paths]  # type: ignore[union-attr]
+        found.update(zip(chunk, hashed, strict=True))
     for i, entry in enumerate(gallery.entries):
-        if i % 256 == 0:
-            state.check_cancelled()
-            state.set_progress(i, len(gallery.entries), "checking files")
-        try:
-            digests[i] = text_digest(entry.text or "") if entry.path is None else (
-                cache.file_digest(entry.path) if cache is not None else f"path:{entry.path.resolve()}")
-        except OSError as exc:
-            out.failures.append(Failure(entry.source, f"cannot open: {exc.strerror or exc}", "read"))
+        got = found[i] if i in found else text_digest(entry.text or "")
+        if isinstance(got, OSError):
+            out.failures.append(Failure(entry.source, f"cannot open: {got.strerror or got}", "read"))
+        else:
+            digests[i] = got
     hits = cache.lookup(fp, digests.values()) if cache is not None else {}
     todo = [i for i in digests if digests[i] not in hits]
     staging = _Staging(cache, fp, flush_rows)
@@ -135,28 +142,33 @@ def _run(model: BaseModel, gallery: Gallery, todo: list[int], digests: dict[int,
     files = [i for i in todo if gallery.entries[i].path is not None]
     texts = [i for i in todo if gallery.entries[i].path is None]
     total, done = len(todo), 0
-    for i in texts:
-        entry = gallery.entries[i]
-        batcher.add(digests[i], entry, [Item(entry.source, Modality.TEXT, entry.text or "")])
-        done += 1
-        state.set_progress(done, total, "embedding texts")
-        state.check_cancelled()
-    paths: Sequence[Path] = [gallery.entries[i].path for i in files]  # type: ignore[misc]
-    by_modality: dict[Modality | None, list[int]] = {}
-    for k, i in enumerate(files):
-        by_modality.setdefault(gallery.entries[i].modality, []).append(k)
-    preparation = Preparation.of(model)  # preprocessing runs in the decoder workers too
-    for declared, ks in by_modality.items():
-        for j, (items, error, prepared) in pool.stream_prepared([paths[k] for k in ks], declared, limits,
-                                                                preparation, state):
-            i = files[ks[j]]
+
+    def add_texts() -> None:
+        nonlocal done
+        for i in texts:
             entry = gallery.entries[i]
-            if error is not None:
-                out.failures.append(Failure(error.source, error.reason, "read"))
-            else:
-                batcher.add(digests[i], entry, items, prepared)
+            batcher.add(digests[i], entry, [Item(entry.source, Modality.TEXT, entry.text or "")])
             done += 1
-            state.set_progress(done, total, f"embedding {Path(paths[ks[j]]).name}")
+            state.set_progress(done, total, "embedding texts")
+            state.check_cancelled()
+        texts.clear()
+
+    paths: Sequence[Path] = [gallery.entries[i].path for i in files]  # type: ignore[misc]
+    declared = [gallery.entries[i].modality for i in files]
+    # one stream for every file: the workers decode and preprocess ahead while the main process runs the
+    # model, the texts included (they are embedded once the first files are on their way)
+    stream = pool.stream_prepared(paths, declared, limits, Preparation.of(model), state, window=pool.workers * 32)
+    for k, (items, error, prepared) in stream:
+        i = files[k]
+        entry = gallery.entries[i]
+        if error is not None:
+            out.failures.append(Failure(error.source, error.reason, "read"))
+        else:
+            batcher.add(digests[i], entry, items, prepared)
+        done += 1
+        state.set_progress(done, total, f"embedding {Path(paths[k]).name}")
+        add_texts()
+    add_texts()
     batcher.finish()
 
 
