@@ -177,6 +177,29 @@ def test_file_digest_is_memoised_until_the_file_changes(tmp_path):
     assert cache.file_digest(f) != d1
 
 
+def test_file_digests_in_bulk_hash_only_new_files_and_name_missing_ones(tmp_path, monkeypatch):
+    import cl_core.cache as cache_mod
+
+    cache = EmbeddingCache(tmp_path / "cache")
+    files = [tmp_path / f"f{i}.bin" for i in range(5)]
+    for i, f in enumerate(files):
+        f.write_bytes(bytes([i]) * 100)
+    hashed = []
+    real = cache_mod.file_sha256
+    monkeypatch.setattr(cache_mod, "file_sha256", lambda p: hashed.append(p.name) or real(p))
+    first = cache.file_digests([*files, tmp_path / "missing.bin"])
+    assert len(set(first[:5])) == 5 and isinstance(first[5], FileNotFoundError)
+    assert sorted(hashed) == sorted(f.name for f in files)
+    hashed.clear()
+    files[2].write_bytes(b"changed")
+    assert cache.file_digests(files)[:2] == first[:2] and hashed == ["f2.bin"]
+    cache.close()
+    hashed.clear()
+    reopened = EmbeddingCache(tmp_path / "cache")
+    assert reopened.file_digests(files[:2]) == first[:2] and hashed == []  # the memo was committed
+    reopened.close()
+
+
 def test_items_prepared_in_the_workers_embed_as_in_process(native_model, tmp_path):
     """Preprocessing moved into the decoder processes changes where it runs, not what comes out."""
     from cl_core.embedding import embed_paths
