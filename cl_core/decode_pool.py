@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing as mp
+import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -55,8 +56,9 @@ def _read_in_worker(reader: str, path: str, modality: Modality | None, limits: R
 class DecodePool:
     """A lazily started pool of decoder processes, kept alive across calls; results keep input order."""
 
-    def __init__(self, workers: int = 2, reader: str = DEFAULT_READER) -> None:
-        self.workers = max(1, workers)
+    def __init__(self, workers: int | None = None, reader: str = DEFAULT_READER) -> None:
+        # default: one core left to the model's forward pass, at least 2 and at most 8 decoders
+        self.workers = max(1, workers) if workers is not None else max(2, min(8, (os.cpu_count() or 2) - 1))
         self.reader = reader  # importable "module:function" with read_path's signature
         self._pool: ProcessPoolExecutor | None = None
 
