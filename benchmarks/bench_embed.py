@@ -8,7 +8,7 @@ For each model and gallery:
 - naive loop: one file at a time, read then encode, in the main process.
 Goals (issue 4): job >= 90% of raw forward, and >= 3x the naive loop.
 
-    .venv/bin/python benchmarks/bench_embed.py [--count 120] [--vit-images 96]
+    .venv/bin/python benchmarks/bench_embed.py [--count 120] [--vit-images 96] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -124,12 +124,16 @@ def photo_folder(folder: Path, count: int) -> Path:
     return folder
 
 
-def bench(name: str, model: BaseModel, gallery: Gallery, pool: DecodePool) -> dict:
+def bench(name: str, model: BaseModel, gallery: Gallery, pool: DecodePool, repeats: int) -> dict:
+    """Best of `repeats` for each figure: on a shared machine the fastest run is the least disturbed one."""
     items = decoded_items(gallery)
-    raw = raw_forward_rate(model, items)
     job_rate(model, gallery, pool)  # warm-up: workers imported, caches of the OS filled
-    job, n = job_rate(model, gallery, pool)
-    naive = naive_rate(model, gallery)
+    raw = job = naive = 0.0
+    for _ in range(repeats):  # interleaved, so a slow spell of the machine hits all three alike
+        raw = max(raw, raw_forward_rate(model, items))
+        rate, n = job_rate(model, gallery, pool)
+        job = max(job, rate)
+        naive = max(naive, naive_rate(model, gallery))
     row = {"items": n, "raw_forward_per_s": round(raw, 1), "gallery_job_per_s": round(job, 1),
            "naive_loop_per_s": round(naive, 1), "job_vs_raw": round(job / raw, 3), "job_vs_naive": round(job / naive, 2)}
     print(f"{name:<24} {n:>5} items  raw {raw:8.1f}/s  job {job:8.1f}/s  naive {naive:7.1f}/s  "
@@ -141,19 +145,22 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=120, help="samples per demo gallery")
     ap.add_argument("--vit-images", type=int, default=96)
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each measurement; the best is kept")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     work = Path(tempfile.mkdtemp(prefix="bench-embed-"))
-    out = {"benchmark": "embed", "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+    out = {"benchmark": "embed", "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
+                                            f"best of {args.repeats} runs",
            "runs": {}}
     try:
         with DecodePool() as pool:
             for demo in DEMOS:
                 gallery = open_source(demo_manifest(demo, args.count, work / demo))
-                out["runs"][f"demo {demo}"] = bench(f"demo {demo}", open_checkpoint(DEMOS[demo].model), gallery, pool)
+                out["runs"][f"demo {demo}"] = bench(f"demo {demo}", open_checkpoint(DEMOS[demo].model), gallery, pool,
+                                                   args.repeats)
             model = open_checkpoint(vit_b32(work / "vit_b32"))
             gallery = read_folder(photo_folder(work / "photos", args.vit_images))
-            out["runs"]["ViT-B/32 images"] = bench("ViT-B/32 images", model, gallery, pool)
+            out["runs"]["ViT-B/32 images"] = bench("ViT-B/32 images", model, gallery, pool, args.repeats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)

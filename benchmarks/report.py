@@ -11,11 +11,16 @@ HERE = Path(__file__).parent
 def embed_section(data: dict) -> list[str]:
     lines = ["## Gallery embedding throughput", "", f"Machine: {data['machine']}.", "",
              "| model / gallery | items | raw forward /s | gallery job /s | naive loop /s | job / raw (goal ≥ 0.90) "
-             "| job / naive (goal ≥ 3) |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "| job / naive (goal ≥ 3) | ceiling raw / naive |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in data["runs"].items():
+        ceiling = r["raw_forward_per_s"] / r["naive_loop_per_s"]
         lines.append(f"| {name} | {r['items']} | {r['raw_forward_per_s']} | {r['gallery_job_per_s']} | "
                      f"{r['naive_loop_per_s']} | {r['job_vs_raw']:.2f} {'✓' if r['job_vs_raw'] >= 0.9 else '✗'} | "
-                     f"{r['job_vs_naive']:.2f} {'✓' if r['job_vs_naive'] >= 3 else '✗'} |")
+                     f"{r['job_vs_naive']:.2f} {'✓' if r['job_vs_naive'] >= 3 else '✗'} | {ceiling:.2f} |")
+    lines += ["", "The job can at best run the forward pass as fast as the raw figure, so job / naive can never exceed "
+              "raw / naive (last column): where that is below 3, the batched forward itself is less than 3x faster "
+              "than one item at a time on this hardware, and no pipeline can reach the goal. On a CPU the decoder "
+              "processes and the model share the same cores, which is what keeps small models below 0.9 of raw."]
     return lines
 
 
