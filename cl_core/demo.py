@@ -90,7 +90,7 @@ class Demo:
 DEMOS = {
     "shapes_sounds": Demo("shapes_sounds", RESOURCES / "demo" / "shapes_sounds", 3, _shapes_gallery,
                           ("*.png", "*.wav", "captions.csv")),
-    "tissue": Demo("tissue", RESOURCES / "demo" / "tissue", 2, _tissue_gallery,
+    "tissue": Demo("tissue", RESOURCES / "demo" / "tissue", 3, _tissue_gallery,
                    ("*-HE.png", "*-mIF.ome.tif", "reports.csv"), count=6),
 }
 DEFAULT_DEMO = "shapes_sounds"

@@ -286,3 +286,26 @@ def test_device_choice():
             pick_device("cuda")
     with pytest.raises(ClensError, match="unknown device"):
         pick_device("tpu")
+
+
+def test_channel_scales_percentile_asinh_and_none():
+    from cl_core.models.preprocess import StackPreprocess
+
+    px = np.stack([np.linspace(0, 3000, 64 * 64, dtype=np.float32).reshape(64, 64)] * 2)
+    item = Item("s.npy", Modality.MULTICHANNEL, ChannelStack(px, ("a", "b")))
+    pct = StackPreprocess.from_dict({"channels": ["a", "b"], "scale": "percentile"})(item)
+    assert float(pct.min()) == 0.0 and float(pct.max()) == 1.0  # each image stretched to [0, 1]
+    asinh = StackPreprocess.from_dict({"channels": ["a", "b"], "scale": "asinh", "cofactor": 150})(item)
+    np.testing.assert_allclose(asinh.numpy(), np.arcsinh(px / 150), rtol=1e-5)  # absolute intensities kept
+    dim = Item("d.npy", Modality.MULTICHANNEL, ChannelStack(px / 10, ("a", "b")))
+    assert float(StackPreprocess.from_dict({"channels": ["a", "b"], "scale": "asinh"})(dim).max()) < float(asinh.max())
+    assert torch.equal(StackPreprocess.from_dict({"channels": ["a", "b"], "scale": "none"})(item), torch.from_numpy(px))
+
+
+def test_unknown_channel_scale_is_a_checkpoint_error(tmp_path):
+    import tiny_models
+
+    cfg = tiny_models.native_config()
+    cfg["towers"]["multichannel"]["preprocess"]["scale"] = "log-ish"
+    with pytest.raises(ClensError, match="multichannel tower preprocessing: unknown channel scale 'log-ish'"):
+        open_checkpoint(tiny_models.make_native(tmp_path / "m", config=cfg))

@@ -42,3 +42,27 @@ def test_text_states_the_case():
     assert str(s.case.age) in s.text
     assert ("respon" in s.text and "not" not in s.text and "non-" not in s.text and "progressed" not in s.text) \
         == s.case.responder
+
+
+def test_findings_are_counted_on_the_cells_and_reported_in_the_text():
+    """Scores are measured on the patch, so the text says what the pictures show."""
+    for i in range(40):
+        s = ts.make_sample(4, i)
+        f = s.findings
+        assert f"tumour cellularity about {int(round(f.cellularity * 10)) * 10}%" in s.text
+        infiltrate = "sparse" if f.cd8_density < 0.1 else "moderate" if f.cd8_density < 0.25 else "dense"
+        assert f"{infiltrate} CD8 T-cell infiltrate" in s.text
+        assert ("Ki67 high" in s.text) == (f.ki67_index >= 0.35)
+    cells = [(1, 1, "tumour", True, False), (2, 2, "tumour", False, True), (3, 3, "cd8", False, False),
+             (4, 4, "stroma", False, False)]
+    assert ts.measure(cells) == ts.Findings(0.5, 0.25, 0.5, 0.5)
+
+
+def test_mif_shows_the_tissue_architecture():
+    """Autofluorescence: empty spaces (alveoli, fat, lumens) are darker than tissue in every channel."""
+    rng = np.random.default_rng(0)
+    case = ts.sample_case(rng, organ="breast")
+    tissue = ts._architecture(case.organ, rng)
+    mif = ts.render_mif([], tissue, rng)  # no cells: only the tissue itself
+    for channel in mif:
+        assert channel[tissue > 0].mean() > channel[tissue == 0].mean() + 30

@@ -137,12 +137,15 @@ def from_config(config: dict[str, Any], net: NativeNet, source: Path, device: to
     for name, tcfg in config["towers"].items():
         m = Modality.parse(name)
         pre = tcfg.get("preprocess", {})
-        if m is Modality.IMAGE:
-            model.image_pre[m] = ImagePreprocess.from_dict(pre)
-        elif m is Modality.MULTICHANNEL:
-            model.stack_pre = StackPreprocess.from_dict({"in_channels": tcfg.get("in_channels", 3), **pre})
-        elif m is Modality.AUDIO:
-            model.audio_pre = AudioPreprocess.from_dict(pre)
+        try:
+            if m is Modality.IMAGE:
+                model.image_pre[m] = ImagePreprocess.from_dict(pre)
+            elif m is Modality.MULTICHANNEL:
+                model.stack_pre = StackPreprocess.from_dict({"in_channels": tcfg.get("in_channels", 3), **pre})
+            elif m is Modality.AUDIO:
+                model.audio_pre = AudioPreprocess.from_dict(pre)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{source}: {name} tower preprocessing: {exc}") from None
     return model.to(device)  # type: ignore[return-value]
 
 

@@ -85,6 +85,9 @@ class ImagePreprocess:
         return (t - mean) / std
 
 
+SCALES = ("percentile", "asinh", "none")
+
+
 @dataclass(frozen=True)
 class StackPreprocess:
     """Channel stacks: pick the model's channels by name, scale, resize to size x size, standardise."""
@@ -92,16 +95,24 @@ class StackPreprocess:
     size: int = 64
     channels: tuple[str, ...] = ()  # expected channel names, in model order (empty: any, count must match)
     in_channels: int = 3
-    scale: str = "percentile"  # percentile (1-99 per channel to [0, 1]) | none
+    # percentile: 1-99% of each channel of each image to [0, 1] (exposure-free, but counts by brightness are lost)
+    # asinh: arcsinh(x / cofactor), the cytometry transform: absolute intensities kept, bright tails compressed
+    # none: as stored
+    scale: str = "percentile"
     mean: tuple[float, ...] = field(default=())
     std: tuple[float, ...] = field(default=())
+    cofactor: float = 150.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StackPreprocess:
         chans = tuple(d.get("channels", ()))
+        scale = str(d.get("scale", "percentile"))
+        if scale not in SCALES:
+            raise ValueError(f"unknown channel scale {scale!r} (one of {', '.join(SCALES)})")
         return cls(size=int(d.get("size", 64)), channels=chans,
-                   in_channels=int(d.get("in_channels", len(chans) or 3)), scale=d.get("scale", "percentile"),
-                   mean=tuple(d.get("mean", ())), std=tuple(d.get("std", ())))
+                   in_channels=int(d.get("in_channels", len(chans) or 3)), scale=scale,
+                   mean=tuple(d.get("mean", ())), std=tuple(d.get("std", ())),
+                   cofactor=float(d.get("cofactor", 150.0)))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +139,8 @@ class StackPreprocess:
             lo = np.percentile(flat, 1, axis=1)[:, None, None]
             hi = np.percentile(flat, 99, axis=1)[:, None, None]
             px = np.clip((px - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)
+        elif self.scale == "asinh":
+            px = np.arcsinh(px / self.cofactor)
         t = torch.from_numpy(np.ascontiguousarray(px))[None]
         if t.shape[-1] != self.size or t.shape[-2] != self.size:
             t = torch.nn.functional.interpolate(t, size=(self.size, self.size), mode="bilinear",

@@ -3,7 +3,8 @@ all generated from one written causal model, so that what a model infers can be 
 
 Causal model (every arrow is in the code below, nothing else links the modalities):
 
-    organ ─┬─> tissue architecture (lung: alveolar spaces; breast: fat vacuoles; colon: glands)
+    organ ─┬─> tissue architecture (lung: alveolar spaces; breast: fat vacuoles; colon: glands), seen in
+           │   H&E as eosin and in mIF as tissue autofluorescence (empty spaces are dark in every channel)
            └─> baseline PD-L1
     stage ─┬─> tumour cellularity (higher stage, more tumour)
            ├─> Ki67 proliferation (higher stage, more Ki67+ tumour cells)
@@ -11,12 +12,15 @@ Causal model (every arrow is in the code below, nothing else links the modalitie
     CD8 infiltration ─> macrophages (CD68) and PD-L1 (adaptive resistance)
     CD8, PD-L1, stage ─> outcome (responder to immunotherapy or not)
     age ─> nothing visible (a nuisance variable in the text)
+    cells on the patch ─> the pathologist's findings (measured on them, as scores are in practice)
 
 Cells (tumour, CD8 T cell, macrophage, stromal) are placed on a 64 x 64 µm-ish patch. The mIF stack has
 channels DAPI, panCK, CD8, CD68, PD-L1, Ki67 (float32 [6, 64, 64]); the H&E image is rendered from the
 same cells by Beer-Lambert mixing of haematoxylin (nuclei) and eosin (cytoplasm, stroma). The clinical
-text states organ, stage, age and outcome, and the pathologist's findings (cellularity, infiltrate,
-PD-L1, Ki67) in varied phrasing. Everything is a pure function of (seed, index).
+text states organ, stage, age and outcome, and the pathologist's findings in varied phrasing: tumour
+cellularity, CD8 T-cell density, PD-L1 tumour proportion score and Ki67 index, each counted on the cells
+of this patch (so a finding is what the pictures show, not the latent rate that produced them).
+Everything is a pure function of (seed, index).
 """
 
 from __future__ import annotations
@@ -48,12 +52,31 @@ class Case:
 
 
 @dataclass(frozen=True)
+class Findings:
+    """What a pathologist measures on this patch: scores are counts over its cells, as in practice
+    (tumour cellularity, CD8 density, PD-L1 tumour proportion score, Ki67 index)."""
+
+    cellularity: float  # tumour cells / all cells
+    cd8_density: float  # CD8 T cells / all cells
+    pdl1_tps: float  # PD-L1+ tumour cells / tumour cells
+    ki67_index: float  # Ki67+ tumour cells / tumour cells
+
+
+def measure(cells) -> Findings:
+    tumour = [c for c in cells if c[2] == "tumour"]
+    n, nt = max(1, len(cells)), max(1, len(tumour))
+    return Findings(len(tumour) / n, sum(c[2] == "cd8" for c in cells) / n,
+                    sum(c[3] for c in tumour) / nt, sum(c[4] for c in tumour) / nt)
+
+
+@dataclass(frozen=True)
 class TissueSample:
     index: int
     case: Case
     he: Image.Image
     mif: np.ndarray  # [6, 64, 64] float32, channels as CHANNELS
     text: str
+    findings: Findings
 
 
 def _sigmoid(x: float) -> float:
@@ -120,7 +143,12 @@ def _blobs(cells, select, sigma: float, weight=None) -> np.ndarray:
     return gaussian_filter(grid, sigma) * (2 * np.pi * sigma**2)
 
 
-def render_mif(cells, rng: np.random.Generator) -> np.ndarray:
+# tissue autofluorescence per channel (collagen, elastin, red cells glow, most at short wavelengths);
+# empty spaces (alveoli, fat, lumens) stay dark, so the architecture shows in every channel as in real mIF
+AUTOFLUORESCENCE = np.array([140.0, 90.0, 70.0, 70.0, 60.0, 50.0])
+
+
+def render_mif(cells, tissue: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     chans = [
         _blobs(cells, lambda c: True, 1.0),  # DAPI: every nucleus
         _blobs(cells, lambda c: c[2] == "tumour", 1.6),  # panCK: epithelial tumour cytoplasm
@@ -129,16 +157,32 @@ def render_mif(cells, rng: np.random.Generator) -> np.ndarray:
         _blobs(cells, lambda c: c[3], 1.6),  # PD-L1 on tumour cells and macrophages
         _blobs(cells, lambda c: c[4], 0.9),  # Ki67: nuclear, proliferating tumour cells
     ]
-    stack = np.stack(chans) * 800 + rng.normal(0, 20, (len(CHANNELS), SIZE, SIZE)) + 60
+    glow = gaussian_filter(tissue, 1.0)[None] * AUTOFLUORESCENCE[:, None, None]
+    stack = np.stack(chans) * 800 + glow + rng.normal(0, 20, (len(CHANNELS), SIZE, SIZE)) + 60
     return np.clip(stack, 0, 4095).astype(np.float32)  # 12-bit camera range
 
 
+def _spindles(cells, select, rng: np.random.Generator, long: float = 2.2, short: float = 0.55) -> np.ndarray:
+    """Elongated nuclei (fibroblasts), each at its own angle; peak 1 per cell like _blobs."""
+    yy, xx = np.mgrid[:SIZE, :SIZE].astype(np.float64)
+    grid = np.zeros((SIZE, SIZE))
+    for c in cells:
+        if select(c):
+            a = rng.uniform(0, np.pi)
+            dx, dy = xx - c[0], yy - c[1]
+            u, v = dx * np.cos(a) + dy * np.sin(a), -dx * np.sin(a) + dy * np.cos(a)
+            grid += np.exp(-0.5 * ((u / long) ** 2 + (v / short) ** 2))
+    return grid
+
+
 def render_he(cells, tissue: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    # (blob width, haematoxylin peak): large pale-ish tumour nuclei, small dark lymphocytes
-    nuclear = {"tumour": (1.6, 0.9), "cd8": (0.8, 1.3), "macrophage": (1.3, 0.6), "stroma": (0.7, 0.8)}
+    # (blob width, haematoxylin peak): large vesicular tumour nuclei, small round very dark lymphocytes,
+    # large pale macrophage nuclei; fibroblasts (stroma) are thin spindles, as a pathologist tells them apart
+    nuclear = {"tumour": (1.6, 0.9), "cd8": (0.8, 1.6), "macrophage": (1.4, 0.5)}
     hema = np.zeros((SIZE, SIZE))
     for kind, (sigma, strength) in nuclear.items():
         hema += strength * _blobs(cells, lambda c, k=kind: c[2] == k, sigma)
+    hema += 0.8 * _spindles(cells, lambda c: c[2] == "stroma", rng)
     hema = gaussian_filter(hema, 0.4)
     cytoplasm = 0.25 * _blobs(cells, lambda c: c[2] == "tumour", 2.5)
     eosin = 0.35 * tissue + 0.5 * cytoplasm + 0.05 * gaussian_filter(rng.normal(0, 1, (SIZE, SIZE)), 1.0)
@@ -151,7 +195,7 @@ def _bucket(value: float, words: tuple[str, str, str]) -> str:
     return words[0] if value < 0.3 else words[1] if value < 0.6 else words[2]
 
 
-def clinical_text(case: Case, rng: np.random.Generator) -> str:
+def clinical_text(case: Case, found: Findings, rng: np.random.Generator) -> str:
     outcome = str(rng.choice(["responded to immunotherapy", "responder to checkpoint inhibition",
                               "showed a response to anti-PD-1 therapy"] if case.responder else
                              ["did not respond to immunotherapy", "non-responder to checkpoint inhibition",
@@ -159,19 +203,20 @@ def clinical_text(case: Case, rng: np.random.Generator) -> str:
     organ = {"lung": str(rng.choice(["lung adenocarcinoma", "non-small cell lung cancer"])),
              "breast": str(rng.choice(["breast carcinoma", "invasive ductal carcinoma of the breast"])),
              "colon": str(rng.choice(["colorectal adenocarcinoma", "colon cancer"]))}[case.organ]
-    cell = f"tumour cellularity about {int(round(case.cellularity * 10)) * 10}%"
-    infil = _bucket(case.cd8, ("sparse", "moderate", "dense")) + " CD8 T-cell infiltrate"
-    pd = "PD-L1 " + _bucket(case.pdl1, ("negative", "low", "high"))
-    ki = "Ki67 " + ("low" if case.ki67 < 0.35 else "high")
-    findings = [cell, infil, pd, ki]
-    order = rng.permutation(len(findings))
-    found = ", ".join(findings[i] for i in order)
+    cell = f"tumour cellularity about {int(round(found.cellularity * 10)) * 10}%"
+    infil = ("sparse" if found.cd8_density < 0.1 else "moderate" if found.cd8_density < 0.25 else "dense"
+             ) + " CD8 T-cell infiltrate"
+    pd = "PD-L1 " + _bucket(found.pdl1_tps, ("negative", "low", "high"))
+    ki = "Ki67 " + ("low" if found.ki67_index < 0.35 else "high")
+    phrases = [cell, infil, pd, ki]
+    order = rng.permutation(len(phrases))
+    said = ", ".join(phrases[i] for i in order)
     template = int(rng.integers(3))
     if template == 0:
-        return f"{case.age}-year-old patient with stage {case.stage} {organ}; {found}; {outcome}."
+        return f"{case.age}-year-old patient with stage {case.stage} {organ}; {said}; {outcome}."
     if template == 1:
-        return f"Stage {case.stage} {organ} in a {case.age} year old. Pathology: {found}. Patient {outcome}."
-    return f"{organ.capitalize()}, stage {case.stage}, age {case.age}: {found}; {outcome}."
+        return f"Stage {case.stage} {organ} in a {case.age} year old. Pathology: {said}. Patient {outcome}."
+    return f"{organ.capitalize()}, stage {case.stage}, age {case.age}: {said}; {outcome}."
 
 
 def make_sample(seed: int, index: int) -> TissueSample:
@@ -179,7 +224,9 @@ def make_sample(seed: int, index: int) -> TissueSample:
     case = sample_case(rng)
     tissue = _architecture(case.organ, rng)
     cells = _cells(case, tissue, rng)
-    return TissueSample(index, case, render_he(cells, tissue, rng), render_mif(cells, rng), clinical_text(case, rng))
+    found = measure(cells)
+    he, mif = render_he(cells, tissue, rng), render_mif(cells, tissue, rng)
+    return TissueSample(index, case, he, mif, clinical_text(case, found, rng), found)
 
 
 def make_world(seed: int, count: int) -> list[TissueSample]:
