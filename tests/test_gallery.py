@@ -243,3 +243,22 @@ def test_a_file_the_workers_cannot_prepare_is_listed_and_the_rest_embedded(nativ
     assert "lacks channel(s) panCK, CD8" in res.failures[0].reason
     kinds = [r.modality for r in res.rows]
     assert kinds.count(Modality.IMAGE) == 2 and kinds.count(Modality.AUDIO) == 2
+
+
+@pytest.mark.parametrize("kind", ["hf", "openclip"])
+def test_hugging_face_and_open_clip_images_prepared_in_workers_match_encode(kind, hf_clip, openclip_dir, tmp_path):
+    """Their image preprocessing (a Hugging Face processor, open_clip's transform) pickles into the workers."""
+    from cl_core.checkpoint import open_checkpoint
+    from cl_core.embedding import collect_items
+
+    model = open_checkpoint(hf_clip[0] if kind == "hf" else openclip_dir)
+    folder = make_gallery(tmp_path / "g", n=3)
+    gallery = open_source(folder / "manifest.csv")
+    images = [e.path for e in gallery.entries if e.modality is Modality.IMAGE]
+    with DecodePool() as pool:
+        job = embed_gallery(model, gallery, None, pool=pool)  # its sounds fail: the model has no audio tower
+    rows = [i for i, r in enumerate(job.rows) if r.modality is Modality.IMAGE]
+    items, failures = collect_items(images, [], None)
+    assert not failures and len(rows) == 3
+    assert {f.source.rsplit(".", 1)[-1] for f in job.failures} == {"wav"}
+    np.testing.assert_allclose(job.vectors[rows], model.encode(Modality.IMAGE, items), atol=1e-5)
