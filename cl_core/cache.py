@@ -19,7 +19,8 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,15 +149,21 @@ class EmbeddingCache:
             fresh.append((key, after.st_size, after.st_mtime_ns, digest))
             out.append(digest)
         if fresh:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.executemany("INSERT OR REPLACE INTO files VALUES(?,?,?,?)", fresh)
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
+            with self._transaction():
+                self._db.executemany("INSERT OR REPLACE INTO files VALUES(?,?,?,?)", fresh)
         return out
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction under the lock: all of it commits, or none of it (rolled back)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -225,21 +232,15 @@ class EmbeddingCache:
             else:
                 rows.append((model, r.digest, r.ordinal, r.modality.value, r.source_suffix, r.text, None, -1,
                              r.reason or "quarantined"))
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if segment is not None:
-                    self._db.execute("INSERT INTO segments VALUES(?,?,?,?)",
-                                     (segment, model, len(good), int(good[0].vector.shape[0])))  # type: ignore[union-attr]
-                for digest in complete:  # a file re-embedded in full replaces what was there
-                    self._db.execute("DELETE FROM items WHERE model=? AND digest=?", (model, digest))
-                self._db.executemany("INSERT OR REPLACE INTO items VALUES(?,?,?,?,?,?,?,?,?)", rows)
-                self._db.executemany("INSERT OR REPLACE INTO complete VALUES(?,?,?)",
-                                     [(model, d, n) for d, n in complete.items()])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            if segment is not None:
+                self._db.execute("INSERT INTO segments VALUES(?,?,?,?)",
+                                 (segment, model, len(good), int(good[0].vector.shape[0])))  # type: ignore[union-attr]
+            for digest in complete:  # a file re-embedded in full replaces what was there
+                self._db.execute("DELETE FROM items WHERE model=? AND digest=?", (model, digest))
+            self._db.executemany("INSERT OR REPLACE INTO items VALUES(?,?,?,?,?,?,?,?,?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO complete VALUES(?,?,?)",
+                                 [(model, d, n) for d, n in complete.items()])
 
     def remove_orphans(self, min_age_s: float = ORPHAN_AGE_S) -> int:
         """Delete segment files no committed row references (left by a crash before its commit)."""

@@ -9,11 +9,16 @@ from cl_core.errors import CheckpointError
 from cl_core.models.towers import ConvTower
 
 
-def test_flatten_pooling_tells_positions_apart():
+def mirrored_pair() -> tuple[torch.Tensor, torch.Tensor]:
+    """The same square on the left and on the right of an image."""
     torch.manual_seed(0)
     left = torch.zeros(1, 1, 32, 32)
     left[..., 8:12, 4:8] = 1.0
-    right = torch.flip(left, dims=[-1])
+    return left, torch.flip(left, dims=[-1])
+
+
+def test_flatten_pooling_tells_positions_apart():
+    left, right = mirrored_pair()
     flat = ConvTower(1, [4, 8], 8, pool="flatten", input_size=32).eval()
     avg = ConvTower(1, [4, 8], 8, pool="avg", input_size=32).eval()
     with torch.no_grad():
@@ -28,10 +33,7 @@ def test_unknown_pooling_is_refused():
 
 
 def test_both_pooling_keeps_layout_and_adds_the_global_average():
-    torch.manual_seed(0)
-    left = torch.zeros(1, 1, 32, 32)
-    left[..., 8:12, 4:8] = 1.0
-    right = torch.flip(left, dims=[-1])
+    left, right = mirrored_pair()
     both = ConvTower(1, [4, 8], 8, pool="both", input_size=32).eval()
     assert both.proj.in_features == 8 * 8 * 8 + 8
     with torch.no_grad():

@@ -156,12 +156,15 @@ class BaseModel(ABC):
         out = F.normalize(feats, dim=-1).cpu().numpy().astype(np.float32, copy=False)
         return list(out)
 
-    def encode(self, modality: Modality, items: list[Item], batch_size: int | None = None,
-               state: TaskState | None = None) -> np.ndarray:
-        """L2-normalised float32 [N, D] embeddings, in input order; batch halves on GPU out-of-memory."""
+    def _check_modality(self, modality: Modality) -> None:
         if modality not in self.modalities:
             have = ", ".join(m.value for m in self.modalities)
             raise ModalityError(f"model '{self.name}' has no {modality.value} tower (it embeds: {have})")
+
+    def encode(self, modality: Modality, items: list[Item], batch_size: int | None = None,
+               state: TaskState | None = None) -> np.ndarray:
+        """L2-normalised float32 [N, D] embeddings, in input order; batch halves on GPU out-of-memory."""
+        self._check_modality(modality)
         if not items:
             return np.zeros((0, self.embed_dim), np.float32)
         size = batch_size or self.batch_sizes.get(modality, 32)
@@ -175,8 +178,7 @@ class BaseModel(ABC):
 
     def encode_prepared(self, modality: Modality, parts: list[Prepared], batch_size: int | None = None) -> np.ndarray:
         """As `encode`, for items already prepared one by one (by `item_preparer`, e.g. in a decoder worker)."""
-        if modality not in self.modalities:
-            raise ModalityError(f"model '{self.name}' has no {modality.value} tower")
+        self._check_modality(modality)
         if not parts:
             return np.zeros((0, self.embed_dim), np.float32)
         size = batch_size or self.batch_sizes.get(modality, 32)
