@@ -142,8 +142,7 @@ def prepare_features(net: NativeNet, config: dict[str, Any], data: Dataset, devi
             inputs = prepared.inputs
             tower: Any = net.towers[modality.value]
             if getattr(tower, "pool", None) == "attention":  # frozen encoder: cache its token states
-                fixed = tower.tokenize([str(it.data) for it in batch[start:start + 256]], fixed=True)
-                inputs = {"states": tower.token_states(**fixed), "mask": fixed["attention_mask"]}
+                inputs = tower.cached_states([str(it.data) for it in batch[start:start + 256]])
             elif callable(getattr(tower, "sentence_embedding", None)):  # frozen encoder: cache its vectors
                 inputs = {"sentence": tower.sentence_embedding(**inputs)}
             for k, v in inputs.items():

@@ -67,10 +67,17 @@ class SentenceTower(nn.Module):
         self.encoder.eval()  # frozen: no dropout, ever
         return self
 
-    def tokenize(self, texts: list[str], fixed: bool = False) -> dict[str, torch.Tensor]:
-        padding = "max_length" if fixed else True
-        enc = self.tokenizer(texts, padding=padding, truncation=True, max_length=self.max_length, return_tensors="pt")
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    def cached_states(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """Frozen token states and mask padded to max_length, so batches cached for training concatenate;
+        the encoder runs on the batch's own length (padding is masked out, the result is the same)."""
+        enc = self.tokenize(texts)
+        states = self.token_states(**enc)
+        pad = self.max_length - states.shape[1]
+        return {"states": F.pad(states, (0, 0, 0, pad)), "mask": F.pad(enc["attention_mask"], (0, pad))}
 
     @torch.no_grad()
     def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

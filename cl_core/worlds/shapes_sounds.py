@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from cl_core.worlds import generate
+
 SHAPES = ("circle", "square", "triangle", "star")
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (235, 200, 30),
            "purple": (140, 50, 180)}
@@ -194,5 +196,6 @@ def make_sample(seed: int, index: int, compositional_fraction: float = 0.15) -> 
     return Sample(index, objects, image, audio, caption(objects, rng))
 
 
-def make_world(seed: int, count: int, compositional_fraction: float = 0.15) -> list[Sample]:
-    return [make_sample(seed, i, compositional_fraction) for i in range(count)]
+def make_world(seed: int, count: int, compositional_fraction: float = 0.15, workers: int | None = None
+               ) -> list[Sample]:
+    return generate(make_sample, seed, count, workers, compositional_fraction=compositional_fraction)
