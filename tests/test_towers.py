@@ -44,3 +44,17 @@ def test_both_pooling_keeps_layout_and_adds_the_global_average():
         avg.proj.weight.copy_(both.proj.weight[:, 8 * 8 * 8:])
         avg.proj.bias.copy_(both.proj.bias)
         torch.testing.assert_close(both(left), avg(left), atol=1e-6, rtol=0)
+
+
+def test_hidden_head_is_an_mlp_and_no_head_keeps_the_old_key_names():
+    """Checkpoints written before the head existed (proj.weight) still load; a head adds proj.0/proj.2."""
+    plain = ConvTower(3, [4, 8], 8, pool="avg", input_size=32)
+    headed = ConvTower(3, [4, 8], 8, pool="avg", input_size=32, hidden=[16])
+    assert {k for k in plain.state_dict() if k.startswith("proj")} == {"proj.weight", "proj.bias"}
+    assert {k for k in headed.state_dict() if k.startswith("proj")} == {
+        "proj.0.weight", "proj.0.bias", "proj.2.weight", "proj.2.bias"}
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        feats = headed.body(x).mean(dim=(2, 3))
+        expected = headed.proj[2](torch.nn.functional.gelu(headed.proj[0](feats)))
+        torch.testing.assert_close(headed(x), expected)

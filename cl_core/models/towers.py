@@ -24,10 +24,12 @@ class ConvTower(nn.Module):
     pool="avg": global average pool (what is there); pool="flatten": the final feature grid is projected
     as a whole (where it is), e.g. to match an H&E patch with the mIF patch of the very same cells;
     pool="both": both, concatenated (layout for image-image pairs, global statistics for text).
+    hidden: an MLP head after pooling. Without one the embedding is affine in the pooled features; with one
+    it can combine them non-linearly (a count's bucket, one finding given another) before the cosine.
     """
 
     def __init__(self, in_channels: int, widths: list[int], embed_dim: int, pool: str = "avg",
-                 input_size: int = 64) -> None:
+                 input_size: int = 64, hidden: list[int] | None = None) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         prev = in_channels
@@ -43,7 +45,13 @@ class ConvTower(nn.Module):
         for _ in widths:
             side = (side + 1) // 2
         flat = prev * side * side
-        self.proj = nn.Linear({"avg": prev, "flatten": flat, "both": flat + prev}[pool], embed_dim)
+        width = {"avg": prev, "flatten": flat, "both": flat + prev}[pool]
+        head: list[nn.Module] = []
+        for h in hidden or []:
+            head += [nn.Linear(width, h), nn.GELU()]
+            width = h
+        # a plain Linear when there is no hidden layer: the key names (proj.weight) of earlier checkpoints
+        self.proj: nn.Module = nn.Sequential(*head, nn.Linear(width, embed_dim)) if head else nn.Linear(width, embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.body(x)
@@ -63,7 +71,8 @@ class TowerSpec:
 
 def _conv(cfg: dict[str, Any], embed_dim: int) -> nn.Module:
     return ConvTower(int(cfg.get("in_channels", 3)), [int(w) for w in cfg.get("widths", [32, 64, 128])], embed_dim,
-                     pool=str(cfg.get("pool", "avg")), input_size=int(cfg.get("preprocess", {}).get("size", 64)))
+                     pool=str(cfg.get("pool", "avg")), input_size=int(cfg.get("preprocess", {}).get("size", 64)),
+                     hidden=[int(h) for h in cfg.get("hidden", [])])
 
 
 def _audio_conv(cfg: dict[str, Any], embed_dim: int) -> nn.Module:
