@@ -11,6 +11,10 @@ from typing import IO
 
 import numpy as np
 
+# the process umask, read once at import (reading it means setting it, which other threads would see)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
@@ -19,6 +23,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        _chmod_like(fd, target)
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -29,6 +34,17 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
             os.unlink(tmp)
         raise
     _fsync_dir(target.parent)
+
+
+def _chmod_like(fd: int, target: Path) -> None:
+    """mkstemp makes 0600 files; give the new file the mode of the one it replaces, else the usual 0666 & ~umask."""
+    if os.name != "posix":
+        return
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_UMASK
+    os.fchmod(fd, mode)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -70,3 +70,19 @@ def test_index_folder_survives_kill_9_during_saves(tmp_path):
         assert loaded.parts[next(iter(loaded.parts))].built.index.ntotal == len(want.rows)
         names = {p.name for p in folder.iterdir()}
         assert set(loaded.manifest["files"]) <= names
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    """A new file gets 0666 minus the umask (not mkstemp's 0600); a replaced file keeps its mode."""
+    if os.name != "posix":
+        return
+    from cl_core.atomic import _UMASK, write_text_atomic
+
+    fresh = tmp_path / "card.json"
+    write_text_atomic(fresh, "{}")
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~_UMASK
+    shared = tmp_path / "shared.json"
+    shared.write_text("old")
+    shared.chmod(0o640)
+    write_text_atomic(shared, "new")
+    assert shared.read_text() == "new" and shared.stat().st_mode & 0o777 == 0o640
