@@ -62,7 +62,8 @@ def _table(header: list[str]) -> tuple[io.StringIO, Any]:
 
 def _tissue_gallery(tmp: Path, count: int) -> None:
     reports = _table(["id", "report"])
-    manifest = _table(["id", "he", "mif", "report", "label", "stage", "age", "cd8", "pdl1", "ki67", "responder"])
+    manifest = _table(["id", "he", "mif", "report", "label", "stage", "age", "grade", "necrosis", "cd8", "pdl1",
+                        "ki67", "responder"])
     for i in range(count):
         sample = ts.make_sample(GALLERY_SEED, i)
         case = sample.case
@@ -72,7 +73,7 @@ def _tissue_gallery(tmp: Path, count: int) -> None:
                          metadata={"axes": "CYX", "Channel": {"Name": list(ts.CHANNELS)}})
         reports[1].writerow([stem, sample.text])
         manifest[1].writerow([stem, f"{stem}-HE.png", f"{stem}-mIF.ome.tif", sample.text, case.organ, case.stage,
-                              case.age, f"{case.cd8:.3f}", f"{case.pdl1:.3f}", f"{case.ki67:.3f}", case.responder])
+                              case.age, case.grade, case.necrosis, f"{case.cd8:.3f}", f"{case.pdl1:.3f}", f"{case.ki67:.3f}", case.responder])
     (tmp / "reports.csv").write_text(reports[0].getvalue(), encoding="utf-8")
     (tmp / MANIFEST).write_text(manifest[0].getvalue(), encoding="utf-8")
 
@@ -90,7 +91,7 @@ class Demo:
 DEMOS = {
     "shapes_sounds": Demo("shapes_sounds", RESOURCES / "demo" / "shapes_sounds", 3, _shapes_gallery,
                           ("*.png", "*.wav", "captions.csv")),
-    "tissue": Demo("tissue", RESOURCES / "demo" / "tissue", 3, _tissue_gallery,
+    "tissue": Demo("tissue", RESOURCES / "demo" / "tissue", 4, _tissue_gallery,
                    ("*-HE.png", "*-mIF.ome.tif", "reports.csv"), count=6),
 }
 DEFAULT_DEMO = "shapes_sounds"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the bundled demo models from their recipes on a 2-core CPU (shapes & sounds about 5 minutes,
-# each tissue objective about 12): bash scripts/train_demos.sh [shapes_sounds] [tissue]  (default: both)
+# each tissue objective about 17): bash scripts/train_demos.sh [shapes_sounds] [tissue]  (default: both)
 # shapes & sounds: info_nce. Synthetic tissue: info_nce, symile and gram, the best kept, all compared in its card.
 set -euo pipefail
 cd "$(dirname "$0")/.."
