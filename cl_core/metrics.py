@@ -7,17 +7,26 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def ranks_from_scores(scores: np.ndarray) -> np.ndarray:
+    """1-based rank of each query's true partner (column i of row i) by score; only strictly higher scores
+    count against it."""
+    true = np.diag(scores)[:, None]
+    return (scores > true).sum(axis=1) + 1
+
+
 def ranks(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
-    """1-based rank of each query's true partner among all gallery rows (cosine, fp32; ties count against)."""
+    """1-based rank of each query's true partner among all gallery rows by cosine (fp32)."""
     q = queries.astype(np.float32, copy=False)
     g = gallery.astype(np.float32, copy=False)
-    sims = q @ g.T
-    true = np.diag(sims)[:, None]
-    return (sims > true).sum(axis=1) + 1
+    return ranks_from_scores(q @ g.T)
 
 
 def retrieval_report(queries: np.ndarray, gallery: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    r = ranks(queries, gallery)
+    return report_from_ranks(ranks(queries, gallery), ks)
+
+
+def report_from_ranks(r: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """Recall@K, median rank and n from 1-based ranks."""
     out = {f"R@{k}": float((r <= k).mean()) for k in ks}
     out["median_rank"] = float(np.median(r))
     out["n"] = int(len(r))

@@ -139,3 +139,50 @@ def test_comparison_table(tmp_path):
              for o, v in (("info_nce", 0.8), ("gram", 0.6))}
     table = comparison_markdown(cards)
     assert "| info_nce | 0.800 | 0.400 | 0.600 |" in table and "| gram | 0.600 | 0.300 | 0.450 |" in table
+    for o, c in cards.items():
+        c["heldout_objective_score"] = {"all": {"a->b": {"R@10": 0.1}, "a+b->c": {"R@10": 0.9 if o == "gram" else 0.5}}}
+    joint = comparison_markdown(cards, section="heldout_objective_score", joint_only=True)
+    assert "| objective | a+b->c | mean |" in joint and "| gram | 0.900 | 0.900 |" in joint
+
+
+def test_gram_card_scores_as_gram_and_anchors_on_text(tmp_path):
+    from cl_core.training import objective_options
+
+    card = train(recipe(objective="gram", epochs=1), tmp_path / "g")
+    native = card["heldout_objective_score"]["single"]
+    assert {"image+audio->text", "image->text", "text->audio"} <= set(native)
+    assert "scored as `gram` scores" in (tmp_path / "g" / "MODEL_CARD.md").read_text()
+    assert objective_options(recipe(objective="gram"), ["image", "audio", "text"]) == {"anchor": 2}
+    assert objective_options(recipe(objective="gram", anchor="audio"), ["image", "audio", "text"]) == {"anchor": 1}
+    with pytest.raises(ClensError, match="anchor 'video'"):
+        objective_options(recipe(objective="gram", anchor="video"), ["image", "audio", "text"])
+
+
+def test_pair_weights_weigh_the_pairwise_mean():
+    import torch
+
+    from cl_core.training import batch_loss, pair_weights
+
+    g = torch.Generator().manual_seed(0)
+    embs = {m: torch.randn(6, 4, generator=g) for m in (Modality.IMAGE, Modality.AUDIO, Modality.TEXT)}
+    present = {m: torch.ones(6, dtype=torch.bool) for m in embs}
+    scale = torch.tensor(5.0)
+    w = pair_weights(recipe(pair_weights={"image-audio": 0.0, "audio-text": 3.0}))
+    got = batch_loss("info_nce", embs, present, scale, {}, w)
+    from cl_core.losses import info_nce
+
+    it = info_nce([embs[Modality.IMAGE], embs[Modality.TEXT]], scale)
+    at = info_nce([embs[Modality.AUDIO], embs[Modality.TEXT]], scale)
+    assert float(got) == pytest.approx(float((it + 3 * at) / 4), abs=1e-6)
+    assert float(batch_loss("info_nce", embs, present, scale, {}, {})) != pytest.approx(float(got))
+
+
+@pytest.mark.parametrize("weights, match", [({"image-video": 1.0}, "two of the model's towers"),
+                                            ({"image-text": -1.0}, "finite number >= 0")])
+def test_pair_weight_errors(tmp_path, weights, match):
+    from cl_core.training import pair_weights
+
+    with pytest.raises(ClensError, match=match):
+        pair_weights(recipe(pair_weights=weights))
+    with pytest.raises(ClensError, match="pairwise objectives"):
+        pair_weights(recipe(objective="symile", pair_weights={"image-text": 0.5}))
