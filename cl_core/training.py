@@ -60,6 +60,7 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
         raise ClensError(f"{path}: unknown objective {objective!r}; choose from {', '.join(losses.OBJECTIVES)}")
     pair_weights(recipe, where=str(path))  # fail at load, not after the data is prepared
     objective_options(recipe, list(recipe["model"].get("towers", {})), where=str(path))
+    augment_option(recipe, where=str(path))
     return recipe
 
 
@@ -232,6 +233,29 @@ def batch_loss(objective: str, embs: dict[Modality, torch.Tensor], present: dict
     return fn([embs[m][every] for m in mods], **kwargs)
 
 
+def dihedral(pixels: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Row i of [B, C, H, H] turned by k[i] quarter turns, then mirrored left-right if k[i] >= 4 (the 8 symmetries
+    of a square). Training augmentation for pictures whose meaning does not depend on orientation (tissue:
+    a section has no up); each sample's modalities get the same k, so their layouts still correspond."""
+    out = pixels.clone()
+    for e in range(8):
+        rows = (k == e).nonzero().flatten()
+        if len(rows):
+            turned = torch.rot90(pixels[rows], e % 4, dims=(-2, -1))
+            out[rows] = turned.flip(-1) if e >= 4 else turned
+    return out
+
+
+AUGMENTS = ("none", "dihedral")
+
+
+def augment_option(recipe: dict[str, Any], where: str = "recipe") -> str:
+    augment = str(recipe["train"].get("augment", "none"))
+    if augment not in AUGMENTS:
+        raise ClensError(f"{where}: augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
+    return augment
+
+
 # ---- the loop ----------------------------------------------------------------------------------------
 
 def _save_state(path: Path, net: NativeNet, opt: torch.optim.Optimizer, step: int, history: list[float]) -> None:
@@ -282,6 +306,7 @@ def train(recipe: dict[str, Any], out: Path, state: TaskState | None = None, dev
     objective = t.get("objective", "info_nce")
     extra = objective_options(recipe, [m.value for m in feats])
     weights = pair_weights(recipe)
+    augment = augment_option(recipe)
     save_every = int(t.get("save_every", 200))
     use_amp = dev.type == "cuda"
     started, first_step = time.monotonic(), step
@@ -292,9 +317,12 @@ def train(recipe: dict[str, Any], out: Path, state: TaskState | None = None, dev
         idx = order[offset * bs:(offset + 1) * bs]
         state.check_cancelled()
         embs, present = {}, {}
+        turns = torch.randint(0, 8, (len(idx),), generator=torch.Generator().manual_seed(seed * 7_919 + step))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             for modality, (inputs, mask) in feats.items():
                 batch = {k: v[idx].to(dev) for k, v in inputs.items()}
+                if augment == "dihedral" and "pixels" in batch and batch["pixels"].shape[-1] == batch["pixels"].shape[-2]:
+                    batch["pixels"] = dihedral(batch["pixels"], turns.to(dev))
                 embs[modality] = tower_forward(runner, modality, batch)
                 present[modality] = mask[idx].to(dev)
         scale = net.logit_scale.exp().clamp(max=100.0)

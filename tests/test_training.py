@@ -186,3 +186,34 @@ def test_pair_weight_errors(tmp_path, weights, match):
         pair_weights(recipe(pair_weights=weights))
     with pytest.raises(ClensError, match="pairwise objectives"):
         pair_weights(recipe(objective="symile", pair_weights={"image-text": 0.5}))
+
+
+def test_dihedral_gives_the_eight_symmetries_of_the_square():
+    import torch
+
+    from cl_core.training import dihedral
+
+    x = torch.arange(2 * 9, dtype=torch.float32).view(1, 2, 3, 3).expand(8, 2, 3, 3)
+    out = dihedral(x, torch.arange(8))
+    assert torch.equal(out[0], x[0])
+    assert len({tuple(o.flatten().tolist()) for o in out}) == 8  # all distinct
+    assert all(torch.equal(o.flatten().sort().values, x[0].flatten().sort().values) for o in out)  # pixels moved
+    assert torch.equal(out[1], torch.rot90(x[0], 1, dims=(-2, -1)))
+    assert torch.equal(out[4], x[0].flip(-1))
+
+
+def test_augmented_training_is_deterministic(tmp_path):
+    import torch
+
+    card = train(recipe(augment="dihedral", epochs=1), tmp_path / "a")
+    train(recipe(augment="dihedral", epochs=1), tmp_path / "b")
+    aug = weights(tmp_path / "a")
+    assert all((aug[k] == weights(tmp_path / "b")[k]).all() for k in aug)
+    train(recipe(epochs=1), tmp_path / "plain")
+    plain = weights(tmp_path / "plain")
+    assert any(not torch.equal(aug[k], plain[k]) for k in plain if k.startswith("towers.image"))
+    assert np.isfinite(card["training"]["final_loss"])
+    with pytest.raises(ClensError, match="augment must be one of"):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(TINY.replace('objective = "info_nce"', 'objective = "info_nce"\naugment = "mixup"'))
+        load_recipe(bad)
