@@ -199,34 +199,6 @@ def gram(embeddings: Sequence[Tensor], logit_scale: Scalar = 1 / 0.07, anchor: i
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
-def tuple_similarity(objective: str, queries: Sequence[Tensor], gallery: Tensor) -> Tensor:
-    """[Nq, Ng]: the similarity `objective` trains, between query tuple i (row i of every query tensor) and
-    gallery row j — how its papers retrieve one modality given the others.
-
-    Pairwise objectives: the sum of cosines Σ_m <q_m,i, g_j> (one query: the cosine). symile: the multilinear
-    inner product MIP(q_1,i, ..., g_j). gram: minus the Gramian volume of (g_j, q_1,i, ...) — with one query
-    -sqrt(1 - cos²), blind to the sign of the cosine, as the GRAM loss is.
-    """
-    q = [F.normalize(x.float(), dim=-1) for x in queries]
-    g = F.normalize(gallery.float(), dim=-1)
-    if not q:
-        raise ValueError("needs at least one query tensor")
-    if objective == "symile":
-        prod = q[0]
-        for x in q[1:]:
-            prod = prod * x
-        return prod @ g.T
-    if objective == "gram":
-        n = g.shape[0]
-        vecs = torch.stack([g[None, :, :].expand(q[0].shape[0], n, -1)]
-                           + [x[:, None, :].expand(-1, n, -1) for x in q], dim=2)  # [Nq, Ng, k, D]
-        det = torch.linalg.det(vecs @ vecs.transpose(-1, -2)).clamp_min(0.0)
-        return -torch.sqrt(det)
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}")
-    return sum((x @ g.T for x in q[1:]), q[0] @ g.T)
-
-
 def alignment(embeddings: Sequence[Tensor], alpha: float = 2.0) -> Tensor:
     """Alignment (Wang & Isola, ICML 2020): E_i ||a_i - b_i||^α, mean over modality pairs."""
     z = _prep(embeddings)

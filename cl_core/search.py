@@ -72,6 +72,15 @@ def gram_volume(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(det_a * (1.0 - quad), 0.0, None))
 
 
+def fusion_scores(fusion: str, queries: np.ndarray, candidates: np.ndarray,
+                  weights: Sequence[float] | None = None) -> np.ndarray:
+    """[n] scores of every candidate row for the query set under `fusion`, computed directly (no index)."""
+    if fusion == "gram":
+        return -gram_volume(queries, candidates)
+    vec = fuse(queries, weights) if fusion == "mean" else symile_vector(queries)
+    return np.asarray(candidates, np.float32) @ vec
+
+
 def search(index: IndexSet, queries: np.ndarray, target: Modality | None = None, k: int = 10,
            fusion: str = "mean", weights: Sequence[float] | None = None, min_z: float | None = None,
            min_score: float | None = None) -> list[Hit]:
@@ -104,12 +113,11 @@ def _search_one(index: IndexSet, q: np.ndarray, target: Modality, k: int, fusion
     calib = np.asarray(index.vectors[part.calibration], np.float32)
     if fusion == "gram":
         scores, rows = _gram_topk(index, q, target, k)
-        calib_scores = -gram_volume(q, calib)
     else:
         vec = fuse(q, weights) if fusion == "mean" else symile_vector(q)
         s, r = index.search_part(target, vec[None, :], k)
         scores, rows = s[0], r[0]
-        calib_scores = calib @ vec
+    calib_scores = fusion_scores(fusion, q, calib, weights)
     mu, sd = float(calib_scores.mean()), float(calib_scores.std()) or 1e-6
     out = []
     for score, row in zip(scores, rows, strict=True):

@@ -371,22 +371,28 @@ def evaluate_and_card(recipe: dict[str, Any], config: dict[str, Any], net: Nativ
     return card
 
 
-def objective_retrieval(objective: str, vectors: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """Held-out retrieval scored as the objective scores (losses.tuple_similarity), as its papers report it.
+OBJECTIVE_FUSION = {"symile": "symile", "gram": "gram"}  # the rest train cosines: the mean fusion
 
-    Every modality is retrieved from all the others together ("a+b->c"); with GRAM, whose two-vector score
-    is not the cosine, single pairs too. Cosine pairs are the card's main table (what the panels show).
+
+def objective_retrieval(objective: str, vectors: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Held-out retrieval scored as the objective scores, with the search's own fusion of that name.
+
+    Every modality is retrieved from all the others together ("a+b->c": mean of cosines, Symile's multilinear
+    inner product, minus GRAM's volume), as those papers report; with GRAM, whose score for a single pair is
+    sqrt(1 - cos²) and so blind to the cosine's sign, single pairs too. Cosine pairs are the main table.
     """
+    from cl_core.search import fusion_scores
+
+    fusion = OBJECTIVE_FUSION.get(objective, "mean")
     names = list(vectors)
-    tensors = {m: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for m, v in vectors.items()}
     out: dict[str, dict[str, float]] = {}
-    queries = [[q] for q in names] if objective == "gram" else []
+    queries = [[q] for q in names] if fusion == "gram" else []
     if len(names) >= 3:
         queries += [[q for q in names if q != g] for g in names]
     for qs in queries:
         for g in (g for g in names if g not in qs):
-            with torch.no_grad():
-                scores = losses.tuple_similarity(objective, [tensors[q] for q in qs], tensors[g]).numpy()
+            scores = np.stack([fusion_scores(fusion, np.stack([vectors[q][i] for q in qs]), vectors[g])
+                               for i in range(len(vectors[g]))])
             out[f"{'+'.join(qs)}->{g}"] = report_from_ranks(ranks_from_scores(scores))
     return out
 

@@ -124,6 +124,16 @@ def test_gram_volume_equals_the_gram_determinant_and_ranks_aligned_first():
     assert hits[0].score == pytest.approx(-direct[2:].min(), abs=1e-5)
 
 
+def test_gram_score_of_a_single_query_is_blind_to_the_cosine_sign():
+    from cl_core.search import fusion_scores
+
+    x = clustered(20, 7)
+    cos = x @ x[0]
+    np.testing.assert_allclose(fusion_scores("gram", x[:1], x), -np.sqrt(np.clip(1 - cos**2, 0, None)), atol=1e-3)
+    np.testing.assert_allclose(fusion_scores("gram", x[:1], -x), fusion_scores("gram", x[:1], x), atol=1e-6)
+    np.testing.assert_allclose(fusion_scores("mean", x[:1], x), cos, atol=1e-6)
+
+
 def test_weighted_mean_fusion_and_calibrated_threshold():
     x = clustered(400, 6)
     s = index_of(x, [Modality.IMAGE] * 200 + [Modality.TEXT] * 200)

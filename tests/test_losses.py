@@ -209,31 +209,6 @@ def test_aligned_pairs_score_lower_than_random():
             assert float(fn(aligned)) < float(fn(shuffled)), name
 
 
-@pytest.mark.parametrize("objective", ["info_nce", "symile", "gram"])
-def test_tuple_similarity_equals_loop_reference(objective):
-    q1, q2, g = rand(3, n=4, d=5, seed=2)
-    zq1, zq2, zg = unit([q1, q2, g])
-    got = L.tuple_similarity(objective, [q1, q2], g)
-    for i in range(4):
-        for j in range(4):
-            if objective == "symile":
-                want = sum(a * b * c for a, b, c in zip(zq1[i], zq2[i], zg[j], strict=True))
-            elif objective == "gram":
-                vs = [zg[j], zq1[i], zq2[i]]
-                gm = torch.tensor([[dot(u, v) for v in vs] for u in vs], dtype=torch.float64)
-                want = -math.sqrt(max(float(torch.linalg.det(gm)), 0.0))
-            else:
-                want = dot(zq1[i], zg[j]) + dot(zq2[i], zg[j])
-            assert float(got[i, j]) == pytest.approx(want, abs=TOL)
-
-
-def test_gram_pair_score_ignores_the_cosine_sign():
-    x, y = rand(2, n=3, d=4, seed=9)
-    cos = L.tuple_similarity("info_nce", [x], y)
-    assert torch.allclose(L.tuple_similarity("gram", [x], y), -torch.sqrt(1 - cos**2), atol=1e-6)
-    assert torch.allclose(L.tuple_similarity("gram", [x], -y), L.tuple_similarity("gram", [x], y), atol=1e-6)
-
-
 def test_gram_with_a_picture_anchor_is_solved_without_the_text():
     """Two picture modalities made anti-parallel per sample and a text that carries nothing: anchored on a
     picture the GRAM loss is nearly solved; anchored on the text (the paper's choice) it stays at chance."""

@@ -217,3 +217,22 @@ def test_augmented_training_is_deterministic(tmp_path):
         bad = tmp_path / "bad.toml"
         bad.write_text(TINY.replace('objective = "info_nce"', 'objective = "info_nce"\naugment = "mixup"'))
         load_recipe(bad)
+
+
+def test_objective_retrieval_scores_as_each_objective():
+    from cl_core.training import objective_retrieval
+
+    rng = np.random.default_rng(0)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    a = unit(rng.normal(size=(40, 8))).astype(np.float32)
+    vecs = {"image": a, "multichannel": -a, "text": unit(a + 0.3 * rng.normal(size=a.shape)).astype(np.float32)}
+    gram = objective_retrieval("gram", vecs)
+    cosine = objective_retrieval("info_nce", vecs | {"multichannel": vecs["text"][::-1].copy()})
+    assert gram["image->multichannel"]["R@1"] == 1.0  # anti-parallel partners: volume 0, as GRAM trains
+    assert "image->multichannel" not in cosine and retrieval_report(a, -a)["R@1"] == 0.0
+    assert set(cosine) == {"multichannel+text->image", "image+text->multichannel", "image+multichannel->text"}
+    # symile a+b->c: rank of the partner by sum_d a_d b_d c_d, written out
+    sym = objective_retrieval("symile", vecs)["image+multichannel->text"]
+    mip = np.einsum("id,id,jd->ij", vecs["image"], vecs["multichannel"], vecs["text"])
+    want = (mip > np.diag(mip)[:, None]).sum(1) + 1
+    assert sym["R@1"] == pytest.approx(float((want == 1).mean())) and sym["median_rank"] == float(np.median(want))
