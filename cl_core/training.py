@@ -416,8 +416,9 @@ def card_markdown(card: dict[str, Any], doc: str) -> str:
     native = {s: p for s, p in card.get("heldout_objective_score", {}).items() if p}
     if native:
         lines += [f"## Held-out retrieval scored as `{objective}` scores", "",
-                  "Each modality retrieved from the others together (a+b->c), by the similarity the objective "
-                  "trains (sum of cosines; symile: multilinear inner product; gram: minus the Gramian volume).", ""]
+                  "Each modality retrieved from the others together (a+b->c) by the search's fusion of the "
+                  "objective's score (mean of cosines; symile: multilinear inner product; gram: minus the Gramian "
+                  "volume, which also scores single pairs differently from the cosine: sqrt(1 - cos²)).", ""]
         for subset, pairs in native.items():
             lines += [f"### {subset} items", "", *_table(pairs), ""]
     lines += ["## Recipe", "", "```json", json.dumps(card["recipe"], indent=2), "```", "", "## Data", "", doc, ""]
