@@ -62,6 +62,17 @@ def test_bundled_demo_model_card_meets_targets():
         assert metrics["R@5"] >= 0.9, pair
 
 
+def test_bundled_tissue_card_meets_targets_and_compares_objectives():
+    card = json.loads((DEMO_MODEL.parent / "tissue" / "model_card.json").read_text())
+    pairs = card["heldout_metrics"]["all"]
+    assert len(pairs) == 6 and next(iter(pairs.values()))["n"] >= 300
+    for pair, metrics in pairs.items():
+        assert metrics["R@10"] >= 0.7, pair
+    comparison = card["objective_comparison"]
+    assert {"info_nce", "symile", "gram"} <= set(comparison)
+    assert all(len(c["cosine"]) == 6 and c["objective_score"] for c in comparison.values())
+
+
 @pytest.mark.skipif(not (DEMO_MODEL / "clens_config.json").is_file(), reason="demo model not trained yet")
 def test_bundled_demo_model_retrieves_free_phrasing(tmp_path):
     from cl_core.checkpoint import open_checkpoint
