@@ -67,10 +67,10 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
 def objective_options(recipe: dict[str, Any], order: list[str], where: str = "recipe") -> dict[str, Any]:
     """The objective's keywords besides the logit scale. `order`: the modalities in the order they are passed.
 
-    siglip: logit_bias (initial value). gram: anchor, the modality
-    whose rows are contrasted against the others' tuples; the GRAM paper anchors on text, and so does the
-    default here: with a non-text anchor the loss is solved by making two picture modalities collinear
-    (the volume is then zero whatever the text says), and the text tower learns nothing.
+    siglip: logit_bias (initial value). gram: anchor, the modality whose rows are contrasted against the
+    others' tuples; the GRAM paper anchors on text, and so does the default here: with a non-text anchor the
+    loss is solved by making two picture modalities collinear (the volume is then zero whatever the text
+    says), and the text tower learns nothing.
     """
     t = recipe["train"]
     objective = t.get("objective", "info_nce")
@@ -455,7 +455,7 @@ def add_comparison(folder: Path, cards: dict[str, dict[str, Any]], subset: str =
             "is the one with the best mean of the first table.\n\nPairwise cosine retrieval (what the search "
             "panels show):\n\n" + comparison_markdown(cards, subset) + "\n")
     if all(c.get("heldout_objective_score", {}).get(subset) for c in cards.values()):
-        text += ("\nEach modality retrieved from the other two together, scored as each objective scores (sum of "
+        text += ("\nEach modality retrieved from the other two together, scored as each objective scores (mean of "
                  "cosines for info_nce, the multilinear inner product for symile, minus the Gramian volume for "
                  "gram), as the Symile and GRAM papers evaluate:\n\n"
                  + comparison_markdown(cards, subset, "heldout_objective_score", joint_only=True) + "\n")
