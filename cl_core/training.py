@@ -317,12 +317,14 @@ def train(recipe: dict[str, Any], out: Path, state: TaskState | None = None, dev
         idx = order[offset * bs:(offset + 1) * bs]
         state.check_cancelled()
         embs, present = {}, {}
-        turns = torch.randint(0, 8, (len(idx),), generator=torch.Generator().manual_seed(seed * 7_919 + step))
+        turns = (torch.randint(0, 8, (len(idx),), generator=torch.Generator().manual_seed(seed * 7_919 + step))
+                 .to(dev) if augment == "dihedral" else None)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             for modality, (inputs, mask) in feats.items():
                 batch = {k: v[idx].to(dev) for k, v in inputs.items()}
-                if augment == "dihedral" and "pixels" in batch and batch["pixels"].shape[-1] == batch["pixels"].shape[-2]:
-                    batch["pixels"] = dihedral(batch["pixels"], turns.to(dev))
+                pixels = batch.get("pixels")
+                if turns is not None and pixels is not None and pixels.shape[-1] == pixels.shape[-2]:
+                    batch["pixels"] = dihedral(pixels, turns)
                 embs[modality] = tower_forward(runner, modality, batch)
                 present[modality] = mask[idx].to(dev)
         scale = net.logit_scale.exp().clamp(max=100.0)
