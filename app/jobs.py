@@ -15,17 +15,17 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from app.qt_worker import Task, TaskRunner
-from cl_core.cache import EmbeddingCache
-from cl_core.checkpoint import open_checkpoint
-from cl_core.decode_pool import DecodePool
-from cl_core.embedding import EmbedResult, embed_items, embed_paths
-from cl_core.gallery import open_source
-from cl_core.gallery_job import GalleryEmbedding, embed_gallery
-from cl_core.index.pipeline import reuse_or_build
-from cl_core.index.store import IndexSet
+from cl_core.embed.cache import EmbeddingCache
+from cl_core.embed.decode_pool import DecodePool
+from cl_core.embed.gallery import GalleryEmbedding, embed_gallery
+from cl_core.embed.items import EmbedResult, embed_items, embed_paths
+from cl_core.embed.sources import open_source
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel
-from cl_core.search import Hit, search
+from cl_core.models.open import open_checkpoint
+from cl_core.search.build import reuse_or_build
+from cl_core.search.query import Hit, search
+from cl_core.search.store import IndexSet
 from cl_core.session import Session
 from cl_core.task import TaskState
 
@@ -97,7 +97,7 @@ class Jobs(QObject):
         self.status.emit(f"opening the {name.replace('_', ' & ')} demo ...")
 
         def load(state: TaskState) -> tuple[BaseModel, list[Path]]:
-            from cl_core.demo import DEMOS, ensure_demo_gallery
+            from cl_core.demo.galleries import DEMOS, ensure_demo_gallery
 
             files = ensure_demo_gallery(name=name)
             return open_checkpoint(DEMOS[name].model, device=device, state=state), files

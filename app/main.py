@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cl_core.paths import RESOURCES
+from cl_core.resources import RESOURCES
 
 
 def run_app(argv: Sequence[str] = ()) -> int:
@@ -36,7 +36,7 @@ def run_app(argv: Sequence[str] = ()) -> int:
     if args.model:
         window.route_paths([args.model, *args.inputs])
     elif not args.empty:
-        from cl_core.demo import DEMO_MODEL
+        from cl_core.demo.galleries import DEMO_MODEL
 
         if (DEMO_MODEL / "clens_config.json").is_file():
             window.jobs.open_demo()

@@ -17,7 +17,7 @@ from app.qt_model_panel import ModelPanel
 from app.qt_search_panel import SearchPanel
 from app.qt_similarity_panel import SimilarityPanel
 from app.qt_util import local_paths
-from cl_core.checkpoints.detect import looks_like_checkpoint
+from cl_core.models.detect import looks_like_checkpoint
 from cl_core.session import Session
 from cl_core.task import Progress
 
@@ -120,7 +120,7 @@ class MainWindow(QMainWindow):
         open_action.setShortcut(QKeySequence.StandardKey.Open)
         open_action.triggered.connect(model_panel._open_folder)
         menu.addAction(open_action)
-        from cl_core.demo import DEMOS
+        from cl_core.demo.galleries import DEMOS
 
         for name, demo in DEMOS.items():
             action = QAction(f"Open the {name.replace('_', ' & ')} demo", self)

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.jobs import Jobs
-from cl_core.embedding import Failure
+from cl_core.embed.items import Failure
 from cl_core.session import Session
 
 STAGE_TEXT = {"read": "could not be read", "encode": "could not be embedded", "quarantine": "quarantined",

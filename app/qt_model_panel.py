@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
 
 from app.jobs import Jobs
 from app.qt_util import local_paths
-from cl_core.device import DEVICE_CHOICES
 from cl_core.models.base import BaseModel
+from cl_core.models.device import DEVICE_CHOICES
 from cl_core.session import Session
 
 

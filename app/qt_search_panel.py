@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.jobs import Jobs
-from cl_core.demo import DEMOS
+from cl_core.demo.galleries import DEMOS
 from cl_core.modality import Modality
-from cl_core.search import FUSIONS
+from cl_core.search.query import FUSIONS
 from cl_core.session import Session
 
 COLUMNS = ["#", "Score", "z", "Modality", "Sample", "Item"]

@@ -3,7 +3,7 @@
 For each model and gallery:
 - raw forward: items decoded and preprocessed beforehand, only the batched forward + normalisation timed
   (the ceiling for the job);
-- gallery job: cl_core.gallery_job.embed_gallery with a warm decoder pool and an empty cache (reading,
+- gallery job: cl_core.embed.gallery.embed_gallery with a warm decoder pool and an empty cache (reading,
   decoding in worker processes, preprocessing, forward, cache writes, all included);
 - naive loop: one file at a time, read then encode, in the main process.
 Goals (issue 4): job >= 90% of raw forward, and >= 3x the naive loop.
@@ -27,15 +27,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cl_core.cache import EmbeddingCache  # noqa: E402
-from cl_core.checkpoint import open_checkpoint  # noqa: E402
-from cl_core.decode_pool import DecodePool  # noqa: E402
-from cl_core.demo import DEMOS, demo_manifest  # noqa: E402
-from cl_core.embedding import fit_modality  # noqa: E402
-from cl_core.gallery import Gallery, open_source, read_folder  # noqa: E402
-from cl_core.gallery_job import embed_gallery  # noqa: E402
+from cl_core.demo.galleries import DEMOS, demo_manifest  # noqa: E402
+from cl_core.embed.cache import EmbeddingCache  # noqa: E402
+from cl_core.embed.decode_pool import DecodePool  # noqa: E402
+from cl_core.embed.gallery import embed_gallery  # noqa: E402
+from cl_core.embed.items import fit_modality  # noqa: E402
+from cl_core.embed.sources import Gallery, open_source, read_folder  # noqa: E402
 from cl_core.modality import Item, Modality  # noqa: E402
 from cl_core.models.base import BaseModel  # noqa: E402
+from cl_core.models.open import open_checkpoint  # noqa: E402
 from cl_core.readers import read_path  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

@@ -2,7 +2,7 @@
 
 Measures, for 100k and 1M x 512 (by default): build time, resident memory per vector, single-query and
 batched latency, and recall@10 against exact inner-product search. The search knob of each ANN kind is
-tuned on separate queries with the app's own tuner (cl_core.index.kinds.tune), then measured on fresh ones.
+tuned on separate queries with the app's own tuner (cl_core.search.kinds.tune), then measured on fresh ones.
 Goals (issue 4): an ANN kind at recall@10 >= 0.95 at least 10x faster than exact; binary + re-rank with
 >= 8x less memory than float32 at recall@10 >= 0.95.
 
@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cl_core.index import kinds  # noqa: E402
+from cl_core.search import kinds  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 

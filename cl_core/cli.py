@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from cl_core.atomic import save_npy_atomic, write_text_atomic
-from cl_core.device import DEVICE_CHOICES
 from cl_core.errors import ClensError
 from cl_core.modality import Modality
+from cl_core.models.device import DEVICE_CHOICES
 from cl_core.task import Progress, TaskState
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
@@ -108,7 +108,7 @@ def _add_cache_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cache(args: argparse.Namespace):  # -> EmbeddingCache | None
-    from cl_core.cache import EmbeddingCache
+    from cl_core.embed.cache import EmbeddingCache
 
     return None if args.no_cache else EmbeddingCache(args.cache)
 
@@ -122,7 +122,7 @@ def _progress_printer(quiet: bool) -> TaskState:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from cl_core.checkpoint import open_checkpoint
+    from cl_core.models.open import open_checkpoint
 
     model = open_checkpoint(args.model, device=args.device, allow_pickle=args.allow_pickle)
     info = model.info()
@@ -141,8 +141,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from cl_core.checkpoint import open_checkpoint
-    from cl_core.embedding import embed_paths
+    from cl_core.embed.items import embed_paths
+    from cl_core.models.open import open_checkpoint
 
     if not args.inputs and not args.text:
         print("clens embed: give input files/folders or --text", file=sys.stderr)
@@ -173,7 +173,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cl_core.training import load_recipe, train
+    from cl_core.train.trainer import load_recipe, train
 
     recipe = load_recipe(args.recipe)
     state = _progress_printer(args.quiet)
@@ -188,7 +188,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from cl_core.demo import DEMOS, ensure_demo_gallery
+    from cl_core.demo.galleries import DEMOS, ensure_demo_gallery
 
     demo = DEMOS[args.name]
     if not (demo.model / "clens_config.json").is_file():
@@ -202,9 +202,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _embed_source(args: argparse.Namespace, source: str):
     """Open the model and the gallery, embed it (cache first); print what failed."""
-    from cl_core.checkpoint import open_checkpoint
-    from cl_core.gallery import open_source
-    from cl_core.gallery_job import embed_gallery
+    from cl_core.embed.gallery import embed_gallery
+    from cl_core.embed.sources import open_source
+    from cl_core.models.open import open_checkpoint
 
     model = open_checkpoint(args.model, device=args.device, allow_pickle=args.allow_pickle)
     gallery = open_source(source)
@@ -225,8 +225,8 @@ def _print_failures(failures) -> None:  # noqa: ANN001 - list[Failure]
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from cl_core.index import store
-    from cl_core.index.pipeline import index_embedding
+    from cl_core.search import store
+    from cl_core.search.build import index_embedding
 
     model, emb = _embed_source(args, args.source)
     if not emb.rows:
@@ -247,11 +247,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from cl_core.checkpoint import open_checkpoint
-    from cl_core.embedding import embed_paths
-    from cl_core.index.pipeline import open_index
-    from cl_core.index.store import read_manifest
-    from cl_core.search import search
+    from cl_core.embed.items import embed_paths
+    from cl_core.models.open import open_checkpoint
+    from cl_core.search.build import open_index
+    from cl_core.search.query import search
+    from cl_core.search.store import read_manifest
 
     if not args.query and not args.text:
         print("clens search: give --query FILE and/or --text T", file=sys.stderr)
@@ -279,7 +279,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from cl_core.evaluation import DEFAULT_TEMPLATES, paired_report, zero_shot
+    from cl_core.analysis.evaluation import DEFAULT_TEMPLATES, paired_report, zero_shot
 
     model, emb = _embed_source(args, args.manifest)
     if not emb.rows:
@@ -305,7 +305,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from cl_core.diagnostics import diagnose
+    from cl_core.analysis.diagnostics import diagnose
 
     _model, emb = _embed_source(args, args.source)
     if not emb.rows:

@@ -12,12 +12,12 @@ from collections.abc import Iterable
 import numpy as np
 from psygnal import Signal
 
-from cl_core.embedding import EmbedResult, Failure
-from cl_core.gallery_job import GalleryEmbedding
-from cl_core.index.store import IndexSet
+from cl_core.embed.gallery import GalleryEmbedding
+from cl_core.embed.items import EmbedResult, Failure
 from cl_core.modality import Item
 from cl_core.models.base import BaseModel
-from cl_core.search import Hit
+from cl_core.search.query import Hit
+from cl_core.search.store import IndexSet
 
 
 class Session:

@@ -22,7 +22,7 @@ done
 import json, shutil, sys
 from pathlib import Path
 import numpy as np
-from cl_core.training import add_comparison
+from cl_core.train.trainer import add_comparison
 work = Path(sys.argv[1])
 demo = Path("resources/demo")
 def install(src, dst):

@@ -71,7 +71,7 @@ def native_dir(models_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def native_model(native_dir):
-    from cl_core.checkpoint import open_checkpoint
+    from cl_core.models.open import open_checkpoint
 
     return open_checkpoint(native_dir)
 

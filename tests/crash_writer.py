@@ -9,7 +9,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cl_core.cache import EmbeddingCache, Record  # noqa: E402
+from cl_core.embed.cache import EmbeddingCache, Record  # noqa: E402
 from cl_core.modality import Modality  # noqa: E402
 
 PER_PUT = 50
@@ -22,8 +22,8 @@ def put_vector(n: int, j: int) -> np.ndarray:
 
 
 def index_version(which: int):
-    from cl_core.gallery_job import Row
-    from cl_core.index.store import build_index_set
+    from cl_core.embed.gallery import Row
+    from cl_core.search.store import build_index_set
 
     n = 200 if which == 0 else 300
     vecs = np.random.default_rng(which).standard_normal((n, DIM)).astype(np.float32)
@@ -43,7 +43,7 @@ def main() -> None:
             print(f"ok {n}", flush=True)
             n += 1
     else:
-        from cl_core.index.store import save
+        from cl_core.search.store import save
 
         versions = [index_version(0), index_version(1)]
         n = 0

@@ -19,7 +19,7 @@ def test_import_contract_holds():
 
 
 def test_core_imports_without_qt():
-    code = ("import sys, cl_core.cli, cl_core.checkpoint, cl_core.embedding, cl_core.session, cl_core.models.hf;"
+    code = ("import sys, cl_core.cli, cl_core.models.open, cl_core.embed.items, cl_core.session, cl_core.models.hf;"
             "bad=[m for m in sys.modules if m.split('.')[0] in ('PySide6','pyqtgraph','app','shiboken6')];"
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import save_file
 
 import tiny_models
-from cl_core.checkpoint import open_checkpoint
-from cl_core.checkpoints.safety import safe_torch_load, validate_safetensors
 from cl_core.errors import CheckpointError, UnsafeCheckpointError
+from cl_core.models.open import open_checkpoint
+from cl_core.models.safety import safe_torch_load, validate_safetensors
 
 ROOT = Path(__file__).resolve().parent.parent
 

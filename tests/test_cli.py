@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 
-from cl_core.checkpoint import open_checkpoint
-from cl_core.embedding import embed_paths
+from cl_core.embed.items import embed_paths
+from cl_core.models.open import open_checkpoint
 
 
 def clens(*args: str) -> subprocess.CompletedProcess:

@@ -12,8 +12,8 @@ from pathlib import Path
 import crash_writer
 import numpy as np
 
-from cl_core.cache import EmbeddingCache
-from cl_core.index.store import load
+from cl_core.embed.cache import EmbeddingCache
+from cl_core.search.store import load
 
 KILLS = 6
 

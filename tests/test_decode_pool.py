@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 
-from cl_core.decode_pool import DecodePool
-from cl_core.embedding import embed_paths
+from cl_core.embed.decode_pool import DecodePool
+from cl_core.embed.items import embed_paths
 from cl_core.readers import ReadLimits
 
 

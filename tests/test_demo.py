@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from cl_core.demo import DEMO_MODEL, ensure_demo_gallery
-from cl_core.worlds import shapes_sounds as ss
+from cl_core.demo.galleries import DEMO_MODEL, ensure_demo_gallery
+from cl_core.demo.worlds import shapes_sounds as ss
 
 
 def test_gallery_is_deterministic_and_complete(tmp_path):
@@ -75,9 +75,9 @@ def test_bundled_tissue_card_meets_targets_and_compares_objectives():
 
 @pytest.mark.skipif(not (DEMO_MODEL / "clens_config.json").is_file(), reason="demo model not trained yet")
 def test_bundled_demo_model_retrieves_free_phrasing(tmp_path):
-    from cl_core.checkpoint import open_checkpoint
-    from cl_core.embedding import embed_paths
+    from cl_core.embed.items import embed_paths
     from cl_core.modality import Modality
+    from cl_core.models.open import open_checkpoint
 
     model = open_checkpoint(DEMO_MODEL)
     files = ensure_demo_gallery(folder=tmp_path / "g")

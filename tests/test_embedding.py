@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cl_core.embedding import embed_items, embed_paths
+from cl_core.embed.items import embed_items, embed_paths
 from cl_core.modality import Item, Modality
 from cl_core.session import Session
 from cl_core.task import TaskState
@@ -77,7 +77,7 @@ def test_cancel_keeps_finished_batches(native_model):
 
 
 def test_modality_without_tower_is_per_item(hf_siglip, media_dir):
-    from cl_core.checkpoint import open_checkpoint
+    from cl_core.models.open import open_checkpoint
 
     model = open_checkpoint(hf_siglip[0])
     res = embed_paths(model, [media_dir / "tone.wav", media_dir / "red.png"])
@@ -102,7 +102,7 @@ def test_session_collects_results_and_similarity(native_model, media_dir):
 
 
 def test_session_refuses_vectors_of_another_dimension(native_model):
-    from cl_core.embedding import EmbedResult
+    from cl_core.embed.items import EmbedResult
 
     session = Session()
     session.set_model(native_model)

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from cl_core import diagnostics as dg
+from cl_core.analysis import diagnostics as dg
+from cl_core.analysis.evaluation import paired_report, zero_shot
 from cl_core.cli import main
-from cl_core.evaluation import paired_report, zero_shot
-from cl_core.gallery import Gallery
-from cl_core.gallery_job import GalleryEmbedding, Row
+from cl_core.embed.gallery import GalleryEmbedding, Row
+from cl_core.embed.sources import Gallery
 from cl_core.modality import Modality
 from media import make_gallery
 
@@ -44,7 +44,7 @@ def test_paired_report_counts_ranks_in_both_directions():
 
 
 def test_zero_shot_accuracy_and_confusion_from_label_prompts(native_model):
-    from cl_core.evaluation import class_vectors
+    from cl_core.analysis.evaluation import class_vectors
 
     labels = ["alpha", "beta", "gamma"]
     classes = class_vectors(native_model, labels, ("{}",))

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cl_core.cache import EmbeddingCache
-from cl_core.decode_pool import DecodePool
-from cl_core.gallery import GalleryError, open_source, read_manifest
-from cl_core.gallery_job import embed_gallery
+from cl_core.embed.cache import EmbeddingCache
+from cl_core.embed.decode_pool import DecodePool
+from cl_core.embed.gallery import embed_gallery
+from cl_core.embed.sources import GalleryError, open_source, read_manifest
 from cl_core.modality import Modality
 from cl_core.task import TaskState
 from media import make_gallery
@@ -107,7 +107,7 @@ def test_second_run_is_served_by_the_cache_and_a_changed_file_is_re_embedded(nat
 
 def test_moved_gallery_still_hits_and_another_model_misses(native_model, native_dir, tmp_path):
     import tiny_models
-    from cl_core.checkpoint import open_checkpoint
+    from cl_core.models.open import open_checkpoint
 
     folder = make_gallery(tmp_path / "g", n=3)
     cache = EmbeddingCache(tmp_path / "cache")
@@ -178,7 +178,7 @@ def test_file_digest_is_memoised_until_the_file_changes(tmp_path):
 
 
 def test_file_digests_in_bulk_hash_only_new_files_and_name_missing_ones(tmp_path, monkeypatch):
-    import cl_core.cache as cache_mod
+    import cl_core.embed.cache as cache_mod
 
     cache = EmbeddingCache(tmp_path / "cache")
     files = [tmp_path / f"f{i}.bin" for i in range(5)]
@@ -202,7 +202,7 @@ def test_file_digests_in_bulk_hash_only_new_files_and_name_missing_ones(tmp_path
 
 def test_items_prepared_in_the_workers_embed_as_in_process(native_model, tmp_path):
     """Preprocessing moved into the decoder processes changes where it runs, not what comes out."""
-    from cl_core.embedding import embed_paths
+    from cl_core.embed.items import embed_paths
 
     folder = make_gallery(tmp_path / "g", n=4)
     gallery = open_source(folder / "manifest.csv")
@@ -217,8 +217,8 @@ def test_items_prepared_in_the_workers_embed_as_in_process(native_model, tmp_pat
 
 
 def test_preparation_names_items_it_cannot_prepare(native_model):
+    from cl_core.embed.preparation import Preparation, rebuild
     from cl_core.modality import ChannelStack, Item
-    from cl_core.preparation import Preparation, rebuild
 
     prep = Preparation.of(native_model)
     assert set(prep.preparers) == {Modality.IMAGE, Modality.AUDIO, Modality.MULTICHANNEL}  # text: per batch
@@ -248,8 +248,8 @@ def test_a_file_the_workers_cannot_prepare_is_listed_and_the_rest_embedded(nativ
 @pytest.mark.parametrize("kind", ["hf", "openclip"])
 def test_hugging_face_and_open_clip_images_prepared_in_workers_match_encode(kind, hf_clip, openclip_dir, tmp_path):
     """Their image preprocessing (a Hugging Face processor, open_clip's transform) pickles into the workers."""
-    from cl_core.checkpoint import open_checkpoint
-    from cl_core.embedding import collect_items
+    from cl_core.embed.items import collect_items
+    from cl_core.models.open import open_checkpoint
 
     model = open_checkpoint(hf_clip[0] if kind == "hf" else openclip_dir)
     folder = make_gallery(tmp_path / "g", n=3)

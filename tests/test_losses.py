@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from cl_core import losses as L
+from cl_core import objectives as L
 
 TOL = 1e-5
 

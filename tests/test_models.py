@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 import media
-from cl_core.checkpoint import open_checkpoint
-from cl_core.device import pick_device, run_batched
 from cl_core.errors import ClensError, DimensionMismatchError, ModalityError
 from cl_core.modality import AudioClip, ChannelStack, Item, Modality
 from cl_core.models.clip_tokenizer import get_clip_tokenizer
+from cl_core.models.device import pick_device, run_batched
+from cl_core.models.open import open_checkpoint
 from cl_core.models.preprocess import ImagePreprocess, windows
 
 TEXTS = ["a photo of a red circle", "A Dog!", "two  blue squares & a cat", "naïve café — 12 km/h", "don't stop"]

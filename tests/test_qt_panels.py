@@ -15,7 +15,7 @@ from app.qt_drop_panel import DropPanel  # noqa: E402
 from app.qt_messages_panel import MessagesPanel  # noqa: E402
 from app.qt_model_panel import ModelPanel  # noqa: E402
 from app.qt_similarity_panel import SimilarityPanel  # noqa: E402
-from cl_core.embedding import embed_paths  # noqa: E402
+from cl_core.embed.items import embed_paths  # noqa: E402
 from cl_core.session import Session  # noqa: E402
 
 

@@ -10,7 +10,7 @@ from qt_helpers import wait_idle  # noqa: E402
 
 from app.jobs import Jobs  # noqa: E402
 from app.qt_search_panel import SearchPanel  # noqa: E402
-from cl_core.embedding import embed_paths  # noqa: E402
+from cl_core.embed.items import embed_paths  # noqa: E402
 from cl_core.session import Session  # noqa: E402
 from media import make_gallery  # noqa: E402
 

@@ -49,7 +49,7 @@ def test_close_window_mid_job(qtbot, tmp_path, native_dir, media_dir, round_):
     if round_ % 2:
         window.jobs.open_model(native_dir, then_embed=[media_dir])
     else:
-        from cl_core.checkpoint import open_checkpoint
+        from cl_core.models.open import open_checkpoint
 
         window.session.set_model(open_checkpoint(native_dir))
         window.jobs.embed([media_dir], [f"t{i}" for i in range(200)])
@@ -60,7 +60,7 @@ def test_close_window_mid_job(qtbot, tmp_path, native_dir, media_dir, round_):
 
 
 def test_app_opens_on_the_bundled_demo(qtbot, tmp_path, monkeypatch):
-    from cl_core.demo import DEMO_MODEL
+    from cl_core.demo.galleries import DEMO_MODEL
 
     if not (DEMO_MODEL / "clens_config.json").is_file():
         pytest.skip("demo model not trained yet")

@@ -7,8 +7,8 @@ import pytest
 from safetensors.torch import load_file
 
 import tiny_models
-from cl_core.checkpoint import open_checkpoint
 from cl_core.modality import Item, Modality
+from cl_core.models.open import open_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cl_core.worlds import tissue as ts
+from cl_core.demo.worlds import tissue as ts
 
 
 def test_deterministic_and_shaped():
@@ -134,7 +134,7 @@ def test_text_states_grade_and_necrosis():
 
 
 def test_a_world_made_in_worker_processes_is_the_same_world(monkeypatch):
-    import cl_core.worlds as worlds
+    import cl_core.demo.worlds as worlds
 
     monkeypatch.setattr(worlds, "PARALLEL_FROM", 10)
     monkeypatch.setattr(worlds, "CHUNK", 5)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from cl_core.checkpoint import open_checkpoint
+from cl_core.analysis.metrics import ranks, retrieval_report
 from cl_core.errors import Cancelled, ClensError
-from cl_core.metrics import ranks, retrieval_report
 from cl_core.modality import Modality
+from cl_core.models.open import open_checkpoint
 from cl_core.task import TaskState
-from cl_core.training import load_recipe, train
+from cl_core.train.trainer import load_recipe, train
 
 TINY = """
 [model]
@@ -133,7 +133,7 @@ def test_tissue_world_trains_a_three_modality_model(tmp_path):
 
 
 def test_comparison_table(tmp_path):
-    from cl_core.training import comparison_markdown
+    from cl_core.train.trainer import comparison_markdown
 
     cards = {o: {"heldout_metrics": {"all": {"a->b": {"R@10": v}, "b->a": {"R@10": v / 2}}}}
              for o, v in (("info_nce", 0.8), ("gram", 0.6))}
@@ -146,7 +146,7 @@ def test_comparison_table(tmp_path):
 
 
 def test_gram_card_scores_as_gram_and_anchors_on_text(tmp_path):
-    from cl_core.training import objective_options
+    from cl_core.train.trainer import objective_options
 
     card = train(recipe(objective="gram", epochs=1), tmp_path / "g")
     native = card["heldout_objective_score"]["single"]
@@ -161,7 +161,7 @@ def test_gram_card_scores_as_gram_and_anchors_on_text(tmp_path):
 def test_pair_weights_weigh_the_pairwise_mean():
     import torch
 
-    from cl_core.training import batch_loss, pair_weights
+    from cl_core.train.trainer import batch_loss, pair_weights
 
     g = torch.Generator().manual_seed(0)
     embs = {m: torch.randn(6, 4, generator=g) for m in (Modality.IMAGE, Modality.AUDIO, Modality.TEXT)}
@@ -169,7 +169,7 @@ def test_pair_weights_weigh_the_pairwise_mean():
     scale = torch.tensor(5.0)
     w = pair_weights(recipe(pair_weights={"image-audio": 0.0, "audio-text": 3.0}))
     got = batch_loss("info_nce", embs, present, scale, {}, w)
-    from cl_core.losses import info_nce
+    from cl_core.objectives import info_nce
 
     it = info_nce([embs[Modality.IMAGE], embs[Modality.TEXT]], scale)
     at = info_nce([embs[Modality.AUDIO], embs[Modality.TEXT]], scale)
@@ -180,7 +180,7 @@ def test_pair_weights_weigh_the_pairwise_mean():
 @pytest.mark.parametrize("weights, match", [({"image-video": 1.0}, "two of the model's towers"),
                                             ({"image-text": -1.0}, "finite number >= 0")])
 def test_pair_weight_errors(tmp_path, weights, match):
-    from cl_core.training import pair_weights
+    from cl_core.train.trainer import pair_weights
 
     with pytest.raises(ClensError, match=match):
         pair_weights(recipe(pair_weights=weights))
@@ -191,7 +191,7 @@ def test_pair_weight_errors(tmp_path, weights, match):
 def test_dihedral_gives_the_eight_symmetries_of_the_square():
     import torch
 
-    from cl_core.training import dihedral
+    from cl_core.train.trainer import dihedral
 
     x = torch.arange(2 * 9, dtype=torch.float32).view(1, 2, 3, 3).expand(8, 2, 3, 3)
     out = dihedral(x, torch.arange(8))
@@ -220,7 +220,7 @@ def test_augmented_training_is_deterministic(tmp_path):
 
 
 def test_objective_retrieval_scores_as_each_objective():
-    from cl_core.training import objective_retrieval
+    from cl_core.train.trainer import objective_retrieval
 
     rng = np.random.default_rng(0)
     unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731

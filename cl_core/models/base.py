@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cl_core.device import run_batched
 from cl_core.errors import DimensionMismatchError, ModalityError
 from cl_core.modality import Item, Modality
+from cl_core.models.device import run_batched
 from cl_core.task import TaskState
 
 MAX_LOGIT_SCALE = 100.0

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cl_core.checkpoints.keys import key_mismatch
 from cl_core.errors import CheckpointError
+from cl_core.models.keys import key_mismatch
 
 
 class QuickGELU(nn.Module):

@@ -13,7 +13,7 @@ from pathlib import Path
 import regex
 import torch
 
-from cl_core.paths import CLIP_BPE_VOCAB
+from cl_core.resources import CLIP_BPE_VOCAB
 
 
 @functools.lru_cache(maxsize=1)

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from cl_core.checkpoints.keys import key_mismatch
-from cl_core.checkpoints.safety import load_weights, validate_safetensors
 from cl_core.errors import CheckpointError, UnsafeCheckpointError
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, ItemPreparer, Prepared
+from cl_core.models.keys import key_mismatch
 from cl_core.models.preprocess import resample, windows
+from cl_core.models.safety import load_weights, validate_safetensors
 
 FEATURE_METHODS = {Modality.IMAGE: "get_image_features", Modality.TEXT: "get_text_features",
                    Modality.AUDIO: "get_audio_features"}

@@ -14,12 +14,11 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from cl_core.atomic import atomic_write, write_text_atomic
-from cl_core.checkpoints.keys import key_mismatch
-from cl_core.checkpoints.safety import load_safetensors
 from cl_core.errors import CheckpointError
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, ItemPreparer, Prepared
 from cl_core.models.clip_tokenizer import get_clip_tokenizer
+from cl_core.models.keys import key_mismatch
 from cl_core.models.preprocess import (
     AudioItemPreparer,
     AudioPreprocess,
@@ -29,6 +28,7 @@ from cl_core.models.preprocess import (
     StackPreprocess,
     prepare_each,
 )
+from cl_core.models.safety import load_safetensors
 from cl_core.models.towers import TowerSpec, build_tower, frozen_keys
 
 NATIVE_CONFIG = "clens_config.json"

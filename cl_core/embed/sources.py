@@ -76,7 +76,7 @@ def open_source(spec: str | Path) -> Gallery:
     """A folder, a .csv/.tsv/.parquet manifest, or `demo:NAME` (written on first use)."""
     text = str(spec)
     if text.startswith("demo:"):
-        from cl_core.demo import DEMOS, demo_manifest
+        from cl_core.demo.galleries import DEMOS, demo_manifest
 
         name = text.split(":", 1)[1] or "shapes_sounds"
         if name not in DEMOS:

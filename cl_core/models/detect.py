@@ -7,8 +7,8 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from cl_core.checkpoints.safety import PICKLE_SUFFIXES, is_torchscript, validate_safetensors
 from cl_core.errors import CheckpointError, UnsafeCheckpointError
+from cl_core.models.safety import PICKLE_SUFFIXES, is_torchscript, validate_safetensors
 
 CONFIG_FILES = {"clens_config.json": "native", "open_clip_config.json": "open_clip", "config.json": "huggingface"}
 

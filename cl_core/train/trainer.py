@@ -1,4 +1,4 @@
-"""`clens train RECIPE.toml --out DIR`: train a native checkpoint with any objective of cl_core.losses.
+"""`clens train RECIPE.toml --out DIR`: train a native checkpoint with any objective of cl_core.objectives.
 
 Deterministic for a seed (data order from seeded generators, CPU deterministic algorithms), resumable
 from the last saved step (state written atomically, read back weights-only), mixed precision on GPU.
@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from cl_core import losses
+from cl_core import objectives as losses
+from cl_core.analysis.metrics import ranks_from_scores, report_from_ranks, retrieval_report
 from cl_core.atomic import atomic_write, write_text_atomic
-from cl_core.device import pick_device
 from cl_core.errors import ClensError
-from cl_core.metrics import ranks_from_scores, report_from_ranks, retrieval_report
 from cl_core.modality import Item, Modality
+from cl_core.models.device import pick_device
 from cl_core.models.native import FORMAT_TAG, NativeModel, NativeNet, from_config, save_native
 from cl_core.task import TaskState
 
@@ -118,8 +118,8 @@ def model_config(recipe: dict[str, Any]) -> dict[str, Any]:
 
 def _shapes_sounds(data: dict[str, Any], seed: int, count: int, split: str
                    ) -> tuple[dict[Modality, list[Item | None]], list[str], str]:
+    from cl_core.demo.worlds import shapes_sounds as ss
     from cl_core.modality import AudioClip
-    from cl_core.worlds import shapes_sounds as ss
 
     samples = ss.make_world(seed, count, float(data.get("compositional_fraction", 0.15)))
     items: dict[Modality, list[Item | None]] = {
@@ -132,8 +132,8 @@ def _shapes_sounds(data: dict[str, Any], seed: int, count: int, split: str
 
 def _tissue(data: dict[str, Any], seed: int, count: int, split: str
             ) -> tuple[dict[Modality, list[Item | None]], list[str], str]:
+    from cl_core.demo.worlds import tissue as ts
     from cl_core.modality import ChannelStack
-    from cl_core.worlds import tissue as ts
 
     samples = ts.make_world(seed, count)
     items: dict[Modality, list[Item | None]] = {
@@ -383,7 +383,7 @@ def objective_retrieval(objective: str, vectors: dict[str, np.ndarray]) -> dict[
     inner product, minus GRAM's volume), as those papers report; with GRAM, whose score for a single pair is
     sqrt(1 - cos²) and so blind to the cosine's sign, single pairs too. Cosine pairs are the main table.
     """
-    from cl_core.search import fusion_scores
+    from cl_core.search.query import fusion_scores
 
     fusion = OBJECTIVE_FUSION.get(objective, "mean")
     names = list(vectors)

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from cl_core.decode_pool import DecodePool
+from cl_core.embed.decode_pool import DecodePool
+from cl_core.embed.preparation import fit_to
 from cl_core.errors import Cancelled, ClensError, ReaderError
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, Prepared
-from cl_core.preparation import fit_to
 from cl_core.readers import ReadLimits
 from cl_core.task import TaskState
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from cl_core.cache import EmbeddingCache
-from cl_core.decode_pool import DecodePool
+from cl_core.embed.cache import EmbeddingCache
+from cl_core.embed.decode_pool import DecodePool
+from cl_core.embed.gallery import GalleryEmbedding, embed_gallery, fingerprint_of
+from cl_core.embed.sources import Gallery
 from cl_core.errors import DimensionMismatchError
-from cl_core.gallery import Gallery
-from cl_core.gallery_job import GalleryEmbedding, embed_gallery, fingerprint_of
-from cl_core.index import store
 from cl_core.models.base import BaseModel
+from cl_core.search import store
 from cl_core.task import TaskState
 
 

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from cl_core.errors import ClensError, DimensionMismatchError
-from cl_core.index.store import IndexSet
 from cl_core.modality import Modality
+from cl_core.search.store import IndexSet
 
 FUSIONS = ("mean", "symile", "gram")
 GRAM_CHUNK = 65_536

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from cl_core.cache import Cached, EmbeddingCache, Record, text_digest
-from cl_core.decode_pool import DecodePool
-from cl_core.embedding import Failure, check_rows, encode_chunk, fit_modality
+from cl_core.embed.cache import Cached, EmbeddingCache, Record, text_digest
+from cl_core.embed.decode_pool import DecodePool
+from cl_core.embed.items import Failure, check_rows, encode_chunk, fit_modality
+from cl_core.embed.preparation import ItemOutcome, Preparation, rebuild
+from cl_core.embed.sources import Entry, Gallery
 from cl_core.errors import Cancelled, ReaderError
-from cl_core.fingerprint import model_fingerprint
-from cl_core.gallery import Entry, Gallery
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, Prepared
-from cl_core.preparation import ItemOutcome, Preparation, rebuild
+from cl_core.models.fingerprint import model_fingerprint
 from cl_core.readers import ReadLimits
 from cl_core.task import TaskState
 

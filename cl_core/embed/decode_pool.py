@@ -19,15 +19,15 @@ from pathlib import Path
 
 import torch
 
+from cl_core.embed.preparation import ItemOutcome, Preparation
 from cl_core.errors import ReaderError
 from cl_core.modality import Item, Modality
-from cl_core.preparation import ItemOutcome, Preparation
 from cl_core.readers import ReadLimits
 from cl_core.task import TaskState
 
 DEFAULT_READER = "cl_core.readers:read_path"
 Outcome = tuple[list[Item], ReaderError | None]
-# with a Preparation: per item, prepared arrays, a reason it failed, or None (see cl_core.preparation)
+# with a Preparation: per item, prepared arrays, a reason it failed, or None (see cl_core.embed.preparation)
 PreparedOutcome = tuple[list[Item], ReaderError | None, list[ItemOutcome] | None]
 
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from cl_core.cache import file_sha256
+from cl_core.embed.cache import file_sha256
 from cl_core.models.base import BaseModel
 
 HASHED_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".json", ".txt", ".model"}

@@ -20,9 +20,9 @@ import soundfile as sf
 import tifffile
 from platformdirs import user_cache_dir
 
-from cl_core.paths import RESOURCES
-from cl_core.worlds import shapes_sounds as ss
-from cl_core.worlds import tissue as ts
+from cl_core.demo.worlds import shapes_sounds as ss
+from cl_core.demo.worlds import tissue as ts
+from cl_core.resources import RESOURCES
 
 GALLERY_SEED = 20_000
 MANIFEST = "manifest.csv"  # one row per sample: its files, text, label and ground truth

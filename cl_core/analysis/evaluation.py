@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from cl_core.gallery_job import GalleryEmbedding
-from cl_core.metrics import retrieval_report
+from cl_core.analysis.metrics import retrieval_report
+from cl_core.embed.gallery import GalleryEmbedding
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel
 

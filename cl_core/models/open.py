@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cl_core.checkpoints.detect import detect_format
-from cl_core.device import pick_device
 from cl_core.models.base import BaseModel
+from cl_core.models.detect import detect_format
+from cl_core.models.device import pick_device
 from cl_core.task import TaskState
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from cl_core.worlds import generate
+from cl_core.demo.worlds import generate
 
 CHANNELS = ("DAPI", "panCK", "CD8", "CD68", "PD-L1", "Ki67")
 ORGANS = ("lung", "breast", "colon")

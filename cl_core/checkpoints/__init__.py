@@ -1,1 +1,0 @@
-"""Checkpoint files: safe loading of tensors, and detection of the checkpoint format."""

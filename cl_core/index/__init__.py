@@ -1,1 +1,0 @@
-"""Vector indexes (faiss) over gallery embeddings: kinds, and the index folder format."""
