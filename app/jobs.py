@@ -1,8 +1,9 @@
-"""User actions that need a worker: open a model, embed files and texts, open and search a gallery.
-Results go into the Session.
+"""The window's controller: each user intent runs one function of `cl_core.actions` as a job of a kind,
+and hands the result to the Session (which refuses stale ones). Panels call this; nobody calls panels.
 
-Panels call these; nobody calls panels. A model change while an embedding job runs re-routes that job's
-decoded items to the new model, so nothing the user dropped is lost.
+A model switch keeps what was shown: dropped items are embedded again and the open gallery is reopened
+with the new model (through the cache), reported in one status line. One decoder pool serves every job
+for the life of the window: started lazily, warmed when a model is ready, closed at shutdown.
 """
 
 from __future__ import annotations
@@ -11,46 +12,57 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from app.qt_worker import Task, TaskRunner
-from cl_core.embed.cache import EmbeddingCache
-from cl_core.embed.decode_pool import DecodePool
-from cl_core.embed.gallery import GalleryEmbedding, embed_gallery
-from cl_core.embed.items import EmbedResult, embed_items, embed_paths
-from cl_core.embed.sources import open_source
-from cl_core.modality import Item, Modality
-from cl_core.models.base import BaseModel
-from cl_core.models.open import open_checkpoint
-from cl_core.search.build import reuse_or_build
-from cl_core.search.query import Hit, search
-from cl_core.search.store import IndexSet
+from cl_core import actions
+from cl_core.actions import (
+    DecodePool,
+    EmbeddingCache,
+    EmbedResult,
+    demo_for_model,
+    demo_of_gallery,
+    looks_like_checkpoint,
+)
+from cl_core.errors import ClensError
+from cl_core.modality import Item
 from cl_core.session import Session
-from cl_core.task import TaskState
+from cl_core.state import ModelSettings
+from cl_core.task import Progress, TaskState
+
+from .qt_worker import Job, JobRunner
 
 
 class Jobs(QObject):
     busy_changed = Signal(bool)
-    progress = Signal(object)  # Progress of the newest job
+    progress = Signal(object)  # Progress of the newest running job (throttled)
     status = Signal(str)  # one line for the status bar
     error = Signal(str)  # a job-level failure (e.g. the model did not load)
-    job_done = Signal(str)  # job name, after its result reached the session
+    job_done = Signal(str)  # the job's kind (model, embed, gallery, search), after its result was handled
 
-    def __init__(self, session: Session, parent: QObject | None = None) -> None:
+    def __init__(self, session: Session, parent: QObject | None = None,
+                 settings: ModelSettings | None = None) -> None:
         super().__init__(parent)
         self.session = session
-        self.runner = TaskRunner(self)
-        self.device: str | None = None
-        self.allow_pickle = False
-        self.cache_dir: Path | None = None  # None: the user cache folder
+        self.settings = settings or ModelSettings()
+        self.runner = JobRunner(self)
+        self.runner.progress.connect(self._relay_progress)
         self._cache: EmbeddingCache | None = None
-        self._pool: DecodePool | None = None  # kept alive across gallery jobs; closed at shutdown
+        self._pool: DecodePool | None = None
+        self._then_gallery: tuple[str, str] | None = None  # (source, kind) to open once a model is ready
+        self._then_search: str | None = None  # a text to search once a gallery is ready
+        self.settings.events.cache_dir.connect(self._drop_cache)
+
+    # ---- shared resources ----------------------------------------------------------------------
 
     def cache(self) -> EmbeddingCache:
         if self._cache is None:
-            self._cache = EmbeddingCache(self.cache_dir)
+            self._cache = EmbeddingCache(self.settings.cache_dir)
         return self._cache
+
+    def _drop_cache(self, *_: Any) -> None:
+        if self._cache is not None and not self.busy:
+            self._cache.close()
+            self._cache = None
 
     def pool(self) -> DecodePool:
         if self._pool is None:
@@ -61,155 +73,198 @@ class Jobs(QObject):
     def busy(self) -> bool:
         return bool(self.runner.active)
 
-    def _start(self, name: str, fn: Any, on_result: Any) -> Task:
-        def wire(task: Task) -> None:
-            sig = task.signals
-            sig.progress.connect(self.progress)  # relayed as is
-            sig.finished.connect(on_result)
+    def _start(self, kind: str, name: str, fn: Any, on_result: Any) -> Job:
+        def wire(job: Job) -> None:
+            sig = job.signals
             sig.failed.connect(lambda msg: self.error.emit(f"{name} failed: {msg}"))
             sig.cancelled.connect(lambda: self.status.emit(f"{name} cancelled; finished work kept"))
-            sig.done.connect(lambda: self._done(name))
+            sig.done.connect(lambda: self._done(job))
 
-        self.busy_changed.emit(True)
-        return self.runner.submit(name, fn, wire)
+        was_busy = self.busy
+        job = self.runner.submit(kind, name, fn, on_result, wire)
+        if not was_busy:
+            self.busy_changed.emit(True)
+        return job
 
-    def _done(self, name: str) -> None:
-        self.job_done.emit(name)
+    def _done(self, job: Job) -> None:
+        self.job_done.emit(job.kind)
         if not self.runner.active:
             self.busy_changed.emit(False)
 
-    # ---- actions ---------------------------------------------------------------------------
+    def _relay_progress(self, payload: tuple[Job, Progress]) -> None:
+        job, p = payload
+        if self.runner.active and job is self.runner.active[-1]:
+            self.progress.emit(p)
 
-    def open_model(self, path: str | Path, then_embed: Sequence[str | Path] = ()) -> Task:
-        """Load a checkpoint in a worker; then re-embed what was shown, and embed `then_embed`."""
-        device, allow_pickle = self.device, self.allow_pickle
+    # ---- model ---------------------------------------------------------------------------------
+
+    def open_model(self, path: str | Path, then_embed: Sequence[str | Path] = ()) -> Job:
+        """Load a checkpoint in a worker; then embed again what was shown, and embed `then_embed`."""
+        device, allow_pickle, cache = self.settings.device_choice(), self.settings.allow_pickle, self.cache()
         follow_up = list(then_embed)
         self.status.emit(f"loading {path} ...")
 
-        def load(state: TaskState) -> BaseModel:
-            return open_checkpoint(path, device=device, allow_pickle=allow_pickle, state=state)
+        def load(state: TaskState) -> actions.ModelOpened:
+            return actions.open_model(path, device, allow_pickle, cache, state)
 
-        return self._start("loading the model", load, lambda model: self._model_loaded(model, follow_up))
+        return self._start("model", "loading the model", load, lambda got: self._model_loaded(got, follow_up))
 
-    def open_demo(self, name: str = "shapes_sounds") -> Task:
-        """A bundled demo: write its gallery if needed and load its model, in a worker; then embed."""
-        device = self.device
+    def open_demo(self, name: str = "shapes_sounds", with_gallery: bool = True) -> Job:
+        """A bundled demo: its model, its example files embedded, and its search gallery opened."""
+        device, cache = self.settings.device_choice(), self.cache()
         self.status.emit(f"opening the {name.replace('_', ' & ')} demo ...")
+        if with_gallery:
+            self._then_gallery = (f"demo:{name}", "auto")
 
-        def load(state: TaskState) -> tuple[BaseModel, list[Path]]:
-            from cl_core.demo.galleries import DEMOS, ensure_demo_gallery
+        def load(state: TaskState) -> tuple[actions.ModelOpened, list[Path]]:
+            demo = actions.demo_files(name)
+            return actions.open_model(demo.model, device, False, cache, state), demo.files
 
-            files = ensure_demo_gallery(name=name)
-            return open_checkpoint(DEMOS[name].model, device=device, state=state), files
+        return self._start("model", "opening the demo", load, lambda got: self._model_loaded(got[0], list(got[1])))
 
-        return self._start("opening the demo", load, lambda got: self._model_loaded(got[0], list(got[1])))
-
-    def _model_loaded(self, model: BaseModel, follow_up: list[str | Path]) -> None:
-        self.session.set_model(model)
+    def _model_loaded(self, opened: actions.ModelOpened, follow_up: list[str | Path]) -> None:
+        model = opened.model
+        for kind in ("gallery", "search"):  # computed for the old model: superseded
+            self.runner.cancel_kind(kind)
+        reopen = self._then_gallery or ((self.session.gallery_source, "auto") if self.session.gallery_source else None)
+        self._then_gallery = None
+        self.session.set_model(model, opened.fingerprint)
+        pending = self.session.take_pending()
+        again = [f"{len(pending)} item(s)"] if pending else []
+        if reopen is not None:
+            again.append(f"the gallery {reopen[0]}")
         self.status.emit(f"model {model.name} ready: {', '.join(m.value for m in model.modalities)}, "
-                         f"{model.embed_dim}-d, on {model.device}")
-        pending = self.session.pending_items
-        if pending:
-            self.session.pending_items = []
-            self.embed_decoded(pending)
-        if follow_up:
-            self.embed(follow_up)
+                         f"{model.embed_dim}-d, on {model.device}"
+                         + (f"; embedding again: {' and '.join(again)}" if again else ""))
+        self.pool().warm()
+        if pending or follow_up:
+            self.embed(follow_up, items=pending)
+        if reopen is not None:
+            self.open_gallery(*reopen)
 
-    def embed(self, paths: Sequence[str | Path] = (), texts: Sequence[str] = ()) -> Task | None:
+    # ---- dropped items -------------------------------------------------------------------------
+
+    def open_paths(self, paths: Sequence[str], texts: Sequence[str] = (), explicit_model: bool = False) -> None:
+        """A drop or a command line: a checkpoint opens as the model (the first path, when `explicit_model`),
+        everything else is embedded with it."""
+        models = list(paths[:1]) if explicit_model else [p for p in paths if looks_like_checkpoint(p)]
+        inputs = [p for p in paths if p not in models]
+        if models:
+            self.open_model(models[0], then_embed=inputs)
+            if texts:
+                self.status.emit("texts dropped with a model are not embedded; drop them again once it is open")
+        elif inputs or texts:
+            self.embed(inputs, texts)
+
+    def embed(self, paths: Sequence[str | Path] = (), texts: Sequence[str] = (),
+              items: Sequence[Item] = ()) -> Job | None:
+        """Embed files and texts (and items already decoded) with the open model; appended to the session."""
         model = self.session.model
         if model is None:
             self.error.emit("open a model first: drop a checkpoint folder on the window or use Open model")
             return None
-        paths, texts = list(paths), list(texts)
-
-        def run(state: TaskState) -> tuple[BaseModel, EmbedResult]:
-            return model, embed_paths(model, paths, texts, state=state)
-
-        return self._start("embedding", run, self._embedded)
-
-    def embed_decoded(self, items: list[Item]) -> Task | None:
-        model = self.session.model
-        if model is None or not items:
+        paths, texts, items, pool = list(paths), list(texts), list(items), self.pool()
+        if not (paths or texts or items):
             return None
 
-        def run(state: TaskState) -> tuple[BaseModel, EmbedResult]:
-            return model, embed_items(model, items, state)
+        def run(state: TaskState) -> EmbedResult:
+            return actions.embed_inputs(model, paths, texts, state=state, pool=pool, items=items)
 
-        return self._start("embedding", run, self._embedded)
+        return self._start("embed", "embedding", run, self._embedded)
 
-    def _embedded(self, payload: tuple[BaseModel, EmbedResult]) -> None:
-        model, result = payload
-        if model is not self.session.model:  # the model changed meanwhile: embed these again with the new one
+    def _embedded(self, result: EmbedResult) -> None:
+        if not self.session.add_result(result):  # embedded by a model that is no longer open: again
             self.session.report([f for f in result.failures if f.stage == "read"])
-            self.embed_decoded(result.items)
+            self.embed(items=result.items)
             return
-        self.session.add_result(result)
         n_bad = len(result.failures)
         self.status.emit(f"embedded {len(result.items)} item(s)" + (f"; {n_bad} could not be used" if n_bad else "")
                          + (" (cancelled part-way)" if result.cancelled else ""))
 
-    def open_gallery(self, source: str | Path, kind: str = "auto") -> Task | None:
-        """Embed a gallery (the cache first) and index it, in a worker; a cancelled job keeps its work."""
+    # ---- gallery and search --------------------------------------------------------------------
+
+    def open_gallery(self, source: str | Path, kind: str = "auto") -> Job | None:
+        """Embed a gallery (the cache first) and index it; a demo gallery comes with its own demo model."""
         model = self.session.model
+        demo = demo_of_gallery(source)
+        if demo is not None and (model is None or demo_for_model(model.source) != demo):
+            self._then_gallery = (str(source), kind)
+            self.status.emit(f"{source} belongs to the {demo.replace('_', ' & ')} demo model: opening it first")
+            self.session.clear_items()
+            return self.open_demo(demo, with_gallery=False)
         if model is None:
+            if any(j.kind == "model" for j in self.runner.active):
+                self._then_gallery = (str(source), kind)  # opened once the model is ready
+                return None
             self.error.emit("open a model first, then a gallery")
             return None
         cache, pool = self.cache(), self.pool()
         self.status.emit(f"opening the gallery {source} ...")
 
-        def run(state: TaskState) -> tuple[BaseModel, GalleryEmbedding, IndexSet | None]:
-            emb = embed_gallery(model, open_source(source), cache, state, pool)
-            if emb.cancelled or not emb.rows:
-                return model, emb, None
-            index = reuse_or_build(model, emb, cache.root, kind, state)
-            if [r.source for r in index.rows] == [r.source for r in emb.rows]:
-                emb.vectors = index.vectors  # the same rows: keep one (memory-mapped) copy, not two
-            return model, emb, index
+        def run(state: TaskState) -> actions.GalleryOpened:
+            return actions.open_gallery(model, source, cache, kind, state, pool)
 
-        return self._start("opening the gallery", run, self._gallery_ready)
+        return self._start("gallery", "opening the gallery", run, self._gallery_ready)
 
-    def _gallery_ready(self, payload: tuple[BaseModel, GalleryEmbedding, IndexSet | None]) -> None:
-        model, emb, index = payload
-        if model is not self.session.model:
-            self.status.emit("the model changed while the gallery was embedded; open the gallery again")
+    def _gallery_ready(self, opened: actions.GalleryOpened) -> None:
+        emb, index = opened.embedding, opened.index
+        if not self.session.set_gallery(opened):
+            if self.session.is_current(opened.model_fingerprint):
+                why = "cancelled; what was embedded is cached" if emb.cancelled else "nothing could be embedded"
+                self.status.emit(f"gallery {emb.gallery.name}: {why}")
             return
-        if index is None:
-            self.session.report(emb.failures)
-            why = "cancelled; what was embedded is cached" if emb.cancelled else "nothing could be embedded"
-            self.status.emit(f"gallery {emb.gallery.name}: {why}")
-            return
-        self.session.set_gallery(emb, index)
+        assert index is not None
         kinds = ", ".join(f"{p.modality.value} {p.built.kind}" for p in index.parts.values())
         self.status.emit(f"gallery {emb.gallery.name}: {len(emb.rows)} items ({emb.from_cache} from the cache), "
-                         f"indexed: {kinds}")
+                         f"indexed: {kinds}" + (f"; {len(emb.failures)} not used (see Messages)" if emb.failures else ""))
+        if self._then_search:
+            text, self._then_search = self._then_search, None
+            self.search(actions.SearchRequest(texts=(text,)))
 
-    def search(self, texts: Sequence[str], item_rows: Sequence[int], target: Modality | None, k: int,
-               fusion: str = "mean", min_z: float | None = None) -> Task | None:
-        """Embed the query texts, fuse them with the chosen items' vectors, search the gallery index."""
+    def search_when_ready(self, text: str) -> None:
+        """Search for `text` as soon as a gallery is open (now, if one is)."""
+        if self.session.index is not None:
+            self.search(actions.SearchRequest(texts=(text,)))
+        else:
+            self._then_search = text
+
+    def search(self, request: actions.SearchRequest) -> Job | None:
+        """Embed the query's parts, fuse them, search the gallery; a newer search supersedes this one."""
         model, index = self.session.model, self.session.index
         if model is None or index is None:
             self.error.emit("open a model and a gallery first")
             return None
-        texts = [t for t in texts if t.strip()]
-        picked = self.session.vectors[list(item_rows)] if len(item_rows) else None
-        if not texts and picked is None:
-            self.status.emit("type a query or select inputs to search with")
+        try:
+            request.validate()
+        except ClensError as exc:
+            self.status.emit(str(exc))
             return None
+        pool = self.pool()
 
-        def run(state: TaskState) -> list[Hit]:
-            parts = [] if picked is None else [picked]
-            if texts:
-                parts.append(model.encode(Modality.TEXT, [Item(f"query:{t}", Modality.TEXT, t) for t in texts],
-                                          state=state))
-            return search(index, np.concatenate(parts), target, k, fusion, None, min_z)
+        def run(state: TaskState) -> actions.SearchResult:
+            return actions.search(model, index, request, state, pool)
 
-        return self._start("searching", run, self._searched)
+        return self._start("search", "searching", run, self._searched)
 
-    def _searched(self, hits: list[Hit]) -> None:
-        self.session.set_results(hits)
-        self.status.emit(f"{len(hits)} result(s)" if hits else "nothing relevant above the threshold")
+    def _searched(self, result: actions.SearchResult) -> None:
+        if not self.session.set_results(result):
+            return  # asked of a model or gallery that is no longer open
+        hits = result.hits
+        if result.failures:
+            self.status.emit("the query could not be embedded (see Messages)")
+        else:
+            self.status.emit(f"{len(hits)} result(s)" if hits else "nothing relevant above the threshold")
 
-    def cancel(self) -> None:
+    # ---- cancel and shutdown -------------------------------------------------------------------
+
+    def cancel(self, job_id: int | None = None) -> None:
+        """Cancel one job (by id), or the newest running one."""
+        if job_id is None and self.runner.active:
+            job_id = self.runner.active[-1].id
+        if job_id is not None:
+            self.runner.cancel(job_id)
+
+    def cancel_all(self) -> None:
         self.runner.cancel_all()
 
     def shutdown(self) -> bool:

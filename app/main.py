@@ -1,28 +1,20 @@
-"""Start the desktop app: `clens` (optionally `clens gui MODEL [FILES...]`)."""
+"""Start the desktop app: `clens [gui] [MODEL] [FILES...]` (the parser lives in cl_core.cli; this is the
+`contrastive_lens.frontends` entry point it calls)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 
+from cl_core.actions.demo import DEFAULT_DEMO, demo_available
 from cl_core.resources import RESOURCES
 
 
-def run_app(argv: Sequence[str] = ()) -> int:
-    parser = argparse.ArgumentParser(prog="clens gui", description="Open the Contrastive Lens window.")
-    parser.add_argument("model", nargs="?", help="checkpoint to open at start")
-    parser.add_argument("inputs", nargs="*", help="files to embed once the model is open")
-    parser.add_argument("--empty", action="store_true", help="start without the bundled demo")
-    parser.add_argument("--screenshot", help="save a PNG of the window once the work is done, then quit")
-    parser.add_argument("--gallery", help="open this gallery (folder, manifest, demo:NAME) once the model is ready")
-    parser.add_argument("--search", help="then search it for this text")
-    args = parser.parse_args(list(argv))
-
+def run_app(args: argparse.Namespace) -> int:
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
 
-    from app.qt_main_window import MainWindow
+    from .qt_main_window import MainWindow
 
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
@@ -32,35 +24,20 @@ def run_app(argv: Sequence[str] = ()) -> int:
     if style.is_file():
         app.setStyleSheet(style.read_text(encoding="utf-8"))
     window = MainWindow()
+    if args.device:
+        window.jobs.settings.device = args.device
+    window.jobs.settings.allow_pickle = bool(args.allow_pickle)
     window.show()
+    if args.search:
+        window.jobs.search_when_ready(args.search)
     if args.model:
-        window.route_paths([args.model, *args.inputs])
-    elif not args.empty:
-        from cl_core.demo.galleries import DEMO_MODEL
-
-        if (DEMO_MODEL / "clens_config.json").is_file():
-            window.jobs.open_demo()
+        window.route_paths([args.model, *args.inputs], explicit_model=True)
+    elif not args.empty and demo_available(DEFAULT_DEMO) and not (args.gallery or "").startswith("demo:"):
+        window.jobs.open_demo(with_gallery=not args.gallery)
     if args.gallery:
-        then_open_gallery(window, args.gallery, args.search)
+        window.jobs.open_gallery(args.gallery)  # a demo gallery brings its model; else it waits for the model
     if args.screenshot:
-        from app.screenshot import save_when_idle
+        from .screenshot import save_when_idle
 
         save_when_idle(window, args.screenshot)
     return int(app.exec())
-
-
-def then_open_gallery(window, source: str, query: str | None) -> None:  # noqa: ANN001 - MainWindow
-    """Open `source` after the first model load, then (optionally) search it and show the results."""
-    jobs = window.jobs
-
-    def step(name: str) -> None:
-        if name in ("loading the model", "opening the demo") and window.session.model is not None:
-            jobs.open_gallery(source)
-        elif name == "opening the gallery":
-            jobs.job_done.disconnect(step)
-            window.docks["search"].raise_()
-            if query and window.session.index is not None:
-                window.panels["search"].query.setText(query)
-                window.panels["search"].run_search()
-
-    jobs.job_done.connect(step)

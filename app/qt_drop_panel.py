@@ -18,10 +18,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.jobs import Jobs
-from app.qt_util import local_paths
 from cl_core.modality import Modality
 from cl_core.session import Session
+
+from .jobs import Jobs
+from .qt_util import local_paths
 
 MODALITY_MARK = {Modality.IMAGE: "▣", Modality.TEXT: "✎", Modality.AUDIO: "♪", Modality.MULTICHANNEL: "▦"}
 
@@ -101,7 +102,7 @@ class DropPanel(QWidget):
         session.selection_changed.connect(self._selection_from_session)
 
     def submit(self, paths: list[str], texts: list[str]) -> None:
-        self.jobs.embed(paths, texts)
+        self.jobs.open_paths(paths, texts)  # a checkpoint dropped here opens as the model
 
     def _submit_text(self) -> None:
         text = self.text.text().strip()

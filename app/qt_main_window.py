@@ -10,16 +10,17 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QPushButton, QWidget
 
-from app.jobs import Jobs
-from app.qt_drop_panel import DropPanel
-from app.qt_messages_panel import MessagesPanel
-from app.qt_model_panel import ModelPanel
-from app.qt_search_panel import SearchPanel
-from app.qt_similarity_panel import SimilarityPanel
-from app.qt_util import local_paths
-from cl_core.models.detect import looks_like_checkpoint
+from cl_core.actions import DEMOS, demo_available
 from cl_core.session import Session
 from cl_core.task import Progress
+
+from .jobs import Jobs
+from .qt_drop_panel import DropPanel
+from .qt_messages_panel import MessagesPanel
+from .qt_model_panel import ModelPanel
+from .qt_search_panel import SearchPanel
+from .qt_similarity_panel import SimilarityPanel
+from .qt_util import local_paths
 
 Area = Qt.DockWidgetArea
 
@@ -48,7 +49,9 @@ class MainWindow(QMainWindow):
         self.session = session or Session()
         self.jobs = Jobs(self.session, self)
         self.settings = settings or QSettings("ContrastiveLens", "ContrastiveLens")
-        self.setWindowTitle("Contrastive Lens")
+        self._update_title()
+        self.session.model_changed.connect(lambda _m: self._update_title())
+        self.session.gallery_changed.connect(self._update_title)
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.panels: dict[str, QWidget] = {}
@@ -74,6 +77,15 @@ class MainWindow(QMainWindow):
         self.resize(1280, 800)
         self.restore_layout()
 
+    def _update_title(self) -> None:
+        """The window says what is open: the model and the gallery."""
+        parts = ["Contrastive Lens"]
+        if self.session.model is not None:
+            parts.append(self.session.model.name)
+        if self.session.gallery is not None:
+            parts.append(f"gallery {self.session.gallery.gallery.name} ({len(self.session.gallery.rows):,} items)")
+        self.setWindowTitle(" — ".join(parts))
+
     def _show_messages(self) -> None:
         self.docks["messages"].show()
         self.docks["messages"].raise_()
@@ -84,10 +96,11 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         self.status_label = QLabel("Open a model to begin.")
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(260)
+        self.progress.setMinimumWidth(320)
         self.progress.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.jobs.cancel)
+        self.cancel_button.setToolTip("Cancel the job shown here; what it finished is kept")
+        self.cancel_button.clicked.connect(lambda: self.jobs.cancel())
         bar.addWidget(self.status_label, 1)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
@@ -118,13 +131,11 @@ class MainWindow(QMainWindow):
         assert isinstance(model_panel, ModelPanel)
         open_action = QAction("Open model folder…", self)
         open_action.setShortcut(QKeySequence.StandardKey.Open)
-        open_action.triggered.connect(model_panel._open_folder)
+        open_action.triggered.connect(model_panel.open_folder)
         menu.addAction(open_action)
-        from cl_core.demo.galleries import DEMOS
-
-        for name, demo in DEMOS.items():
+        for name in DEMOS:
             action = QAction(f"Open the {name.replace('_', ' & ')} demo", self)
-            action.setEnabled((demo.model / "clens_config.json").is_file())
+            action.setEnabled(demo_available(name))
             action.triggered.connect(lambda _checked=False, n=name: self._open_demo(n))
             menu.addAction(action)
         quit_action = QAction("Quit", self)
@@ -147,14 +158,9 @@ class MainWindow(QMainWindow):
         self.route_paths(local_paths(event.mimeData()))
         event.acceptProposedAction()
 
-    def route_paths(self, paths: list[str]) -> None:
+    def route_paths(self, paths: list[str], explicit_model: bool = False) -> None:
         """A checkpoint opens as the model; everything else is embedded."""
-        models = [p for p in paths if looks_like_checkpoint(p)]
-        inputs = [p for p in paths if p not in models]
-        if models:
-            self.jobs.open_model(models[0], then_embed=inputs)
-        elif inputs:
-            self.jobs.embed(inputs)
+        self.jobs.open_paths(paths, explicit_model=explicit_model)
 
     # ---- layout and shutdown --------------------------------------------------------------------
 

@@ -13,9 +13,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.jobs import Jobs
-from cl_core.embed.items import Failure
+from cl_core.errors import Failure
 from cl_core.session import Session
+
+from .jobs import Jobs
 
 STAGE_TEXT = {"read": "could not be read", "encode": "could not be embedded", "quarantine": "quarantined",
               "job": "job failed"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
@@ -19,11 +20,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.jobs import Jobs
-from app.qt_util import local_paths
-from cl_core.models.base import BaseModel
-from cl_core.models.device import DEVICE_CHOICES
+from cl_core.actions import DEVICE_CHOICES
 from cl_core.session import Session
+
+from .jobs import Jobs
+
+if TYPE_CHECKING:
+    from cl_core.models.base import BaseModel
+from .qt_util import local_paths
 
 
 class ModelPanel(QWidget):
@@ -37,18 +41,22 @@ class ModelPanel(QWidget):
         self.title.setWordWrap(True)
         open_dir = QPushButton("Open folder…")
         open_dir.setToolTip("A native, Hugging Face or open_clip checkpoint folder")
-        open_dir.clicked.connect(self._open_folder)
+        open_dir.clicked.connect(self.open_folder)
         open_file = QPushButton("Open file…")
         open_file.setToolTip("A CLIP state dict (.safetensors, or .pt/.bin with pickle allowed)")
         open_file.clicked.connect(self._open_file)
         self.device = QComboBox()
         self.device.addItems(list(DEVICE_CHOICES))
         self.device.setToolTip("auto: CUDA, then Apple MPS, then CPU")
-        self.device.currentTextChanged.connect(self._device_changed)
+        self.device.setCurrentText(jobs.settings.device)
+        self.device.currentTextChanged.connect(lambda text: setattr(jobs.settings, "device", text))
         self.allow_pickle = QCheckBox("Allow pickle weights")
         self.allow_pickle.setToolTip("Open .bin/.pt weights where no safetensors exist.\n"
                                      "They are loaded weights-only: code inside them never runs.")
-        self.allow_pickle.toggled.connect(lambda on: setattr(jobs, "allow_pickle", on))
+        self.allow_pickle.setChecked(jobs.settings.allow_pickle)
+        self.allow_pickle.toggled.connect(lambda on: setattr(jobs.settings, "allow_pickle", on))
+        jobs.settings.events.device.connect(lambda text: self.device.setCurrentText(text))
+        jobs.settings.events.allow_pickle.connect(lambda on: self.allow_pickle.setChecked(on))
         buttons = QHBoxLayout()
         buttons.addWidget(open_dir)
         buttons.addWidget(open_file)
@@ -68,10 +76,7 @@ class ModelPanel(QWidget):
         layout.addWidget(self.tree, 1)
         session.model_changed.connect(self._show_model)
 
-    def _device_changed(self, text: str) -> None:
-        self.jobs.device = None if text == "auto" else text
-
-    def _open_folder(self) -> None:
+    def open_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open checkpoint folder")
         if folder:
             self.jobs.open_model(folder)

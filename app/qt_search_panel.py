@@ -1,9 +1,14 @@
-"""Gallery search: open a gallery (folder, manifest or the demo's), query it with text and/or selected
-inputs of any modality, see ranked results with raw and calibrated scores, and cut off what is not relevant."""
+"""Gallery search: open a gallery (folder, manifest or the demo's), query it with text and/or the chosen
+inputs of any modality, see ranked results with calibrated and raw scores, and cut off what is not relevant.
+
+The controls write into a `SearchState`; a search sends a `SearchRequest` built from it (and, only when
+asked, the selected inputs) to the controller. What the query is made of is always shown.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -23,54 +28,84 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.jobs import Jobs
-from cl_core.demo.galleries import DEMOS
+from cl_core.actions import FUSIONS, SearchRequest, demo_for_model
 from cl_core.modality import Modality
-from cl_core.search.query import FUSIONS
 from cl_core.session import Session
+from cl_core.state import SearchState
 
-COLUMNS = ["#", "Score", "z", "Modality", "Sample", "Item"]
+from .jobs import Jobs
+
+if TYPE_CHECKING:
+    from cl_core.search.query import Hit
+
+COLUMNS = ["#", "z", "Score", "Modality", "Sample", "Item"]
+Z_TIP = ("Calibrated score: standard deviations above this query's typical score over the target modality "
+         "(a per-query z-score); results are ranked by it when every modality is searched")
+SCORE_TIP = "Raw score: cosine with the (fused) query, or the fusion's own score"
 
 
 class SearchPanel(QWidget):
-    def __init__(self, session: Session, jobs: Jobs, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, jobs: Jobs, parent: QWidget | None = None,
+                 state: SearchState | None = None) -> None:
         super().__init__(parent)
         self.session, self.jobs = session, jobs
+        self.state = state or SearchState()
         self.open_folder = QPushButton("Open gallery folder…")
         self.open_manifest = QPushButton("Open manifest…")
         self.open_demo = QPushButton("Demo gallery")
+        self.open_folder.setToolTip("A folder of images, sounds, texts or stacks (walked recursively)")
+        self.open_manifest.setToolTip("A CSV/TSV/Parquet table with file and text columns; rows sharing an id "
+                                      "are one sample")
+        self.open_demo.setToolTip("The bundled demo's held-out gallery, for the demo model that is open")
         self.open_folder.clicked.connect(self._pick_folder)
         self.open_manifest.clicked.connect(self._pick_manifest)
         self.open_demo.clicked.connect(self._demo_gallery)
         self.summary = QLabel("No gallery: open a folder or a CSV/Parquet manifest.")
         self.summary.setWordWrap(True)
         self.query = QLineEdit()
-        self.query.setPlaceholderText("Search the gallery: type a text, and/or select inputs on the left")
+        self.query.setPlaceholderText("Search the gallery: type a sentence and press Enter")
+        self.query.setToolTip("A text to search with (any modality can be found with it)")
+        self.query.textChanged.connect(lambda text: setattr(self.state, "text", text))
         self.query.returnPressed.connect(self.run_search)
-        self.use_selection = QCheckBox("with selected inputs")
-        self.use_selection.setChecked(True)
+        self.use_selection = QCheckBox("+ selected inputs")
+        self.use_selection.setToolTip("Add the inputs selected on the left to the query (fused with the text)")
+        self.use_selection.toggled.connect(lambda on: setattr(self.state, "use_selection", on))
         self.search_button = QPushButton("Search")
         self.search_button.clicked.connect(self.run_search)
+        self.parts = QLabel("")
+        self.parts.setObjectName("queryParts")
+        self.parts.setWordWrap(True)
         self.target = QComboBox()
+        self.target.setToolTip("Which modality to search; 'any' merges them by calibrated score")
+        self.target.currentIndexChanged.connect(lambda _i: setattr(self.state, "target", self.target.currentData()))
         self.fusion = QComboBox()
         self.fusion.addItems(list(FUSIONS))
         self.fusion.setToolTip("How several query items combine: weighted mean, Symile's multilinear inner "
                                "product, or GRAM volume (three or more modalities)")
+        self.fusion.currentTextChanged.connect(lambda text: setattr(self.state, "fusion", text))
         self.k = QSpinBox()
         self.k.setRange(1, 1000)
-        self.k.setValue(10)
+        self.k.setToolTip("How many results to show")
+        self.k.valueChanged.connect(lambda v: setattr(self.state, "k", v))
         self.only_relevant = QCheckBox("only z ≥")
+        self.only_relevant.toggled.connect(lambda on: setattr(self.state, "threshold_on", on))
         self.min_z = QDoubleSpinBox()
         self.min_z.setRange(-10.0, 50.0)
         self.min_z.setSingleStep(0.5)
-        self.min_z.setValue(2.5)
-        self.only_relevant.setToolTip("Drop results that do not stand out from this query's typical score "
-                                      "in the gallery (calibrated z-score), so a search can say 'nothing relevant'")
+        self.min_z.valueChanged.connect(lambda v: setattr(self.state, "min_z", v))
+        for w in (self.only_relevant, self.min_z):
+            w.setToolTip("Drop results that do not stand out from this query's typical score in the gallery "
+                         "(calibrated z-score), so a search can say 'nothing relevant'")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for column, tip in ((1, Z_TIP), (2, SCORE_TIP)):
+            header = self.table.horizontalHeaderItem(column)
+            if header is not None:
+                header.setToolTip(tip)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setWordWrap(True)
         self.table.horizontalHeader().setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         self.empty = QLabel("")
 
@@ -94,23 +129,37 @@ class SearchPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.summary)
         layout.addLayout(query)
+        layout.addWidget(self.parts)
         layout.addLayout(options)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty)
 
+        self._show_state()
+        for name in ("text", "use_selection", "k", "fusion", "threshold_on", "min_z"):
+            getattr(self.state.events, name).connect(lambda *_: self._show_state())
         session.model_changed.connect(lambda _m: self._refresh_gallery())
         session.gallery_changed.connect(self._refresh_gallery)
         session.results_changed.connect(self._show_results)
+        session.selection_changed.connect(lambda _s: self._show_parts())
         self._refresh_gallery()
+
+    def _show_state(self) -> None:
+        """The controls follow the state (a script or another view may change it)."""
+        s = self.state
+        if self.query.text() != s.text:
+            self.query.setText(s.text)
+        self.use_selection.setChecked(s.use_selection)
+        self.k.setValue(s.k)
+        self.fusion.setCurrentText(s.fusion)
+        self.only_relevant.setChecked(s.threshold_on)
+        self.min_z.setValue(s.min_z)
+        self._show_parts()
 
     # ---- gallery ---------------------------------------------------------------------------------
 
     def _demo_name(self) -> str | None:
         model = self.session.model
-        if model is None:
-            return None
-        here = Path(model.source).resolve()
-        return next((name for name, d in DEMOS.items() if d.model.resolve() == here), None)
+        return None if model is None else demo_for_model(model.source)
 
     def _pick_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a gallery folder")
@@ -134,8 +183,10 @@ class SearchPanel(QWidget):
             w.setEnabled(has_model)
         self.open_demo.setEnabled(self._demo_name() is not None)
         index, gallery = self.session.index, self.session.gallery
+        self.target.blockSignals(True)
         self.target.clear()
         self.target.addItem("any modality", None)
+        self.target.blockSignals(False)
         if index is None or gallery is None:
             self.summary.setText("No gallery: open a folder or a CSV/Parquet manifest." if has_model
                                  else "Open a model, then a gallery to search.")
@@ -143,9 +194,11 @@ class SearchPanel(QWidget):
             return
         for m in index.parts:
             self.target.addItem(m.value, m.value)
+        if self.state.target is not None:
+            self.target.setCurrentIndex(max(0, self.target.findData(self.state.target)))
         parts = "; ".join(
-            f"{p.modality.value}: {p.end - p.start:,} ({p.built.kind}, recall@10 "
-            f"{'n/a' if p.recall_at_10 is None else f'{p.recall_at_10:.3f}'})" for p in index.parts.values())
+            f"{p.modality.value}: {p.end - p.start:,} ({p.built.kind}, agrees with exact search at "
+            f"recall@10 {'n/a' if p.recall_at_10 is None else f'{p.recall_at_10:.3f}'})" for p in index.parts.values())
         bad = len(gallery.failures)
         self.summary.setText(f"<b>{gallery.gallery.name}</b>: {len(gallery.rows):,} items — {parts}"
                              + (f" — {bad} could not be used (see Messages)" if bad else ""))
@@ -153,19 +206,41 @@ class SearchPanel(QWidget):
 
     # ---- search ----------------------------------------------------------------------------------
 
+    def _selected_rows(self) -> list[int]:
+        return sorted(self.session.selection) if self.state.use_selection else []
+
+    def _show_parts(self) -> None:
+        parts = []
+        if self.state.text.strip():
+            parts.append(f"“{self.state.text.strip()}”")
+        items = self.session.items
+        parts += [f"{items[i].modality.value} {Path(items[i].label).name}" for i in self._selected_rows()]
+        self.parts.setText("Query: " + "  +  ".join(parts) if parts else "Query: (empty)")
+
+    def request(self) -> SearchRequest:
+        """The query as the controls describe it."""
+        s = self.state
+        rows = self._selected_rows()
+        text = s.text.strip()
+        return SearchRequest(
+            texts=(text,) if text else (),
+            vectors=self.session.vectors[rows] if rows else None,
+            vector_sources=tuple(self.session.items[i].source for i in rows),
+            target=Modality(s.target) if s.target else None, k=s.k, fusion=s.fusion,
+            min_z=s.min_z if s.threshold_on else None)
+
     def run_search(self) -> None:
-        value = self.target.currentData()
-        target = Modality(value) if value else None
-        rows = sorted(self.session.selection) if self.use_selection.isChecked() else []
-        self.jobs.search([self.query.text()], rows, target, self.k.value(), self.fusion.currentText(),
-                         self.min_z.value() if self.only_relevant.isChecked() else None)
+        self.jobs.search(self.request())
 
     def _show_results(self) -> None:
-        hits = self.session.results
+        hits: list[Hit] = self.session.results
+        query = self.session.query
+        if query is not None and query.texts and not self.state.text:
+            self.state.text = query.texts[0]  # a search started elsewhere (command line, a script)
         self.table.setRowCount(len(hits))
         for r, h in enumerate(hits):
             what = h.text if h.text else Path(h.source).name
-            cells = [str(h.rank), f"{h.score:+.4f}", f"{h.z:.2f}", h.modality, h.sample_id, what]
+            cells = [str(h.rank), f"{h.z:.2f}", f"{h.score:+.4f}", h.modality, h.sample_id, what]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(h.text or h.source)
@@ -173,4 +248,5 @@ class SearchPanel(QWidget):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
-        self.empty.setText("" if hits or self.session.index is None else "Nothing relevant.")
+        self.table.resizeRowsToContents()
+        self.empty.setText("" if hits or self.session.index is None or query is None else "Nothing relevant.")

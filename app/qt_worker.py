@@ -1,13 +1,19 @@
 """Run plain core functions `fn(state) -> result` on a thread pool; results come back as Qt signals.
 
-Orange's TaskState / napari's thread_worker in small: the core never knows about threads, the GUI thread
-never waits. Signals live on a QObject created in the GUI thread, so emissions from the worker are
-queued to it. `shutdown()` cancels everything and waits for the pool, so closing the window mid-job
-leaves no running thread and no signal aimed at a deleted widget.
+Orange's ConcurrentMixin / napari's thread_worker in small, with rules:
+- every job has a kind; starting a job of a replacing kind (model, gallery, search, ...) cancels the running
+  job of that kind, and a result that arrives after a newer request of its kind is dropped (a generation
+  counter per kind), so a slow old search never overwrites a newer one;
+- cancel is per job; progress is throttled (at most ~10 updates a second, the final one always);
+- the core never knows about threads, the GUI thread never waits. Signals live on QObjects created in
+  the GUI thread, so emissions from the worker are queued to it. `shutdown()` cancels everything and waits
+  for the pool, so closing the window mid-job leaves no running thread and no signal aimed at a deleted widget.
 """
 
 from __future__ import annotations
 
+import itertools
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -15,11 +21,16 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from cl_core.errors import Cancelled, ClensError
-from cl_core.task import TaskState
+from cl_core.task import Progress, TaskState, Throttle
+
+# kinds whose newer request supersedes an older one; other kinds (e.g. "embed": each drop is its own
+# request) run side by side
+REPLACING_KINDS = frozenset({"model", "gallery", "search", "project", "explain", "tissue"})
+PROGRESS_INTERVAL_S = 0.1
 
 
 class TaskSignals(QObject):
-    progress = Signal(object)  # Progress
+    progress = Signal(object)  # Progress (throttled)
     finished = Signal(object)  # the result
     failed = Signal(str)  # a message for the user
     cancelled = Signal()
@@ -52,54 +63,105 @@ class _Runnable(QRunnable):
             sig.done.emit()
 
 
-class Task:
-    """One submitted job: its state (cancel) and its signals."""
+class Job:
+    """One submitted job: its kind, its state (cancel, last progress) and its signals."""
 
-    def __init__(self, name: str, state: TaskState, signals: TaskSignals) -> None:
-        self.name = name
+    def __init__(self, job_id: int, kind: str, name: str, generation: int, state: TaskState,
+                 signals: TaskSignals) -> None:
+        self.id, self.kind, self.name, self.generation = job_id, kind, name, generation
         self.state = state
         self.signals = signals
+        self.started = time.monotonic()
+        self.progress = Progress(0, 0, name)
 
     def cancel(self) -> None:
         self.state.cancel()
 
+    @property
+    def cancelled(self) -> bool:
+        return self.state.cancel_requested
 
-class TaskRunner(QObject):
+    def eta_s(self) -> float | None:
+        """Seconds left at the rate so far (None until there is a rate)."""
+        p = self.progress
+        if p.total <= 0 or p.done <= 0:
+            return None
+        elapsed = time.monotonic() - self.started
+        return elapsed * (p.total - p.done) / p.done
+
+
+class JobRunner(QObject):
     """Submits jobs to a private QThreadPool and tracks those still running."""
 
-    def __init__(self, parent: QObject | None = None, max_threads: int = 2) -> None:
+    jobs_changed = Signal()  # a job started or ended
+    progress = Signal(object)  # (Job, Progress), throttled per job
+
+    def __init__(self, parent: QObject | None = None, max_threads: int = 4) -> None:
         super().__init__(parent)
         self.pool = QThreadPool()
         self.pool.setMaxThreadCount(max_threads)
-        self.active: list[Task] = []
+        self.active: list[Job] = []
+        self._ids = itertools.count(1)
+        self._generation: dict[str, int] = {}
 
-    def submit(self, name: str, fn: Callable[[TaskState], Any],
-               wire: Callable[[Task], None] | None = None) -> Task:
-        """Start fn(state) on the pool. `wire` connects the caller's slots *before* the job starts,
-        so a job that finishes at once cannot emit into the void."""
+    def submit(self, kind: str, name: str, fn: Callable[[TaskState], Any],
+               on_result: Callable[[Any], None] | None = None,
+               wire: Callable[[Job], None] | None = None) -> Job:
+        """Start fn(state) on the pool. `on_result` gets the result only if no newer job of the same kind
+        was started meanwhile; `wire` connects further slots *before* the job starts."""
+        if kind in REPLACING_KINDS:
+            self.cancel_kind(kind)
+        generation = self._generation[kind] = self._generation.get(kind, 0) + 1
         signals = TaskSignals()
-        state = TaskState(on_progress=lambda p: signals.progress.emit(p))
-        task = Task(name, state, signals)
-        self.active.append(task)
-        signals.done.connect(lambda: self._forget(task))  # first: the caller's done-slots see it gone
+        throttle = Throttle(lambda p: signals.progress.emit(p), PROGRESS_INTERVAL_S)
+        state = TaskState(on_progress=throttle)
+        job = Job(next(self._ids), kind, name, generation, state, signals)
+        self.active.append(job)
+        signals.progress.connect(lambda p: self._progress(job, p))
+        signals.done.connect(lambda: self._forget(job))  # first: the caller's done-slots see it gone
+        if on_result is not None:
+            signals.finished.connect(lambda result: self.is_newest(job) and on_result(result))
         if wire is not None:
-            wire(task)
+            wire(job)
         self.pool.start(_Runnable(fn, state, signals))
-        return task
+        self.jobs_changed.emit()
+        return job
 
-    def _forget(self, task: Task) -> None:
-        if task in self.active:
-            self.active.remove(task)
+    def is_newest(self, job: Job) -> bool:
+        """False once a newer job of the same kind was started: its result is out of date."""
+        return self._generation.get(job.kind) == job.generation
+
+    def _progress(self, job: Job, p: Progress) -> None:
+        job.progress = p
+        self.progress.emit((job, p))
+
+    def _forget(self, job: Job) -> None:
+        if job in self.active:
+            self.active.remove(job)
+            self.jobs_changed.emit()
+
+    def find(self, job_id: int) -> Job | None:
+        return next((j for j in self.active if j.id == job_id), None)
+
+    def cancel(self, job_id: int) -> None:
+        job = self.find(job_id)
+        if job is not None:
+            job.cancel()
+
+    def cancel_kind(self, kind: str) -> None:
+        for job in list(self.active):
+            if job.kind == kind:
+                job.cancel()
 
     def cancel_all(self) -> None:
-        for task in list(self.active):
-            task.cancel()
+        for job in list(self.active):
+            job.cancel()
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Cancel all jobs and wait for their threads; True when the pool is empty."""
         self.cancel_all()
-        for task in list(self.active):
-            for sig in (task.signals.progress, task.signals.finished, task.signals.failed, task.signals.cancelled):
+        for job in list(self.active):
+            for sig in (job.signals.progress, job.signals.finished, job.signals.failed, job.signals.cancelled):
                 try:
                     sig.disconnect()
                 except (RuntimeError, TypeError):
@@ -107,4 +169,3 @@ class TaskRunner(QObject):
         ok = self.pool.waitForDone(timeout_ms)
         self.active.clear()
         return ok
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from app.qt_main_window import MainWindow
+from .qt_main_window import MainWindow
 
 
 def save_when_idle(window: MainWindow, path: str) -> None:

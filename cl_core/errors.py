@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One input that could not be used, and why; a job lists these and goes on with the rest."""
+
+    source: str
+    reason: str
+    stage: str  # read | encode | quarantine | job
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
 
 class ClensError(Exception):
     """Base class for errors Contrastive Lens reports to the user instead of crashing."""

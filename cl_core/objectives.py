@@ -1,4 +1,5 @@
-"""Contrastive objectives from the literature, exact and batch-vectorised.
+"""Contrastive objectives from the literature, exact and batch-vectorised, and the fusion scores that
+search, the training cards and diagnostics share (below all three, so each uses this one definition).
 
 Every function takes `embeddings`: one [N, D] tensor per modality (or view); row i of every tensor belongs
 to sample i. Rows are L2-normalised here and the loss is computed in fp32 (inputs may be bf16/fp16), so
@@ -12,9 +13,12 @@ import itertools
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from cl_core.errors import ClensError
 
 Scalar = float | Tensor
 
@@ -217,3 +221,42 @@ def uniformity(embeddings: Sequence[Tensor], t: float = 2.0) -> Tensor:
 
 OBJECTIVES = {"info_nce": info_nce, "siglip": siglip, "dcl": dcl, "mv_infonce": mv_infonce, "mv_dhel": mv_dhel,
               "symile": symile, "gram": gram}
+
+
+# ---- fusion scores: how several query vectors score a candidate (search, cards, diagnostics) -------------
+
+def fuse(vectors: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
+    """Weighted mean of normalised query vectors, renormalised."""
+    w = np.ones(len(vectors), np.float32) if weights is None else np.asarray(weights, np.float32)
+    if len(w) != len(vectors):
+        raise ClensError(f"{len(w)} weights for {len(vectors)} query items")
+    q = (w[:, None] * vectors.astype(np.float32)).sum(axis=0)
+    norm = float(np.linalg.norm(q))
+    if not np.isfinite(norm) or norm < 1e-8:
+        raise ClensError("the fused query is a zero vector (weights cancel out)")
+    return q / norm
+
+
+def symile_vector(vectors: np.ndarray) -> np.ndarray:
+    """The elementwise product of the query vectors: <product, g> is Symile's multilinear inner product."""
+    return np.prod(vectors.astype(np.float32), axis=0)
+
+
+def query_gram_volume(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Volume spanned by the query vectors plus each candidate row (all unit vectors); smaller = more aligned."""
+    q = queries.astype(np.float64)
+    a = q @ q.T
+    det_a = float(np.linalg.det(a))
+    a_inv = np.linalg.pinv(a)
+    b = candidates.astype(np.float64) @ q.T  # [n, k]
+    quad = np.einsum("nk,kj,nj->n", b, a_inv, b)
+    return np.sqrt(np.clip(det_a * (1.0 - quad), 0.0, None))
+
+
+def fusion_scores(fusion: str, queries: np.ndarray, candidates: np.ndarray,
+                  weights: Sequence[float] | None = None) -> np.ndarray:
+    """[n] scores of every candidate row for the query set under `fusion`, computed directly (no index)."""
+    if fusion == "gram":
+        return -query_gram_volume(queries, candidates)
+    vec = fuse(queries, weights) if fusion == "mean" else symile_vector(queries)
+    return np.asarray(candidates, np.float32) @ vec

@@ -1,8 +1,10 @@
-"""The Session: one evented object owning model, embedded items, failures, selection, gallery, index
-and search results.
+"""The Session: one evented object owning the model, embedded items, failures, selection, gallery, index,
+query and search results.
 
 Panels receive it in their constructor and listen to its signals, never to each other (glue's hub,
 napari's ViewerModel). It is plain Python (psygnal), so every GUI action can be scripted headless.
+It does no work of its own: results computed by the actions layer are handed to it, and it refuses a
+result computed for a model or gallery that is no longer the open one (a late answer to an old request).
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import numpy as np
 from psygnal import Signal
 
 from cl_core.embed.gallery import GalleryEmbedding
-from cl_core.embed.items import EmbedResult, Failure
+from cl_core.embed.items import EmbedResult
+from cl_core.errors import Failure
 from cl_core.modality import Item
 from cl_core.models.base import BaseModel
-from cl_core.search.query import Hit
+from cl_core.models.fingerprint import fingerprint_of
+from cl_core.search.build import GalleryOpened, gallery_key
+from cl_core.search.query import Hit, SearchRequest, SearchResult
 from cl_core.search.store import IndexSet
 
 
@@ -30,45 +35,78 @@ class Session:
 
     def __init__(self) -> None:
         self.model: BaseModel | None = None
+        self.model_fingerprint: str | None = None
         self.items: list[Item] = []
         self.vectors = np.zeros((0, 0), np.float32)
         self.failures: list[Failure] = []
         self.selection: frozenset[int] = frozenset()
         self.pending_items: list[Item] = []  # kept across a model change, to re-embed
         self.gallery: GalleryEmbedding | None = None
+        self.gallery_source: str | None = None  # kept across a model change, to reopen with the new model
         self.index: IndexSet | None = None
+        self.query: SearchRequest | None = None
         self.results: list[Hit] = []
 
-    def set_model(self, model: BaseModel | None) -> None:
-        """A new model makes old vectors meaningless: they are dropped, items kept for re-embedding."""
+    # ---- model -------------------------------------------------------------------------------
+
+    def set_model(self, model: BaseModel | None, fingerprint: str | None = None) -> None:
+        """A new model makes old vectors meaningless: they are dropped; items and the gallery's source are
+        kept so the new model can embed them again (through the cache)."""
         self.model = model
+        self.model_fingerprint = None if model is None else (fingerprint or fingerprint_of(model))
         self.vectors = np.zeros((0, model.embed_dim if model else 0), np.float32)
-        pending = self.items
+        pending = self.pending_items + self.items
         self.items = []
         self.selection = frozenset()
         self.pending_items = pending
-        self.set_gallery(None, None)
+        self._set_gallery(None, None, self.gallery_source)
         self.model_changed.emit(model)
         self.items_changed.emit()
 
-    def set_gallery(self, gallery: GalleryEmbedding | None, index: IndexSet | None) -> None:
-        """A gallery belongs to the model that embedded it: refused if the fingerprints differ."""
-        if index is not None and gallery is not None and index.model_fingerprint != gallery.model_fingerprint:
-            raise ValueError("the index and the gallery come from different models")
-        self.gallery, self.index = gallery, index
-        if gallery is not None:
-            self.report(gallery.failures)
-        self.gallery_changed.emit()
-        self.set_results([])
+    def is_current(self, fingerprint: str) -> bool:
+        """Was a result computed with the open model? (An empty fingerprint is not checked.)"""
+        return not fingerprint or fingerprint == self.model_fingerprint
 
-    def set_results(self, hits: list[Hit]) -> None:
-        self.results = list(hits)
+    # ---- gallery and search ------------------------------------------------------------------
+
+    def set_gallery(self, opened: GalleryOpened | None) -> bool:
+        """A gallery opened by the open model; False (and nothing changes) if another model embedded it."""
+        if opened is None:
+            self._set_gallery(None, None, None)
+            return True
+        if self.model is None or not self.is_current(opened.model_fingerprint):
+            return False
+        self.report(opened.embedding.failures)
+        if opened.index is None:
+            return False
+        if opened.index.model_fingerprint != opened.model_fingerprint:
+            raise ValueError("the index and the gallery come from different models")
+        self._set_gallery(opened.embedding, opened.index, opened.source)
+        return True
+
+    def _set_gallery(self, gallery: GalleryEmbedding | None, index: IndexSet | None, source: str | None) -> None:
+        self.gallery, self.index, self.gallery_source = gallery, index, source
+        self.gallery_changed.emit()
+        self.query, self.results = None, []
         self.results_changed.emit()
 
-    def add_result(self, result: EmbedResult) -> None:
-        """Append what a job embedded (also when it was cancelled part-way) and report its failures."""
-        if self.model is None:
-            return
+    def set_results(self, result: SearchResult) -> bool:
+        """Show a search's hits; refused (False) when the model or the gallery changed since it was asked."""
+        if self.index is None or not self.is_current(result.model_fingerprint) \
+                or result.gallery != gallery_key(self.index):
+            return False
+        self.report(result.failures)
+        self.query, self.results = result.request, list(result.hits)
+        self.results_changed.emit()
+        return True
+
+    # ---- dropped items -----------------------------------------------------------------------
+
+    def add_result(self, result: EmbedResult) -> bool:
+        """Append what a job embedded (also when it was cancelled part-way) and report its failures;
+        False when it was embedded by another model than the open one."""
+        if self.model is None or not self.is_current(result.model_fingerprint):
+            return False
         if len(result.items):
             if result.vectors.shape[1] != self.model.embed_dim:
                 raise ValueError(f"result has {result.vectors.shape[1]}-d vectors, model gives {self.model.embed_dim}-d")
@@ -77,6 +115,12 @@ class Session:
             self.items.extend(result.items)
             self.items_changed.emit()
         self.report(result.failures)
+        return True
+
+    def take_pending(self) -> list[Item]:
+        """Items shown before a model change, handed once to the job that embeds them again."""
+        pending, self.pending_items = self.pending_items, []
+        return pending
 
     def report(self, failures: Iterable[Failure]) -> None:
         new = list(failures)

@@ -7,6 +7,7 @@ Core functions take a TaskState, report progress and partial results on it, and 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -56,3 +57,23 @@ class TaskState:
     def message(self, text: str) -> None:
         if self._on_message is not None:
             self._on_message(text)
+
+
+class Throttle:
+    """Pass progress on at most every `interval` seconds, and always the first and the final one
+    (done == total), so a busy job cannot flood a UI or a terminal."""
+
+    def __init__(self, callback: ProgressCallback, interval: float = 0.1,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.callback, self.interval, self.clock = callback, interval, clock
+        self._last = -float("inf")
+        self._lock = threading.Lock()
+
+    def __call__(self, p: Progress) -> None:
+        now = self.clock()
+        final = p.total > 0 and p.done >= p.total
+        with self._lock:
+            if not final and now - self._last < self.interval:
+                return
+            self._last = now
+        self.callback(p)

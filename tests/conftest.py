@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -11,6 +12,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("CLENS_DEVICE", "cpu")
+# tests never write into the user's own cache folder
+os.environ.setdefault("CLENS_CACHE_DIR", tempfile.mkdtemp(prefix="clens-test-cache-"))
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402

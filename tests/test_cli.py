@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ from cl_core.models.open import open_checkpoint
 
 def clens(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "CLENS_DEVICE": "cpu", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "app.launcher", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cl_core", *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=300)
 
 
@@ -32,7 +33,9 @@ def test_info_json(native_dir):
 def test_info_human_and_hf(hf_clip):
     out = clens("info", hf_clip[0])
     assert out.returncode == 0, out.stderr
-    assert "huggingface" in out.stdout and "embed_dim  : 24" in out.stdout
+    assert "huggingface" in out.stdout and re.search(r"^  embed_dim +: 24$", out.stdout, re.M)
+    # every key in one column: the colons line up
+    assert len({line.index(" : ") for line in out.stdout.splitlines()[1:]}) == 1
 
 
 def test_embed_partial_failure(native_dir, media_dir, tmp_path):

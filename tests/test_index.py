@@ -11,8 +11,9 @@ import pytest
 from cl_core.embed.gallery import Row
 from cl_core.errors import ClensError, DimensionMismatchError
 from cl_core.modality import Modality
+from cl_core.objectives import query_gram_volume as gram_volume
 from cl_core.search import kinds
-from cl_core.search.query import gram_volume, search
+from cl_core.search.query import search
 from cl_core.search.store import IndexFileError, build_index_set, load, save
 
 DIM = 32
@@ -125,7 +126,7 @@ def test_gram_volume_equals_the_gram_determinant_and_ranks_aligned_first():
 
 
 def test_gram_score_of_a_single_query_is_blind_to_the_cosine_sign():
-    from cl_core.search.query import fusion_scores
+    from cl_core.objectives import fusion_scores
 
     x = clustered(20, 7)
     cos = x @ x[0]

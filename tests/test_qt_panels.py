@@ -10,13 +10,13 @@ pytest.importorskip("PySide6")
 from PySide6.QtCore import QPointF, QSettings  # noqa: E402
 from qt_helpers import drop_files  # noqa: E402
 
-from app.jobs import Jobs  # noqa: E402
-from app.qt_drop_panel import DropPanel  # noqa: E402
-from app.qt_messages_panel import MessagesPanel  # noqa: E402
-from app.qt_model_panel import ModelPanel  # noqa: E402
-from app.qt_similarity_panel import SimilarityPanel  # noqa: E402
 from cl_core.embed.items import embed_paths  # noqa: E402
 from cl_core.session import Session  # noqa: E402
+from clens_app.jobs import Jobs  # noqa: E402
+from clens_app.qt_drop_panel import DropPanel  # noqa: E402
+from clens_app.qt_messages_panel import MessagesPanel  # noqa: E402
+from clens_app.qt_model_panel import ModelPanel  # noqa: E402
+from clens_app.qt_similarity_panel import SimilarityPanel  # noqa: E402
 
 
 @pytest.fixture
@@ -119,14 +119,14 @@ def test_model_change_reembeds_what_was_shown(qtbot, session_jobs, native_model,
     session, jobs = session_jobs
     session.set_model(native_model)
     session.add_result(embed_paths(native_model, [media_dir / "red.png"], ["a cat"]))
-    with qtbot.waitSignal(jobs.job_done, timeout=60_000, check_params_cb=lambda name: name == "embedding"):
+    with qtbot.waitSignal(jobs.job_done, timeout=60_000, check_params_cb=lambda kind: kind == "embed"):
         jobs.open_model(native_dir)
     assert [it.modality.value for it in session.items] == ["image", "text"]
     assert session.model is not native_model and session.vectors.shape == (2, 16)
 
 
 def test_main_window_layout_round_trip(qtbot, tmp_path):
-    from app.qt_main_window import MainWindow
+    from clens_app.qt_main_window import MainWindow
 
     settings = QSettings(str(tmp_path / "lens.ini"), QSettings.Format.IniFormat)
     first = MainWindow(settings=settings)

@@ -8,10 +8,10 @@ pytest.importorskip("PySide6")
 
 from qt_helpers import wait_idle  # noqa: E402
 
-from app.jobs import Jobs  # noqa: E402
-from app.qt_search_panel import SearchPanel  # noqa: E402
 from cl_core.embed.items import embed_paths  # noqa: E402
 from cl_core.session import Session  # noqa: E402
+from clens_app.jobs import Jobs  # noqa: E402
+from clens_app.qt_search_panel import SearchPanel  # noqa: E402
 from media import make_gallery  # noqa: E402
 
 
@@ -19,7 +19,7 @@ from media import make_gallery  # noqa: E402
 def panel(qtbot, native_model, tmp_path):
     session = Session()
     jobs = Jobs(session)
-    jobs.cache_dir = tmp_path / "cache"
+    jobs.settings.cache_dir = tmp_path / "cache"
     session.set_model(native_model)
     widget = SearchPanel(session, jobs)
     qtbot.addWidget(widget)
@@ -39,13 +39,16 @@ def test_open_gallery_then_search_by_selected_input_and_text(qtbot, panel, tmp_p
                                                                                "audio"]
     session.add_result(embed_paths(session.model, [folder / "s5.png"]))
     session.select([0])
+    assert panel.parts.text() == "Query: (empty)"  # a selection joins the query only when asked
+    panel.use_selection.setChecked(True)
+    assert "image s5.png" in panel.parts.text()
     panel.target.setCurrentIndex(panel.target.findText("image"))
     panel.k.setValue(3)
     panel.run_search()
     wait_idle(qtbot, jobs)
     assert panel.table.rowCount() == 3
     assert panel.table.item(0, 5).text() == "s5.png" and panel.table.item(0, 3).text() == "image"
-    assert float(panel.table.item(0, 1).text()) == pytest.approx(1.0, abs=1e-4)
+    assert float(panel.table.item(0, 2).text()) == pytest.approx(1.0, abs=1e-4)
 
     panel.use_selection.setChecked(False)
     panel.query.setText("caption number 5")

@@ -9,7 +9,7 @@ pytest.importorskip("PySide6")
 from PySide6.QtCore import QSettings  # noqa: E402
 from qt_helpers import drop_files, wait_idle  # noqa: E402
 
-from app.qt_main_window import MainWindow  # noqa: E402
+from clens_app.qt_main_window import MainWindow  # noqa: E402
 
 
 def make_window(qtbot, tmp_path) -> MainWindow:

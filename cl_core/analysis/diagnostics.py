@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cl_core import objectives as losses
+from cl_core import objectives
 from cl_core.analysis.evaluation import paired_vectors
 from cl_core.embed.gallery import GalleryEmbedding
 from cl_core.modality import Modality
@@ -43,12 +43,12 @@ def spectrum(x: np.ndarray) -> list[float]:
 
 def alignment(x: np.ndarray, y: np.ndarray) -> float:
     """E||x_i - y_i||^2 over paired rows (cl_core.objectives.alignment, the training term)."""
-    return float(losses.alignment([torch.from_numpy(np.asarray(x)), torch.from_numpy(np.asarray(y))]))
+    return float(objectives.alignment([torch.from_numpy(np.asarray(x)), torch.from_numpy(np.asarray(y))]))
 
 
 def uniformity(x: np.ndarray, t: float = 2.0) -> float:
     """log E exp(-t ||x_i - x_j||^2) over pairs (cl_core.objectives.uniformity, the training term)."""
-    return float(losses.uniformity([torch.from_numpy(np.asarray(x))], t))
+    return float(objectives.uniformity([torch.from_numpy(np.asarray(x))], t))
 
 
 def k_occurrence(queries: np.ndarray, gallery: np.ndarray, k: int) -> np.ndarray:

@@ -12,7 +12,6 @@ commit is rolled back by SQLite's journal. Rows are never updated in place to po
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import threading
@@ -28,6 +27,7 @@ import numpy as np
 from platformdirs import user_cache_dir
 
 from cl_core.atomic import save_npy_atomic
+from cl_core.hashing import file_sha256
 from cl_core.modality import Modality
 
 SCHEMA_VERSION = 1
@@ -36,15 +36,6 @@ ORPHAN_AGE_S = 3600.0  # an unreferenced segment younger than this may belong to
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("CLENS_CACHE_DIR") or user_cache_dir("contrastive-lens")) / "embeddings"
-
-
-def text_digest(text: str) -> str:
-    return hashlib.sha256(b"text\0" + text.encode("utf-8")).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -263,13 +254,3 @@ class EmbeddingCache:
                 self._db.execute("DELETE FROM segments WHERE name NOT IN "
                                  "(SELECT DISTINCT segment FROM items WHERE segment IS NOT NULL)")
         return removed
-
-    def stats(self, model: str | None = None) -> dict[str, int]:
-        where, args = ("WHERE model=?", (model,)) if model else ("", ())
-        with self._lock:
-            items = self._db.execute(f"SELECT COUNT(*) FROM items {where}", args).fetchone()[0]
-            bad = self._db.execute(f"SELECT COUNT(*) FROM items {where} {'AND' if where else 'WHERE'} "
-                                   "reason IS NOT NULL", args).fetchone()[0]
-            segs = self._db.execute(f"SELECT COUNT(*) FROM segments {where}", args).fetchone()[0]
-        return {"items": int(items), "quarantined": int(bad), "segments": int(segs)}
-

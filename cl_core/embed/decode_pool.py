@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing as mp
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -34,6 +35,11 @@ PreparedOutcome = tuple[list[Item], ReaderError | None, list[ItemOutcome] | None
 def _resolve(reader: str) -> Callable[..., list[Item]]:
     module, _, name = reader.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def _warm_up(reader: str) -> None:
+    """Runs in a new worker: import the reader (and what it needs) before the first file arrives."""
+    _resolve(reader)
 
 
 def _read_in_worker(reader: str, path: str, modality: Modality | None, limits: ReadLimits,
@@ -61,16 +67,26 @@ class DecodePool:
         self.workers = max(1, workers) if workers is not None else max(2, min(8, (os.cpu_count() or 2) - 1))
         self.reader = reader  # importable "module:function" with read_path's signature
         self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
-        return self._pool
+        with self._lock:  # jobs on several threads share one pool
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+            return self._pool
+
+    def warm(self) -> None:
+        """Start every worker now (spawning one imports torch: seconds), so the next file decodes at once.
+        Returns immediately; the workers come up in the background."""
+        pool = self._executor()
+        for _ in range(self.workers):
+            pool.submit(_warm_up, self.reader)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> DecodePool:
         return self

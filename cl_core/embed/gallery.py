@@ -14,15 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from cl_core.embed.cache import Cached, EmbeddingCache, Record, text_digest
+from cl_core.embed.cache import Cached, EmbeddingCache, Record
 from cl_core.embed.decode_pool import DecodePool
-from cl_core.embed.items import Failure, check_rows, encode_chunk, fit_modality
+from cl_core.embed.items import check_rows, encode_chunk, fit_modality
 from cl_core.embed.preparation import ItemOutcome, Preparation, rebuild
 from cl_core.embed.sources import Entry, Gallery
-from cl_core.errors import Cancelled, ReaderError
+from cl_core.errors import Cancelled, Failure, ReaderError
+from cl_core.hashing import text_digest
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, Prepared
-from cl_core.models.fingerprint import model_fingerprint
+from cl_core.models.fingerprint import fingerprint_of
 from cl_core.readers import ReadLimits
 from cl_core.task import TaskState
 
@@ -62,15 +63,6 @@ class GalleryEmbedding:
         return [f for f in self.failures if f.stage == "quarantine"]
 
 
-def fingerprint_of(model: BaseModel, cache: EmbeddingCache | None) -> str:
-    """Memoised on the model object (hashing the weights once per load)."""
-    fp = getattr(model, "_clens_fingerprint", None)
-    if fp is None:
-        fp = model_fingerprint(model, cache.file_digest) if cache is not None else model_fingerprint(model)
-        model._clens_fingerprint = fp  # type: ignore[attr-defined]
-    return str(fp)
-
-
 class _Staging:
     """Records of finished files, waiting to be written together (or kept in memory without a cache)."""
 
@@ -99,7 +91,7 @@ def embed_gallery(model: BaseModel, gallery: Gallery, cache: EmbeddingCache | No
                   limits: ReadLimits | None = None, flush_rows: int = 2048) -> GalleryEmbedding:
     """Embed every entry (cache first); partial results are returned when cancelled."""
     state = state or TaskState()
-    fp = fingerprint_of(model, cache)
+    fp = fingerprint_of(model, cache.file_digest if cache is not None else None)
     out = GalleryEmbedding(gallery, fp)
     digests: dict[int, str] = {}
     files = [i for i, e in enumerate(gallery.entries) if e.path is not None]

@@ -16,21 +16,11 @@ import numpy as np
 
 from cl_core.embed.decode_pool import DecodePool
 from cl_core.embed.preparation import fit_to
-from cl_core.errors import Cancelled, ClensError, ReaderError
+from cl_core.errors import Cancelled, ClensError, Failure, ReaderError
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, Prepared
 from cl_core.readers import ReadLimits
 from cl_core.task import TaskState
-
-
-@dataclass(frozen=True)
-class Failure:
-    source: str
-    reason: str
-    stage: str  # read | encode | quarantine
-
-    def __str__(self) -> str:
-        return f"{self.source}: {self.reason}"
 
 
 @dataclass
@@ -39,6 +29,7 @@ class EmbedResult:
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     failures: list[Failure] = field(default_factory=list)
     cancelled: bool = False
+    model_fingerprint: str = ""  # what the vectors were computed with (set by the actions layer)
 
     @property
     def quarantined(self) -> list[Failure]:
@@ -185,3 +176,27 @@ def embed_paths(model: BaseModel, paths: Sequence[str | Path] = (), texts: Seque
     except Cancelled:
         return EmbedResult(cancelled=True, vectors=np.zeros((0, model.embed_dim), np.float32))
     return embed_items(model, items, state, batch_size, failures)
+
+
+MISSING_TOWER = "model has no "
+
+
+def summarise_failures(failures: Sequence[Failure]) -> list[Failure]:
+    """One line per tower the model lacks instead of one per file (a tissue gallery under an image-text
+    model is one message, not a hundred); every other failure stays as it is, in order."""
+    out: list[Failure] = []
+    groups: dict[str, list[Failure]] = {}
+    for f in failures:
+        if f.stage == "encode" and f.reason.startswith(MISSING_TOWER):
+            if f.reason not in groups:
+                groups[f.reason] = []
+                out.append(f)  # placeholder, replaced below when the group has several files
+            groups[f.reason].append(f)
+        else:
+            out.append(f)
+    for reason, group in groups.items():
+        if len(group) > 1:
+            at = out.index(group[0])
+            out[at] = Failure(f"{len(group)} items (e.g. {group[0].source})", f"{reason}; none of them embedded",
+                              "encode")
+    return out

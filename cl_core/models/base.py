@@ -12,7 +12,7 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -24,20 +24,6 @@ from cl_core.models.device import run_batched
 from cl_core.task import TaskState
 
 MAX_LOGIT_SCALE = 100.0
-
-
-@runtime_checkable
-class ContrastiveModel(Protocol):
-    """What the rest of the app relies on: one shared space, one encode call per modality."""
-
-    modalities: tuple[Modality, ...]
-    embed_dim: int
-    logit_scale: float
-
-    def encode(self, modality: Modality, items: list[Item], batch_size: int | None = None,
-               state: TaskState | None = None) -> np.ndarray: ...
-
-    def info(self) -> dict[str, Any]: ...
 
 
 @dataclass

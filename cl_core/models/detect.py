@@ -8,9 +8,8 @@ from pathlib import Path
 from safetensors import safe_open
 
 from cl_core.errors import CheckpointError, UnsafeCheckpointError
-from cl_core.models.safety import PICKLE_SUFFIXES, is_torchscript, validate_safetensors
-
-CONFIG_FILES = {"clens_config.json": "native", "open_clip_config.json": "open_clip", "config.json": "huggingface"}
+from cl_core.formats import CONFIG_FILES, PICKLE_SUFFIXES, SAFETENSORS_SUFFIX, WEIGHT_SUFFIXES
+from cl_core.models.safety import is_torchscript, validate_safetensors
 
 
 @dataclass(frozen=True)
@@ -29,12 +28,12 @@ def detect_format(path: str | Path) -> Detected:
         for name, fmt in CONFIG_FILES.items():
             if (p / name).is_file():
                 return Detected(fmt, p)
-        weights = sorted(x.name for x in p.iterdir() if x.suffix in (".safetensors", *PICKLE_SUFFIXES))
+        weights = sorted(x.name for x in p.iterdir() if x.suffix in WEIGHT_SUFFIXES)
         if len(weights) == 1:
             return detect_format(p / weights[0])
         raise CheckpointError(f"{p}: no checkpoint config found (expected one of {', '.join(CONFIG_FILES)})"
                               + (f"; weights present: {', '.join(weights)}" if weights else ""))
-    if p.suffix == ".safetensors":
+    if p.suffix == SAFETENSORS_SUFFIX:
         validate_safetensors(p)
         with safe_open(str(p), framework="pt") as fh:
             keys = set(fh.keys())
@@ -59,4 +58,4 @@ def looks_like_checkpoint(path: str | Path) -> bool:
     p = Path(path)
     if p.is_dir():
         return any((p / name).is_file() for name in CONFIG_FILES)
-    return p.suffix in (".safetensors", ".pt", ".pth", ".ckpt") or p.name in CONFIG_FILES
+    return p.suffix in (SAFETENSORS_SUFFIX, ".pt", ".pth", ".ckpt") or p.name in CONFIG_FILES

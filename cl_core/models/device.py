@@ -8,11 +8,11 @@ from typing import TypeVar
 
 import torch
 
+from cl_core.choices import DEVICE_CHOICES
 from cl_core.errors import ClensError
 
 T = TypeVar("T")
 R = TypeVar("R")
-DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 
 
 def pick_device(preference: str | None = None) -> torch.device:

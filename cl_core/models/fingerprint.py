@@ -12,11 +12,12 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from cl_core.embed.cache import file_sha256
+from cl_core.formats import MODEL_CARD_JSON, MODEL_CARD_MD, TRAIN_STATE, WEIGHT_SUFFIXES
+from cl_core.hashing import file_sha256
 from cl_core.models.base import BaseModel
 
-HASHED_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".json", ".txt", ".model"}
-NOT_HASHED = {"model_card.json", "MODEL_CARD.md", "README.md", "train_state.pt"}
+HASHED_SUFFIXES = {*WEIGHT_SUFFIXES, ".json", ".txt", ".model"}
+NOT_HASHED = {MODEL_CARD_JSON, MODEL_CARD_MD, "README.md", TRAIN_STATE}
 
 
 def model_files(source: Path) -> list[Path]:
@@ -37,3 +38,12 @@ def model_fingerprint(model: BaseModel, digest: Callable[[Path], str] = file_sha
         rel = f.name if source.is_file() else f.relative_to(source).as_posix()
         h.update(f"\0{rel}\0{digest(f)}".encode())
     return h.hexdigest()[:32]
+
+
+def fingerprint_of(model: BaseModel, digest: Callable[[Path], str] | None = None) -> str:
+    """The model's fingerprint, memoised on the model object (its weights are hashed once per load)."""
+    fp = getattr(model, "_clens_fingerprint", None)
+    if fp is None:
+        fp = model_fingerprint(model, digest or file_sha256)
+        model._clens_fingerprint = fp  # type: ignore[attr-defined]
+    return str(fp)

@@ -15,6 +15,7 @@ from torch import nn
 
 from cl_core.atomic import atomic_write, write_text_atomic
 from cl_core.errors import CheckpointError
+from cl_core.formats import NATIVE_CONFIG, NATIVE_WEIGHTS
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, ItemPreparer, Prepared
 from cl_core.models.clip_tokenizer import get_clip_tokenizer
@@ -31,8 +32,6 @@ from cl_core.models.preprocess import (
 from cl_core.models.safety import load_safetensors
 from cl_core.models.towers import TowerSpec, build_tower, frozen_keys
 
-NATIVE_CONFIG = "clens_config.json"
-NATIVE_WEIGHTS = "model.safetensors"
 FORMAT_TAG = "contrastive-lens"
 
 

@@ -14,15 +14,13 @@ from typing import Any
 import torch
 
 from cl_core.errors import CheckpointError
+from cl_core.formats import OPENCLIP_CONFIG, OPENCLIP_WEIGHTS
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, ItemPreparer, Prepared
 from cl_core.models.clip_arch import ClipModel, infer_openai_cfg
 from cl_core.models.clip_tokenizer import get_clip_tokenizer
 from cl_core.models.preprocess import ImageItemPreparer, ImagePreprocess, prepare_each
 from cl_core.models.safety import load_weights
-
-OPENCLIP_CONFIG = "open_clip_config.json"
-OPENCLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
 class OpenClipModel(BaseModel):

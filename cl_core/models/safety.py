@@ -18,13 +18,13 @@ import torch
 from safetensors.torch import load_file
 
 from cl_core.errors import CheckpointError, UnsafeCheckpointError
+from cl_core.formats import SAFETENSORS_SUFFIX
 
 SAFETENSORS_DTYPES = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
     "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
 }
 MAX_HEADER_BYTES = 100 * 1024 * 1024
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 # Globals a plain state-dict pickle legitimately references; anything else is named in the refusal.
 _BENIGN_PREFIXES = ("torch._utils._rebuild", "torch.", "collections.OrderedDict", "numpy.core.multiarray._reconstruct",
@@ -172,7 +172,7 @@ def _all_tensors(d: dict) -> bool:
 
 def load_weights(path: Path, allow_pickle: bool = True) -> dict[str, torch.Tensor]:
     """Load a weights file: safetensors directly; pickles weights-only, and only when allowed."""
-    if path.suffix == ".safetensors":
+    if path.suffix == SAFETENSORS_SUFFIX:
         return load_safetensors(path)
     if not allow_pickle:
         raise UnsafeCheckpointError(

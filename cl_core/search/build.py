@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cl_core.embed.cache import EmbeddingCache
-from cl_core.embed.decode_pool import DecodePool
-from cl_core.embed.gallery import GalleryEmbedding, embed_gallery, fingerprint_of
-from cl_core.embed.sources import Gallery
+from cl_core.embed.gallery import GalleryEmbedding
 from cl_core.errors import DimensionMismatchError
 from cl_core.models.base import BaseModel
+from cl_core.models.fingerprint import fingerprint_of
 from cl_core.search import store
 from cl_core.task import TaskState
+
+
+@dataclass
+class GalleryOpened:
+    """A gallery embedded by one model and its index (None when cancelled or nothing embedded)."""
+
+    source: str
+    embedding: GalleryEmbedding
+    index: store.IndexSet | None
+
+    @property
+    def model_fingerprint(self) -> str:
+        return self.embedding.model_fingerprint
+
 
 
 def model_record(model: BaseModel, fingerprint: str) -> dict[str, Any]:
@@ -42,19 +56,6 @@ def index_embedding(model: BaseModel, emb: GalleryEmbedding, kind: str = "auto",
                                  kind, state)
 
 
-def build_index(model: BaseModel, gallery: Gallery, out: str | Path | None, kind: str = "auto",
-                cache: EmbeddingCache | None = None, state: TaskState | None = None,
-                pool: DecodePool | None = None) -> tuple[store.IndexSet | None, GalleryEmbedding]:
-    """Embed (cache first) and index; a cancelled embedding is kept in the cache and nothing is indexed."""
-    emb = embed_gallery(model, gallery, cache, state, pool)
-    if emb.cancelled or not emb.rows:
-        return None, emb
-    index_set = index_embedding(model, emb, kind, state)
-    if out is not None:
-        store.save(index_set, out)
-    return index_set, emb
-
-
 def reuse_or_build(model: BaseModel, emb: GalleryEmbedding, cache_root: str | Path, kind: str = "auto",
                    state: TaskState | None = None) -> store.IndexSet:
     """The app's index for a gallery, kept under the cache folder: loaded when it was built from the same
@@ -75,4 +76,9 @@ def reuse_or_build(model: BaseModel, emb: GalleryEmbedding, cache_root: str | Pa
 
 def open_index(folder: str | Path, model: BaseModel, cache: EmbeddingCache | None = None) -> store.IndexSet:
     """Load an index folder for `model`, refusing one built with another model or dimension."""
-    return store.load(folder, fingerprint_of(model, cache), model.embed_dim)
+    return store.load(folder, fingerprint_of(model, cache.file_digest if cache is not None else None), model.embed_dim)
+
+
+def gallery_key(index: store.IndexSet) -> str:
+    """What an index's rows refer to: its content key (rows and vectors), else its folder."""
+    return str(index.manifest.get("gallery", {}).get("content", index.folder))

@@ -19,9 +19,10 @@ from typing import Any
 import faiss
 import numpy as np
 
+from cl_core.choices import INDEX_KINDS as KINDS
+
 faiss.cvar.distance_compute_blas_threshold = 20  # batched flat search: BLAS from 20 queries on, ~8x faster
 
-KINDS = ("flat", "hnsw", "ivfpq", "binary")
 RECALL_TARGET = 0.95
 
 

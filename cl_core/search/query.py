@@ -15,15 +15,16 @@ threshold on either lets a search answer "nothing relevant".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from cl_core.errors import ClensError, DimensionMismatchError
+from cl_core.choices import FUSIONS
+from cl_core.errors import ClensError, DimensionMismatchError, Failure
 from cl_core.modality import Modality
+from cl_core.objectives import fuse, fusion_scores, query_gram_volume, symile_vector
 from cl_core.search.store import IndexSet
 
-FUSIONS = ("mean", "symile", "gram")
 GRAM_CHUNK = 65_536
 
 
@@ -44,41 +45,45 @@ class Hit:
         return asdict(self)
 
 
-def fuse(vectors: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
-    """Weighted mean of normalised query vectors, renormalised."""
-    w = np.ones(len(vectors), np.float32) if weights is None else np.asarray(weights, np.float32)
-    if len(w) != len(vectors):
-        raise ClensError(f"{len(w)} weights for {len(vectors)} query items")
-    q = (w[:, None] * vectors.astype(np.float32)).sum(axis=0)
-    norm = float(np.linalg.norm(q))
-    if not np.isfinite(norm) or norm < 1e-8:
-        raise ClensError("the fused query is a zero vector (weights cancel out)")
-    return q / norm
+@dataclass(frozen=True)
+class SearchRequest:
+    """A query's parts: texts and files to embed, and vectors already embedded (e.g. chosen inputs).
+    `weights` follow the parts in the order vectors, files, texts."""
+
+    texts: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    vectors: np.ndarray | None = field(default=None, compare=False)
+    vector_sources: tuple[str, ...] = ()
+    target: Modality | None = None
+    k: int = 10
+    fusion: str = "mean"
+    weights: tuple[float, ...] | None = None
+    min_z: float | None = None
+    min_score: float | None = None
+
+    def validate(self) -> None:
+        """Arguments checked before any work: a bad one is one clear message, not a traceback later."""
+        if self.k < 1:
+            raise ClensError(f"k must be at least 1 (got {self.k})")
+        if self.fusion not in FUSIONS:
+            raise ClensError(f"unknown fusion {self.fusion!r}; expected one of {', '.join(FUSIONS)}")
+        for name, value in (("min_z", self.min_z), ("min_score", self.min_score)):
+            if value is not None and not np.isfinite(value):
+                raise ClensError(f"{name} must be a finite number (got {value})")
+        if self.weights is not None and not all(np.isfinite(w) for w in self.weights):
+            raise ClensError("every query weight must be a finite number")
+        if not self.texts and not self.files and (self.vectors is None or not len(self.vectors)):
+            raise ClensError("the query is empty: give a text, a file or an item")
 
 
-def symile_vector(vectors: np.ndarray) -> np.ndarray:
-    """The elementwise product of the query vectors: <product, g> is Symile's multilinear inner product."""
-    return np.prod(vectors.astype(np.float32), axis=0)
-
-
-def gram_volume(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Volume spanned by the query vectors plus each candidate row (all unit vectors); smaller = more aligned."""
-    q = queries.astype(np.float64)
-    a = q @ q.T
-    det_a = float(np.linalg.det(a))
-    a_inv = np.linalg.pinv(a)
-    b = candidates.astype(np.float64) @ q.T  # [n, k]
-    quad = np.einsum("nk,kj,nj->n", b, a_inv, b)
-    return np.sqrt(np.clip(det_a * (1.0 - quad), 0.0, None))
-
-
-def fusion_scores(fusion: str, queries: np.ndarray, candidates: np.ndarray,
-                  weights: Sequence[float] | None = None) -> np.ndarray:
-    """[n] scores of every candidate row for the query set under `fusion`, computed directly (no index)."""
-    if fusion == "gram":
-        return -gram_volume(queries, candidates)
-    vec = fuse(queries, weights) if fusion == "mean" else symile_vector(queries)
-    return np.asarray(candidates, np.float32) @ vec
+@dataclass
+class SearchResult:
+    request: SearchRequest
+    hits: list[Hit]
+    query_sources: list[str]  # the query's parts, in the order they were fused
+    failures: list[Failure]  # parts that could not be embedded (then nothing is searched)
+    model_fingerprint: str
+    gallery: str  # the index's content key: what the hits' rows refer to
 
 
 def search(index: IndexSet, queries: np.ndarray, target: Modality | None = None, k: int = 10,
@@ -136,7 +141,7 @@ def _gram_topk(index: IndexSet, q: np.ndarray, target: Modality, k: int) -> tupl
     best_r = np.zeros(0, np.int64)
     for start in range(part.start, part.end, GRAM_CHUNK):
         end = min(start + GRAM_CHUNK, part.end)
-        s = -gram_volume(q, np.asarray(index.vectors[start:end], np.float32))
+        s = -query_gram_volume(q, np.asarray(index.vectors[start:end], np.float32))
         s_all = np.concatenate([best_s, s])
         r_all = np.concatenate([best_r, np.arange(start, end)])
         keep = np.argsort(-s_all, kind="stable")[:k]

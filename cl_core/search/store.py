@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from cl_core.atomic import atomic_write, write_text_atomic
-from cl_core.embed.cache import file_sha256
 from cl_core.embed.gallery import Row
 from cl_core.errors import ClensError, DimensionMismatchError
+from cl_core.hashing import file_sha256
 from cl_core.modality import Modality
 from cl_core.search import kinds
 from cl_core.task import TaskState

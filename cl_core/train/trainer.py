@@ -22,17 +22,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from cl_core import objectives as losses
+from cl_core import objectives
 from cl_core.analysis.metrics import ranks_from_scores, report_from_ranks, retrieval_report
 from cl_core.atomic import atomic_write, write_text_atomic
 from cl_core.errors import ClensError
+from cl_core.formats import MODEL_CARD_JSON, MODEL_CARD_MD, TRAIN_STATE
 from cl_core.modality import Item, Modality
 from cl_core.models.device import pick_device
 from cl_core.models.native import FORMAT_TAG, NativeModel, NativeNet, from_config, save_native
+from cl_core.objectives import fusion_scores
 from cl_core.task import TaskState
 
 PAIRWISE = {"info_nce", "siglip", "dcl"}
-STATE_FILE = "train_state.pt"
 
 
 @dataclass
@@ -56,8 +57,8 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
         if section not in recipe:
             raise ClensError(f"{path}: recipe needs a [{section}] section")
     objective = recipe["train"].get("objective", "info_nce")
-    if objective not in losses.OBJECTIVES:
-        raise ClensError(f"{path}: unknown objective {objective!r}; choose from {', '.join(losses.OBJECTIVES)}")
+    if objective not in objectives.OBJECTIVES:
+        raise ClensError(f"{path}: unknown objective {objective!r}; choose from {', '.join(objectives.OBJECTIVES)}")
     pair_weights(recipe, where=str(path))  # fail at load, not after the data is prepared
     objective_options(recipe, list(recipe["model"].get("towers", {})), where=str(path))
     augment_option(recipe, where=str(path))
@@ -214,7 +215,7 @@ def batch_loss(objective: str, embs: dict[Modality, torch.Tensor], present: dict
                logit_scale: torch.Tensor, extra: dict[str, Any],
                weights: dict[frozenset[Modality], float] | None = None) -> torch.Tensor:
     """The objective on one batch; a pairwise one is the (weighted) mean over the pairs present in it."""
-    fn = losses.OBJECTIVES[objective]
+    fn = objectives.OBJECTIVES[objective]
     mods = list(embs)
     kwargs = {"logit_scale": logit_scale, **extra}
     if objective in PAIRWISE:
@@ -291,7 +292,7 @@ def train(recipe: dict[str, Any], out: Path, state: TaskState | None = None, dev
     steps_per_epoch = max(1, n // bs)
     total = steps_per_epoch * int(t.get("epochs", 10))
     step, history = 0, []
-    state_path = out / STATE_FILE
+    state_path = out / TRAIN_STATE
     if state_path.is_file():  # resume
         saved = torch.load(state_path, map_location="cpu", weights_only=True)
         net.load_state_dict(saved["model"], strict=False)
@@ -368,8 +369,8 @@ def evaluate_and_card(recipe: dict[str, Any], config: dict[str, Any], net: Nativ
             "training": {"steps": len(history), "final_loss": history[-1] if history else None,
                          "loss_curve_every_50": history[::50]},
             "heldout_metrics": metrics, "heldout_objective_score": native}
-    write_text_atomic(out / "model_card.json", json.dumps(card, indent=2, default=str))
-    write_text_atomic(out / "MODEL_CARD.md", card_markdown(card, heldout.description.get("doc", "")))
+    write_text_atomic(out / MODEL_CARD_JSON, json.dumps(card, indent=2, default=str))
+    write_text_atomic(out / MODEL_CARD_MD, card_markdown(card, heldout.description.get("doc", "")))
     return card
 
 
@@ -383,7 +384,6 @@ def objective_retrieval(objective: str, vectors: dict[str, np.ndarray]) -> dict[
     inner product, minus GRAM's volume), as those papers report; with GRAM, whose score for a single pair is
     sqrt(1 - cos²) and so blind to the cosine's sign, single pairs too. Cosine pairs are the main table.
     """
-    from cl_core.search.query import fusion_scores
 
     fusion = OBJECTIVE_FUSION.get(objective, "mean")
     names = list(vectors)
@@ -448,11 +448,11 @@ def comparison_markdown(cards: dict[str, dict[str, Any]], subset: str = "all", s
 def add_comparison(folder: Path, cards: dict[str, dict[str, Any]], subset: str = "all") -> None:
     """Record an objective comparison in the card of the model kept in `folder`: cosine pairs (what the panels
     show), and, where every card has it, retrieval from the other modalities scored as each objective scores."""
-    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
+    card = json.loads((folder / MODEL_CARD_JSON).read_text(encoding="utf-8"))
     card["objective_comparison"] = {name: {"cosine": c["heldout_metrics"][subset],
                                            "objective_score": c.get("heldout_objective_score", {}).get(subset, {})}
                                     for name, c in cards.items()}
-    write_text_atomic(folder / "model_card.json", json.dumps(card, indent=2, default=str))
+    write_text_atomic(folder / MODEL_CARD_JSON, json.dumps(card, indent=2, default=str))
     text = ("Held-out Recall@10 of the same architecture and data trained with each objective; the bundled model "
             "is the one with the best mean of the first table.\n\nPairwise cosine retrieval (what the search "
             "panels show):\n\n" + comparison_markdown(cards, subset) + "\n")
@@ -461,6 +461,6 @@ def add_comparison(folder: Path, cards: dict[str, dict[str, Any]], subset: str =
                  "cosines for info_nce, the multilinear inner product for symile, minus the Gramian volume for "
                  "gram), as the Symile and GRAM papers evaluate:\n\n"
                  + comparison_markdown(cards, subset, "heldout_objective_score", joint_only=True) + "\n")
-    md = (folder / "MODEL_CARD.md").read_text(encoding="utf-8")
+    md = (folder / MODEL_CARD_MD).read_text(encoding="utf-8")
     md = md.split("\n## Objective comparison")[0].rstrip() + "\n\n## Objective comparison\n\n" + text
-    write_text_atomic(folder / "MODEL_CARD.md", md)
+    write_text_atomic(folder / MODEL_CARD_MD, md)

@@ -1,0 +1,51 @@
+"""Measure a model on a gallery: retrieval metrics and zero-shot (`evaluate`), geometry (`diagnose`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cl_core.actions.gallery import embed_source
+from cl_core.analysis.diagnostics import diagnose as measure_geometry
+from cl_core.analysis.evaluation import DEFAULT_TEMPLATES, paired_report, zero_shot
+from cl_core.embed.cache import EmbeddingCache
+from cl_core.embed.decode_pool import DecodePool
+from cl_core.embed.gallery import GalleryEmbedding
+from cl_core.models.base import BaseModel
+from cl_core.task import TaskState
+
+
+@dataclass
+class Evaluation:
+    embedding: GalleryEmbedding
+    retrieval: dict[str, dict[str, float]]  # "a->b": R@1/5/10, median rank, n
+    zero_shot: dict[str, Any]  # per modality: accuracy, labels, confusion
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"retrieval": self.retrieval, "zero_shot": self.zero_shot, "items": len(self.embedding.rows),
+                "failures": len(self.embedding.failures)}
+
+
+@dataclass
+class Diagnosis:
+    embedding: GalleryEmbedding
+    report: dict[str, Any]
+
+
+def evaluate(model: BaseModel, source: str | Path, templates: Sequence[str] | None = None,
+             cache: EmbeddingCache | None = None, state: TaskState | None = None,
+             pool: DecodePool | None = None) -> Evaluation:
+    """Recall@K both ways for every modality pair of the paired samples, and zero-shot classification."""
+    emb = embed_source(model, source, cache, state, pool)
+    if not emb.rows:
+        return Evaluation(emb, {}, {})
+    return Evaluation(emb, paired_report(emb), zero_shot(model, emb, list(templates or DEFAULT_TEMPLATES)))
+
+
+def diagnose(model: BaseModel, source: str | Path, k: int = 10, cache: EmbeddingCache | None = None,
+             state: TaskState | None = None, pool: DecodePool | None = None) -> Diagnosis:
+    """Modality gap, alignment/uniformity, spectrum, hubness, modality bias, neighbour agreement."""
+    emb = embed_source(model, source, cache, state, pool)
+    return Diagnosis(emb, measure_geometry(emb, k) if emb.rows else {})

@@ -1,0 +1,59 @@
+"""Open a gallery for the open model (embed through the cache, then index), or build an index folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cl_core.embed.cache import EmbeddingCache
+from cl_core.embed.decode_pool import DecodePool
+from cl_core.embed.gallery import GalleryEmbedding, embed_gallery
+from cl_core.embed.items import summarise_failures
+from cl_core.embed.sources import open_source
+from cl_core.models.base import BaseModel
+from cl_core.search import store
+from cl_core.search.build import GalleryOpened, index_embedding, reuse_or_build
+from cl_core.task import TaskState
+
+
+@dataclass
+class IndexBuilt:
+    out: Path | None  # None: cancelled or nothing embedded, no index written
+    embedding: GalleryEmbedding
+    index: store.IndexSet | None
+
+    def describe(self) -> str:
+        """Items, dimension, and per modality: count, kind, measured recall, bytes per vector."""
+        return store.describe(self.index) if self.index is not None else "no index"
+
+
+def embed_source(model: BaseModel, source: str | Path, cache: EmbeddingCache | None = None,
+                 state: TaskState | None = None, pool: DecodePool | None = None) -> GalleryEmbedding:
+    """A folder, manifest or demo:NAME, embedded cache first; failures listed, a cancel keeps the work."""
+    emb = embed_gallery(model, open_source(source), cache, state, pool)
+    emb.failures = summarise_failures(emb.failures)
+    return emb
+
+
+def open_gallery(model: BaseModel, source: str | Path, cache: EmbeddingCache, kind: str = "auto",
+                 state: TaskState | None = None, pool: DecodePool | None = None) -> GalleryOpened:
+    """The window's gallery: embedded, then indexed under the cache folder (reused while nothing changed)."""
+    emb = embed_source(model, source, cache, state, pool)
+    if emb.cancelled or not emb.rows:
+        return GalleryOpened(str(source), emb, None)
+    index = reuse_or_build(model, emb, cache.root, kind, state)
+    if [r.source for r in index.rows] == [r.source for r in emb.rows]:
+        emb.vectors = index.vectors  # the same rows: keep one (memory-mapped) copy, not two
+    return GalleryOpened(str(source), emb, index)
+
+
+def build_index(model: BaseModel, source: str | Path, out: str | Path, kind: str = "auto",
+                cache: EmbeddingCache | None = None, state: TaskState | None = None,
+                pool: DecodePool | None = None) -> IndexBuilt:
+    """`clens index build`: embed (cache first), index, write the folder atomically."""
+    emb = embed_source(model, source, cache, state, pool)
+    if emb.cancelled or not emb.rows:
+        return IndexBuilt(None, emb, None)
+    index_set = index_embedding(model, emb, kind, state)
+    folder = store.save(index_set, out)
+    return IndexBuilt(folder, emb, index_set)

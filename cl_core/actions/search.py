@@ -1,0 +1,58 @@
+"""Search a gallery index with any mix of texts, files and already embedded items (fused when several)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cl_core.embed.cache import EmbeddingCache
+from cl_core.embed.decode_pool import DecodePool
+from cl_core.embed.items import Failure, embed_paths
+from cl_core.models.base import BaseModel
+from cl_core.models.fingerprint import fingerprint_of
+from cl_core.models.open import open_checkpoint
+from cl_core.search import store
+from cl_core.search.build import gallery_key
+from cl_core.search.query import SearchRequest, SearchResult
+from cl_core.search.query import search as search_index
+from cl_core.task import TaskState
+
+
+def open_search_index(folder: str | Path, model: BaseModel | None = None, device: str | None = None,
+                      allow_pickle: bool = False, cache: EmbeddingCache | None = None
+                      ) -> tuple[BaseModel, store.IndexSet]:
+    """An index folder with its model (the one recorded in its manifest unless given); another model's
+    index is refused."""
+    from cl_core.search.build import open_index
+
+    if model is None:
+        recorded = store.read_manifest(Path(folder))["model"]
+        model = open_checkpoint(recorded["source"], device=device, allow_pickle=allow_pickle)
+    return model, open_index(folder, model, cache)
+
+
+def search(model: BaseModel, index: store.IndexSet, request: SearchRequest, state: TaskState | None = None,
+           pool: DecodePool | None = None) -> SearchResult:
+    """Embed the query's parts with `model`, fuse them, and rank the index's rows."""
+    request.validate()
+    state = state or TaskState()
+    fp = fingerprint_of(model)
+    parts: list[np.ndarray] = []
+    sources: list[str] = []
+    if request.vectors is not None and len(request.vectors):
+        parts.append(np.atleast_2d(np.asarray(request.vectors, np.float32)))
+        sources += list(request.vector_sources) or [f"item {i}" for i in range(len(parts[0]))]
+    failures: list[Failure] = []
+    if request.files or request.texts:
+        got = embed_paths(model, list(request.files), list(request.texts), state=state, pool=pool)
+        failures = got.failures
+        if got.cancelled:
+            state.check_cancelled()
+        if failures:
+            return SearchResult(request, [], sources, failures, fp, gallery_key(index))
+        parts.append(got.vectors)
+        sources += [it.source for it in got.items]
+    hits = search_index(index, np.concatenate(parts), request.target, request.k, request.fusion,
+                        request.weights, request.min_z, request.min_score)
+    return SearchResult(request, hits, sources, failures, fp, gallery_key(index))

@@ -1,0 +1,194 @@
+"""The headless verbs: parse -> one call into cl_core.actions -> text or JSON. No pipeline code here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cl_core.cli.format import (
+    print_diagnosis,
+    print_evaluation,
+    print_failures,
+    print_hits,
+    print_info,
+)
+from cl_core.cli.progress import ProgressPrinter
+from cl_core.errors import ClensError
+
+if TYPE_CHECKING:
+    from cl_core import actions as actions_t
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+
+
+def _actions():  # noqa: ANN202 - the actions layer, imported on first use (torch, faiss): `clens --help` stays fast
+    from cl_core import actions
+
+    return actions
+
+
+def _cache(args: argparse.Namespace) -> Any:  # EmbeddingCache | None
+    return None if args.no_cache else _actions().EmbeddingCache(args.cache)
+
+
+def _open(args: argparse.Namespace, cache: Any = None) -> actions_t.ModelOpened:
+    return _actions().open_model(args.model, args.device, args.allow_pickle, cache)
+
+
+def _summary(emb: Any, quiet: bool) -> None:
+    print_failures(emb.failures)
+    if not quiet:
+        print(f"{len(emb.rows)} items ({emb.from_cache} from the cache, {emb.embedded} embedded now), "
+              f"{len(emb.failures)} failed or quarantined", file=sys.stderr)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    opened = _open(args)
+    if args.json:
+        print(json.dumps(opened.info, indent=2, default=str))
+    else:
+        print_info(opened.info)
+    return EXIT_OK
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    actions = _actions()
+    if not args.inputs and not args.text:
+        print("clens embed: give input files/folders or --text", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.out)
+    if out.is_dir() or not out.parent.is_dir():
+        print(f"clens embed: --out {out}: " + ("is a folder" if out.is_dir() else f"no such folder {out.parent}"),
+              file=sys.stderr)
+        return EXIT_USAGE
+    opened = _open(args)
+    with ProgressPrinter(args.quiet) as progress:
+        result = actions.embed_inputs(opened.model, args.inputs, args.text, args.modality, progress.state,
+                                      args.batch_size)
+    print_failures(result.failures)
+    if not result.items:
+        print("nothing was embedded", file=sys.stderr)
+        return EXIT_FAILED
+    actions.save_embeddings(result, opened.model, out)
+    print(f"wrote {len(result.items)} embeddings ({opened.model.embed_dim}-d) to {out}", file=sys.stderr)
+    return EXIT_PARTIAL if result.failures else EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    actions = _actions()
+    with ProgressPrinter(args.quiet) as progress:
+        trained = actions.train(args.recipe, args.out, args.device, progress.state)
+    for subset, (pair, r5) in trained.lowest_heldout().items():
+        print(f"{subset}: lowest held-out R@5 {r5:.3f} ({pair}); card: {trained.out / 'MODEL_CARD.md'}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    actions = _actions()
+    got = actions.demo_files(args.name)
+    print(got.model)
+    for path in got.files:
+        print(path)
+    return EXIT_OK
+
+
+def cmd_index_build(args: argparse.Namespace) -> int:
+    actions = _actions()
+    cache = _cache(args)
+    opened = _open(args, cache)
+    with ProgressPrinter(args.quiet) as progress:
+        built = actions.build_index(opened.model, args.source, args.out, args.kind, cache, progress.state)
+    _summary(built.embedding, args.quiet)
+    if built.index is None:
+        print("nothing was embedded; no index written", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps({"index": str(built.out), "count": len(built.index.rows), "parts": built.index.summary(),
+                          "failures": [f.to_dict() for f in built.embedding.failures]}, indent=2))
+    else:
+        print(f"index written to {built.out}")
+        print(built.describe())
+    return EXIT_PARTIAL if built.embedding.failures else EXIT_OK
+
+
+def _query_lines(spec: str) -> list[str]:
+    if spec == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(spec).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ClensError(f"--queries {spec}: cannot read: {exc}") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    actions = _actions()
+    batch = _query_lines(args.queries) if args.queries else []
+    if not args.query and not args.text and not batch:
+        print("clens search: give --query FILE, --text T or --queries FILE", file=sys.stderr)
+        return EXIT_USAGE
+    cache = _cache(args)
+    model = _open(argparse.Namespace(**{**vars(args), "model": args.model}), cache).model if args.model else None
+    model, index = actions.open_search_index(args.index, model, args.device, args.allow_pickle, cache)
+    common = dict(target=args.target_modality, k=args.k, fusion=args.fusion,
+                  weights=tuple(args.weight) if args.weight else None, min_z=args.min_z, min_score=args.min_score)
+    requests = [actions.SearchRequest(texts=(t,), **common) for t in batch]  # type: ignore[arg-type]
+    if args.query or args.text:
+        requests.insert(0, actions.SearchRequest(texts=tuple(args.text), files=tuple(args.query), **common))  # type: ignore[arg-type]
+    results = [actions.search(model, index, r) for r in requests]
+    failed = any(r.failures for r in results)
+    for r in results:
+        print_failures(r.failures)
+    if args.json:
+        blocks = [{"query": r.query_sources, "fusion": args.fusion, "hits": [h.to_dict() for h in r.hits],
+                   "failures": [f.to_dict() for f in r.failures]} for r in results]
+        print(json.dumps(blocks[0] if len(blocks) == 1 else blocks, indent=2))
+    else:
+        for r in results:
+            if len(results) > 1:
+                print(f"# {' + '.join(r.query_sources) or '(query could not be embedded)'}")
+            print_hits(r.hits, r.failures)
+    if failed:
+        print("clens search: a query item could not be embedded; that query was not searched", file=sys.stderr)
+        return EXIT_FAILED if len(results) == 1 else EXIT_PARTIAL
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    actions = _actions()
+    cache = _cache(args)
+    opened = _open(args, cache)
+    with ProgressPrinter(args.quiet) as progress:
+        ev = actions.evaluate(opened.model, args.manifest, args.template, cache, progress.state)
+    _summary(ev.embedding, args.quiet)
+    if not ev.embedding.rows:
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(ev.to_dict(), indent=2))
+    else:
+        print_evaluation(ev.retrieval, ev.zero_shot)
+    return EXIT_OK
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    actions = _actions()
+    cache = _cache(args)
+    opened = _open(args, cache)
+    with ProgressPrinter(args.quiet) as progress:
+        dg = actions.diagnose(opened.model, args.source, args.k, cache, progress.state)
+    _summary(dg.embedding, args.quiet)
+    if not dg.embedding.rows:
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(dg.report, indent=2))
+    else:
+        print_diagnosis(dg.report)
+    return EXIT_OK
+
+
+COMMANDS = {"info": cmd_info, "embed": cmd_embed, "train": cmd_train, "demo": cmd_demo,
+            "index build": cmd_index_build, "search": cmd_search, "eval": cmd_eval, "diagnose": cmd_diagnose}

@@ -1,0 +1,93 @@
+"""Text output of the headless verbs: aligned columns, three decimals, one notation for modality pairs
+(`a->b` for a direction, `a<->b` for a symmetric measure)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from cl_core.errors import Failure
+
+if TYPE_CHECKING:
+    from cl_core.search.query import Hit
+
+
+def _rows(pairs: Sequence[tuple[str, str]], indent: str = "  ") -> None:
+    width = max((len(k) for k, _ in pairs), default=0)
+    for key, value in pairs:
+        print(f"{indent}{key:<{width}} : {value}")
+
+
+def print_info(info: dict[str, Any]) -> None:
+    print(f"{info['name']}  ({info['format']})")
+    scale = str(info["logit_scale"]) + (f", bias {info['logit_bias']}" if info["logit_bias"] is not None else "")
+    rows = [("modalities", ", ".join(info["modalities"])), ("embed_dim", str(info["embed_dim"])),
+            ("parameters", f"{info['parameters']:,}"), ("logit scale", scale), ("device", str(info["device"]))]
+    if info.get("fingerprint"):
+        rows.append(("fingerprint", info["fingerprint"]))
+    rows += [(f"preprocess {mod}", json.dumps(pre, default=str)) for mod, pre in info["preprocessing"].items()]
+    _rows(rows)
+
+
+def print_failures(failures: Sequence[Failure]) -> None:
+    for f in failures:
+        print(f"{'quarantined' if f.stage == 'quarantine' else 'failed'}: {f.source}: {f.reason}", file=sys.stderr)
+
+
+def print_hits(hits: Sequence[Hit], failures: Sequence[Failure] = ()) -> None:
+    if failures:
+        return
+    if not hits:
+        print("nothing relevant (no hit passes the threshold)")
+        return
+    width = max(len(h.modality) for h in hits)
+    sample = max(len(h.sample_id) for h in hits)
+    for h in hits:
+        what = h.text if h.text else h.source
+        print(f"{h.rank:>3}  {h.score:+.3f}  z {h.z:6.2f}  {h.modality:<{width}}  {h.sample_id:<{sample}}  {what}")
+
+
+def print_evaluation(retrieval: dict[str, dict[str, float]], zero_shot: dict[str, Any]) -> None:
+    if not retrieval:
+        print("no paired samples (rows sharing an id across modalities): retrieval not evaluated")
+    width = max((len(p) for p in retrieval), default=0)
+    for pair, r in retrieval.items():
+        print(f"{pair:<{width}}  R@1 {r['R@1']:.3f}  R@5 {r['R@5']:.3f}  R@10 {r['R@10']:.3f}  "
+              f"median rank {r['median_rank']:g}  (n={r['n']})")
+    for modality, z in zero_shot.items():
+        labels = z["labels"]
+        print(f"zero-shot {modality}: accuracy {z['accuracy']:.3f} over {len(labels)} labels (n={z['n']})")
+        name_w = max(len(label) for label in labels)
+        idx_w = len(str(len(labels) - 1))
+        cell = max(3, idx_w, *(len(str(v)) for row in z["confusion"] for v in row))
+        print(" " * (name_w + idx_w + 2) + " ".join(f"{i:>{cell}}" for i in range(len(labels))))
+        for i, (label, row) in enumerate(zip(labels, z["confusion"], strict=True)):
+            print(f"{label:>{name_w}} {i:>{idx_w}} " + " ".join(f"{v:>{cell}}" for v in row))
+
+
+def _f(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def print_diagnosis(report: dict[str, Any]) -> None:
+    print("items: " + ", ".join(f"{m} {n}" for m, n in report["counts"].items()))
+    names = [*report["per_modality"], *(p.replace("|", "<->") for p in report["pairs"])]
+    width = max((len(n) for n in names), default=0)
+    for m, d in report["per_modality"].items():
+        print(f"{m:<{width}}  effective rank {_f(d['effective_rank'])}  uniformity {_f(d['uniformity'])}")
+    for m, d in report["modality_bias"].items():
+        print(f"{m:<{width}}  top-1 neighbour of its own modality {_f(d['own_modality_top1'])} "
+              f"(its share of the pool {_f(d['own_share_of_pool'])})")
+    for pair, d in report["pairs"].items():
+        line = (f"{pair.replace('|', '<->'):<{width}}  gap {_f(d['centroid_distance'])}  "
+                f"probe accuracy {_f(d['linear_probe_accuracy'])}")
+        if "alignment" in d:
+            line += (f"  alignment {_f(d['alignment'])}  neighbour agreement intra "
+                     f"{_f(d['neighbour_agreement']['intra'])} inter {_f(d['neighbour_agreement']['inter'])}")
+        print(line)
+        for key, h in d.items():
+            if key.startswith("hubness"):
+                print(f"    {key}: skew {_f(h['skewness'])}, never retrieved {_f(h['never_retrieved'])}, "
+                      f"max N_{h['k']} {h['max_occurrence']}")

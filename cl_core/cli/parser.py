@@ -1,0 +1,136 @@
+"""The one argument parser of `clens`: every verb, the window's options, typed and range-checked."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from cl_core.choices import DEVICE_CHOICES, FUSIONS, INDEX_KINDS
+from cl_core.modality import Modality
+
+VERBS = ("gui", "info", "embed", "demo", "train", "index", "search", "eval", "diagnose")
+
+
+def _modality(value: str) -> Modality:
+    try:
+        return Modality.parse(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {n})")
+    return n
+
+
+def _finite(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"must be a finite number (got {value})")
+    return x
+
+
+def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    if required:
+        p.add_argument("model", help="checkpoint folder or file (native, Hugging Face, open_clip, OpenAI CLIP)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default=None, help="force a device (default: best available)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="allow .bin/.pt weights where no safetensors exist (loaded weights-only, never code)")
+
+
+def _cache_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", default=None, help="embedding cache folder (default: the user cache folder)")
+    p.add_argument("--no-cache", action="store_true", help="embed everything again and store nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clens", description="Contrastive Lens. With no verb, opens the window (clens [MODEL] [FILES...]).")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    gui = sub.add_parser("gui", help="open the window (the default): clens [gui] [MODEL] [FILES...]")
+    gui.add_argument("model", nargs="?", help="checkpoint to open at start")
+    gui.add_argument("inputs", nargs="*", help="files to embed once the model is open")
+    gui.add_argument("--empty", action="store_true", help="start without the bundled demo")
+    gui.add_argument("--gallery", help="open this gallery (folder, manifest, demo:NAME) once the model is ready")
+    gui.add_argument("--search", help="then search it for this text")
+    gui.add_argument("--screenshot", help="save a PNG of the window once the work is done, then quit")
+    _model_args(gui, required=False)
+
+    info = sub.add_parser("info", help="describe a checkpoint: format, modalities, preprocessing, fingerprint")
+    _model_args(info)
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+
+    embed = sub.add_parser("embed", help="embed files and texts into an .npy of L2-normalised float32 rows")
+    _model_args(embed)
+    embed.add_argument("inputs", nargs="*", help="files or folders")
+    embed.add_argument("--out", required=True, help="output .npy; a .json beside it maps rows to inputs")
+    embed.add_argument("--modality", type=_modality, default=None, help="read every file as this modality")
+    embed.add_argument("--text", action="append", default=[], help="a text to embed (repeatable)")
+    embed.add_argument("--batch-size", type=_positive_int, default=None)
+    embed.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    demo = sub.add_parser("demo", help="print a demo model's path and its gallery files (written on first use)")
+    demo.add_argument("name", nargs="?", default="shapes_sounds", choices=["shapes_sounds", "tissue"])
+
+    tr = sub.add_parser("train", help="train a native checkpoint from a TOML recipe (resumes if interrupted)")
+    tr.add_argument("recipe", help="recipe .toml ([model], [data], [train])")
+    tr.add_argument("--out", required=True, help="output folder: checkpoint, model card, resumable state")
+    tr.add_argument("--device", choices=DEVICE_CHOICES, default=None)
+    tr.add_argument("--quiet", action="store_true")
+
+    ix = sub.add_parser("index", help="gallery indexes (clens index build ...)").add_subparsers(
+        dest="index_verb", required=True, metavar="VERB")
+    build = ix.add_parser("build", help="embed a gallery (cached) and write an index folder")
+    _model_args(build)
+    build.add_argument("source", help="a folder, a .csv/.tsv/.parquet manifest, or demo:NAME")
+    build.add_argument("--out", required=True, help="index folder (replaced atomically if it exists)")
+    build.add_argument("--kind", choices=["auto", *INDEX_KINDS], default="auto",
+                       help="index type (default: by gallery size; the choice and its measured recall are printed)")
+    build.add_argument("--json", action="store_true")
+    _cache_args(build)
+
+    se = sub.add_parser("search", help="search an index folder with files and/or texts (several are fused)")
+    se.add_argument("index", help="index folder written by `clens index build`")
+    se.add_argument("--query", action="append", default=[], help="a query file (repeatable)")
+    se.add_argument("--text", action="append", default=[], help="a query text (repeatable)")
+    se.add_argument("--queries", default=None,
+                    help="a file with one text query per line ('-' for stdin): each searched on its own, "
+                         "with the model loaded once")
+    se.add_argument("--target-modality", type=_modality, default=None,
+                    help="search only this modality (default: all, merged by calibrated score)")
+    se.add_argument("-k", type=_positive_int, default=10)
+    se.add_argument("--fusion", choices=FUSIONS, default="mean",
+                    help="how several query items combine (default: weighted mean)")
+    se.add_argument("--weight", type=_finite, action="append", default=None,
+                    help="weight of each query item, in order: files first, then texts")
+    se.add_argument("--min-z", type=_finite, default=None, help="drop hits below this calibrated score (z)")
+    se.add_argument("--min-score", type=_finite, default=None, help="drop hits below this raw score")
+    se.add_argument("--model", default=None, help="the model (default: the one recorded in the index)")
+    _model_args(se, required=False)
+    se.add_argument("--json", action="store_true")
+    _cache_args(se)
+
+    ev = sub.add_parser("eval", help="Recall@K both ways per modality pair, and zero-shot classification")
+    _model_args(ev)
+    ev.add_argument("manifest", help="a paired manifest (.csv/.tsv/.parquet), a folder, or demo:NAME")
+    ev.add_argument("--template", action="append", default=None,
+                    help="zero-shot prompt template with {} for the label (repeatable)")
+    ev.add_argument("--json", action="store_true")
+    _cache_args(ev)
+
+    dg = sub.add_parser("diagnose", help="geometry of the embedding space on a gallery")
+    _model_args(dg)
+    dg.add_argument("source", help="a folder, a manifest, or demo:NAME")
+    dg.add_argument("-k", type=_positive_int, default=10, help="neighbourhood size for hubness and agreement")
+    dg.add_argument("--json", action="store_true")
+    _cache_args(dg)
+    return parser

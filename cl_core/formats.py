@@ -1,0 +1,24 @@
+"""File names and suffixes that several stages must agree on, written once.
+
+Which file makes a folder a checkpoint of which format, the weight suffixes (safe and pickled), and the
+names a native checkpoint and its training run write. Detection, loading, fingerprinting, the trainer,
+the demos and the window all read them from here.
+"""
+
+from __future__ import annotations
+
+NATIVE_CONFIG = "clens_config.json"
+NATIVE_WEIGHTS = "model.safetensors"
+OPENCLIP_CONFIG = "open_clip_config.json"
+OPENCLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+HF_CONFIG = "config.json"
+# the config file that marks a checkpoint folder, in the order they are tried
+CONFIG_FILES = {NATIVE_CONFIG: "native", OPENCLIP_CONFIG: "open_clip", HF_CONFIG: "huggingface"}
+
+SAFETENSORS_SUFFIX = ".safetensors"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")  # only ever loaded with weights_only=True
+WEIGHT_SUFFIXES = (SAFETENSORS_SUFFIX, *PICKLE_SUFFIXES)
+
+MODEL_CARD_JSON = "model_card.json"
+MODEL_CARD_MD = "MODEL_CARD.md"
+TRAIN_STATE = "train_state.pt"  # resumable training state: not part of the model (not fingerprinted)

@@ -1,0 +1,42 @@
+"""Small evented state objects that panels own and the window's controller reads (glue's state objects,
+napari's evented models): a panel writes its controls into one, listens to it, and never reaches into
+another panel. Plain Python (psygnal), so a script or a test can drive them without Qt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from psygnal import SignalGroupDescriptor
+
+DEFAULT_MIN_Z = 2.5
+
+
+@dataclass
+class ModelSettings:
+    """How models are opened and where embeddings are cached."""
+
+    events: ClassVar[SignalGroupDescriptor] = SignalGroupDescriptor()  # one signal per field
+
+    device: str = "auto"  # auto | cuda | mps | cpu
+    allow_pickle: bool = False  # .bin/.pt weights where no safetensors exist (weights-only, never code)
+    cache_dir: Path | None = None  # None: the user cache folder
+
+    def device_choice(self) -> str | None:
+        return None if self.device == "auto" else self.device
+
+
+@dataclass
+class SearchState:
+    """The query being composed in the search panel and its options."""
+
+    events: ClassVar[SignalGroupDescriptor] = SignalGroupDescriptor()
+
+    text: str = ""
+    use_selection: bool = False  # add the selected inputs to the query (never silently: off by default)
+    target: str | None = None  # a modality name, or None for any
+    k: int = 10
+    fusion: str = "mean"
+    threshold_on: bool = False
+    min_z: float = DEFAULT_MIN_Z
