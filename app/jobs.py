@@ -103,6 +103,7 @@ class Jobs(QObject):
         device, allow_pickle, cache = self.settings.device_choice(), self.settings.allow_pickle, self.cache()
         follow_up = list(then_embed)
         self.status.emit(f"loading {path} ...")
+        self.pool().warm()  # the decoders start while the model loads: the first drop decodes at once
 
         def load(state: TaskState) -> actions.ModelOpened:
             return actions.open_model(path, device, allow_pickle, cache, state)
@@ -115,6 +116,7 @@ class Jobs(QObject):
         self.status.emit(f"opening the {name.replace('_', ' & ')} demo ...")
         if with_gallery:
             self._then_gallery = (f"demo:{name}", "auto")
+        self.pool().warm()
 
         def load(state: TaskState) -> tuple[actions.ModelOpened, list[Path]]:
             demo = actions.demo_files(name)
@@ -136,7 +138,6 @@ class Jobs(QObject):
         self.status.emit(f"model {model.name} ready: {', '.join(m.value for m in model.modalities)}, "
                          f"{model.embed_dim}-d, on {model.device}"
                          + (f"; embedding again: {' and '.join(again)}" if again else ""))
-        self.pool().warm()
         if pending or follow_up:
             self.embed(follow_up, items=pending)
         if reopen is not None:

@@ -16,6 +16,7 @@ from cl_core.task import Progress
 
 from .jobs import Jobs
 from .qt_drop_panel import DropPanel
+from .qt_jobs_panel import JobsPanel
 from .qt_messages_panel import MessagesPanel
 from .qt_model_panel import ModelPanel
 from .qt_search_panel import SearchPanel
@@ -39,8 +40,9 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("similarity", "Similarity matrix", lambda s, j: SimilarityPanel(s), Area.RightDockWidgetArea),
     PanelSpec("search", "Gallery search", lambda s, j: SearchPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("messages", "Messages", lambda s, j: MessagesPanel(s, j), Area.BottomDockWidgetArea),
+    PanelSpec("jobs", "Jobs", lambda s, j: JobsPanel(s, j), Area.BottomDockWidgetArea),
 )
-LAYOUT_VERSION = 2  # bumped when panels are added, so an old saved layout is not applied
+LAYOUT_VERSION = 3  # bumped when panels are added, so an old saved layout is not applied
 
 
 class MainWindow(QMainWindow):
@@ -52,6 +54,7 @@ class MainWindow(QMainWindow):
         self._update_title()
         self.session.model_changed.connect(lambda _m: self._update_title())
         self.session.gallery_changed.connect(self._update_title)
+        self.session.results_changed.connect(self._show_results)
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.panels: dict[str, QWidget] = {}
@@ -68,6 +71,8 @@ class MainWindow(QMainWindow):
             self.docks[spec.key] = dock
         self.splitDockWidget(self.docks["model"], self.docks["inputs"], Qt.Orientation.Vertical)
         self.tabifyDockWidget(self.docks["similarity"], self.docks["search"])
+        self.tabifyDockWidget(self.docks["messages"], self.docks["jobs"])
+        self.docks["messages"].raise_()
         self.docks["similarity"].raise_()
         messages = self.panels["messages"]
         assert isinstance(messages, MessagesPanel)
@@ -85,6 +90,12 @@ class MainWindow(QMainWindow):
         if self.session.gallery is not None:
             parts.append(f"gallery {self.session.gallery.gallery.name} ({len(self.session.gallery.rows):,} items)")
         self.setWindowTitle(" — ".join(parts))
+
+    def _show_results(self) -> None:
+        """New search results are worth seeing: bring their dock to the front."""
+        if self.session.query is not None:
+            self.docks["search"].show()
+            self.docks["search"].raise_()
 
     def _show_messages(self) -> None:
         self.docks["messages"].show()

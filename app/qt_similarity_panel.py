@@ -11,6 +11,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from cl_core.modality import Item, Modality
 from cl_core.session import Session
 
 MAX_TICKS = 40
@@ -18,9 +19,15 @@ EMPTY_HINT = "Embed two or more items to see their similarities."
 HOVER_HINT = "Hover a cell to read the pair and its cosine; click to select both items."
 
 
-def short_label(text: str, n: int = 22) -> str:
+def short_label(text: str, n: int = 30) -> str:
+    """A file's name, or a text's start, cut to `n` characters with an ellipsis (the full one is in the hover)."""
     tail = text.rsplit("/", 1)[-1]
     return tail if len(tail) <= n else tail[: n - 1] + "…"
+
+
+def hover_label(item: Item) -> str:
+    """What the hover shows of an item: a text whole, a file by its name."""
+    return str(item.data) if item.modality is Modality.TEXT else short_label(item.label, 60)
 
 
 class SimilarityPanel(QWidget):
@@ -44,6 +51,7 @@ class SimilarityPanel(QWidget):
         self.plot.addItem(self.selection_box)
         self.hover = QLabel(EMPTY_HINT)
         self.hover.setObjectName("hoverLabel")
+        self.hover.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.hover)
@@ -84,14 +92,16 @@ class SimilarityPanel(QWidget):
 
     def describe(self, row: int, col: int) -> str:
         items = self.session.items
-        return (f"{short_label(items[row].label, 40)}  ↔  {short_label(items[col].label, 40)}   "
-                f"cosine {self.matrix[row, col]:+.4f}   ({items[row].modality.value} / {items[col].modality.value})")
+        a, b = items[row], items[col]
+        return (f"{hover_label(a)}  ↔  {hover_label(b)}   "
+                f"cosine {self.matrix[row, col]:+.4f}   ({a.modality.value} / {b.modality.value})")
 
     def _mouse_moved(self, pos: QPointF) -> None:
         cell = self.cell_at(pos)
         if cell is not None:
-            self.hover.setText(self.describe(*cell))
-            self.view.setToolTip(self.describe(*cell))
+            text = self.describe(*cell)
+            self.hover.setText(text)
+            self.view.setToolTip(text)
 
     def _mouse_clicked(self, event) -> None:
         cell = self.cell_at(event.scenePos())

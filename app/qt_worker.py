@@ -13,8 +13,10 @@ Orange's ConcurrentMixin / napari's thread_worker in small, with rules:
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -37,13 +39,26 @@ class TaskSignals(QObject):
     done = Signal()  # always last, whatever the outcome
 
 
+def _disconnect_all(signals: TaskSignals, keep_done: bool = False) -> None:
+    with warnings.catch_warnings():  # PySide warns (and does nothing) for a signal with no slot left
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for sig in (signals.progress, signals.finished, signals.failed, signals.cancelled,
+                    *(() if keep_done else (signals.done,))):
+            try:
+                sig.disconnect()
+            except (RuntimeError, TypeError):  # nothing connected
+                pass
+
+
 class _Runnable(QRunnable):
-    def __init__(self, fn: Callable[[TaskState], Any], state: TaskState, signals: TaskSignals) -> None:
+    def __init__(self, fn: Callable[[TaskState], Any], state: TaskState, signals: TaskSignals,
+                 exited: threading.Event) -> None:
         super().__init__()
         self.setAutoDelete(True)
         self.fn = fn
         self.state = state
         self.signals = signals
+        self.exited = exited  # set once the worker will never touch the signals again
 
     def run(self) -> None:
         sig = self.signals
@@ -61,6 +76,7 @@ class _Runnable(QRunnable):
             sig.finished.emit(result)
         finally:
             sig.done.emit()
+            self.exited.set()
 
 
 class Job:
@@ -73,6 +89,7 @@ class Job:
         self.signals = signals
         self.started = time.monotonic()
         self.progress = Progress(0, 0, name)
+        self.exited = threading.Event()
 
     def cancel(self) -> None:
         self.state.cancel()
@@ -101,6 +118,7 @@ class JobRunner(QObject):
         self.pool = QThreadPool()
         self.pool.setMaxThreadCount(max_threads)
         self.active: list[Job] = []
+        self._retired: list[Job] = []  # ended; their signals are deleted once the worker has let go of them
         self._ids = itertools.count(1)
         self._generation: dict[str, int] = {}
 
@@ -112,7 +130,10 @@ class JobRunner(QObject):
         if kind in REPLACING_KINDS:
             self.cancel_kind(kind)
         generation = self._generation[kind] = self._generation.get(kind, 0) + 1
-        signals = TaskSignals()
+        self._release_retired()
+        # parented to the runner: Qt owns the C++ object, so it is never destroyed by a Python reference
+        # dropped on a worker thread; it is deleted in this thread once the job's worker is done with it
+        signals = TaskSignals(self)
         throttle = Throttle(lambda p: signals.progress.emit(p), PROGRESS_INTERVAL_S)
         state = TaskState(on_progress=throttle)
         job = Job(next(self._ids), kind, name, generation, state, signals)
@@ -123,7 +144,7 @@ class JobRunner(QObject):
             signals.finished.connect(lambda result: self.is_newest(job) and on_result(result))
         if wire is not None:
             wire(job)
-        self.pool.start(_Runnable(fn, state, signals))
+        self.pool.start(_Runnable(fn, state, signals, job.exited))
         self.jobs_changed.emit()
         return job
 
@@ -138,7 +159,16 @@ class JobRunner(QObject):
     def _forget(self, job: Job) -> None:
         if job in self.active:
             self.active.remove(job)
+            self._retired.append(job)
             self.jobs_changed.emit()
+
+    def _release_retired(self) -> None:
+        for job in [j for j in self._retired if j.exited.is_set()]:
+            self._retired.remove(job)
+            # the slots (closures holding the job, which holds these signals) are let go first, so the
+            # C++ object's deletion later does not free its own Python wrapper halfway through
+            _disconnect_all(job.signals)
+            job.signals.deleteLater()
 
     def find(self, job_id: int) -> Job | None:
         return next((j for j in self.active if j.id == job_id), None)
@@ -160,12 +190,11 @@ class JobRunner(QObject):
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Cancel all jobs and wait for their threads; True when the pool is empty."""
         self.cancel_all()
-        for job in list(self.active):
-            for sig in (job.signals.progress, job.signals.finished, job.signals.failed, job.signals.cancelled):
-                try:
-                    sig.disconnect()
-                except (RuntimeError, TypeError):
-                    pass
+        for job in list(self.active):  # no late result reaches a window being closed
+            _disconnect_all(job.signals, keep_done=True)
         ok = self.pool.waitForDone(timeout_ms)
+        self._retired.extend(self.active)
         self.active.clear()
+        if ok:
+            self._release_retired()
         return ok

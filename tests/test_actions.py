@@ -136,3 +136,25 @@ def test_python_m_cl_core_is_clens(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "cl_core", "demo", "tissue"], capture_output=True, text=True,
                             timeout=300)
     assert listed.returncode == 0 and listed.stdout.splitlines()[0] == str(DEMOS["tissue"].model)
+
+
+def test_a_bad_template_is_refused_before_any_work(capsys, native_dir, gallery):
+    for bad in ("a photo of {0} {1}", "{name}", "no slot"):
+        code, _, err = run_cli(capsys, "eval", native_dir, gallery, "--template", bad, "--no-cache", "--quiet")
+        assert code == 3 and "template" in err and "Traceback" not in err
+
+
+def test_progress_on_a_file_is_plain_lines_at_a_modest_rate():
+    import io
+
+    from cl_core.cli.progress import ProgressPrinter
+
+    stream = io.StringIO()
+    with ProgressPrinter(stream=stream) as progress:
+        for i in range(1, 5001):
+            progress.state.set_progress(i, 5000, "embedding image")
+        progress.state.set_progress(3, 3, "indexing")
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue()
+    assert lines[0] == "embedding image 1/5000" and lines[-1] == "indexing 3/3"
+    assert "embedding image 5000/5000" in lines and len(lines) <= 4

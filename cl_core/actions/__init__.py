@@ -4,32 +4,67 @@ Each verb takes plain arguments and a TaskState (progress, cancel) and returns a
 rows, the failures, the figures, and what they were computed for (model fingerprint, gallery), so a
 front end can drop a result that arrived after the state it belongs to was replaced. Nothing here
 prints or knows about Qt; `clens` formats the results and the window hands them to the Session.
-A new verb is one function here, one parser entry in `cl_core.cli`, and, where the window shows it,
-one panel that listens to the Session.
+A new verb is one function in a module here, one entry in `_EXPORTS`, one parser entry in `cl_core.cli`,
+and, where the window shows it, one panel that listens to the Session.
+
+Names are imported on first use (PEP 562), so `clens demo` does not pay for torch and faiss.
+Besides the verbs this exports what a front end holds between verbs (one cache, one decoder pool), the
+result types it receives and the choices it offers: front ends import these from here, never from the
+pipeline's modules (an import-linter contract holds them to it).
 """
 
-from cl_core.actions.analysis import Diagnosis, Evaluation, diagnose, evaluate
-from cl_core.actions.demo import DemoFiles, demo_available, demo_files, demo_for_model, demo_of_gallery
-from cl_core.actions.embed import embed_inputs, save_embeddings
-from cl_core.actions.gallery import IndexBuilt, build_index, open_gallery
-from cl_core.actions.model import ModelOpened, open_model
-from cl_core.actions.search import open_search_index, search
-from cl_core.actions.train import Trained, train
+from __future__ import annotations
 
-# what a front end holds between verbs (one cache, one decoder pool), the result types it receives and the
-# choices it offers; front ends import these from here, never from the pipeline's modules
-from cl_core.choices import DEVICE_CHOICES, FUSIONS, INDEX_KINDS
-from cl_core.demo.galleries import DEMOS
-from cl_core.embed.cache import EmbeddingCache
-from cl_core.embed.decode_pool import DecodePool
-from cl_core.embed.items import EmbedResult
-from cl_core.models.detect import looks_like_checkpoint
-from cl_core.search.build import GalleryOpened
-from cl_core.search.query import SearchRequest, SearchResult
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "DEMOS", "DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "looks_like_checkpoint",
-    "DecodePool", "DemoFiles", "EmbedResult", "EmbeddingCache", "Diagnosis", "Evaluation", "GalleryOpened", "IndexBuilt", "ModelOpened", "SearchRequest",
-    "SearchResult", "Trained", "build_index", "demo_available", "demo_files", "demo_for_model", "demo_of_gallery", "diagnose", "embed_inputs",
-    "evaluate", "open_gallery", "open_model", "open_search_index", "save_embeddings", "search", "train",
-]
+_EXPORTS = {
+    "cl_core.actions.analysis": ("Diagnosis", "Evaluation", "diagnose", "evaluate"),
+    "cl_core.actions.demo": ("DemoFiles", "demo_available", "demo_files", "demo_for_model", "demo_of_gallery"),
+    "cl_core.actions.embed": ("embed_inputs", "save_embeddings"),
+    "cl_core.actions.gallery": ("IndexBuilt", "build_index", "embed_source", "open_gallery"),
+    "cl_core.actions.model": ("ModelOpened", "open_model"),
+    "cl_core.actions.search": ("open_search_index", "search"),
+    "cl_core.actions.train": ("Trained", "train"),
+    "cl_core.choices": ("DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS"),
+    "cl_core.demo.galleries": ("DEMOS",),
+    "cl_core.embed.cache": ("EmbeddingCache",),
+    "cl_core.embed.decode_pool": ("DecodePool",),
+    "cl_core.embed.items": ("EmbedResult",),
+    "cl_core.models.detect": ("looks_like_checkpoint",),
+    "cl_core.search.build": ("GalleryOpened",),
+    "cl_core.search.query": ("SearchRequest", "SearchResult"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers
+    from cl_core.actions.analysis import Diagnosis, Evaluation, diagnose, evaluate  # noqa: F401 - re-exported lazily
+    from cl_core.actions.demo import DemoFiles, demo_available, demo_files, demo_for_model, demo_of_gallery  # noqa: F401 - re-exported lazily
+    from cl_core.actions.embed import embed_inputs, save_embeddings  # noqa: F401 - re-exported lazily
+    from cl_core.actions.gallery import IndexBuilt, build_index, embed_source, open_gallery  # noqa: F401 - re-exported lazily
+    from cl_core.actions.model import ModelOpened, open_model  # noqa: F401 - re-exported lazily
+    from cl_core.actions.search import open_search_index, search  # noqa: F401 - re-exported lazily
+    from cl_core.actions.train import Trained, train  # noqa: F401 - re-exported lazily
+    from cl_core.choices import DEVICE_CHOICES, FUSIONS, INDEX_KINDS  # noqa: F401 - re-exported lazily
+    from cl_core.demo.galleries import DEMOS  # noqa: F401 - re-exported lazily
+    from cl_core.embed.cache import EmbeddingCache  # noqa: F401 - re-exported lazily
+    from cl_core.embed.decode_pool import DecodePool  # noqa: F401 - re-exported lazily
+    from cl_core.embed.items import EmbedResult  # noqa: F401 - re-exported lazily
+    from cl_core.models.detect import looks_like_checkpoint  # noqa: F401 - re-exported lazily
+    from cl_core.search.build import GalleryOpened  # noqa: F401 - re-exported lazily
+    from cl_core.search.query import SearchRequest, SearchResult  # noqa: F401 - re-exported lazily

@@ -13,6 +13,7 @@ from cl_core.analysis.evaluation import DEFAULT_TEMPLATES, paired_report, zero_s
 from cl_core.embed.cache import EmbeddingCache
 from cl_core.embed.decode_pool import DecodePool
 from cl_core.embed.gallery import GalleryEmbedding
+from cl_core.errors import ClensError
 from cl_core.models.base import BaseModel
 from cl_core.task import TaskState
 
@@ -38,6 +39,13 @@ def evaluate(model: BaseModel, source: str | Path, templates: Sequence[str] | No
              cache: EmbeddingCache | None = None, state: TaskState | None = None,
              pool: DecodePool | None = None) -> Evaluation:
     """Recall@K both ways for every modality pair of the paired samples, and zero-shot classification."""
+    for template in templates or ():
+        try:
+            template.format("label")
+        except (IndexError, KeyError, ValueError) as exc:
+            raise ClensError(f"template {template!r} is not a prompt with one {{}} for the label ({exc})") from None
+        if "{}" not in template:
+            raise ClensError(f"template {template!r} has no {{}} where the label goes")
     emb = embed_source(model, source, cache, state, pool)
     if not emb.rows:
         return Evaluation(emb, {}, {})

@@ -107,7 +107,7 @@ def gallery_files(folder: Path, name: str = DEFAULT_DEMO) -> list[Path]:
     return [p for pattern in DEMOS[name].patterns for p in sorted(folder.glob(pattern))]
 
 
-SEARCH_GALLERY_COUNT = 100  # samples in the demo galleries opened for search (`demo:NAME`)
+SEARCH_GALLERY_COUNT = 300  # samples in the demo galleries opened for search and projection (`demo:NAME`)
 
 
 def demo_manifest(name: str = DEFAULT_DEMO, count: int | None = None, folder: Path | None = None) -> Path:

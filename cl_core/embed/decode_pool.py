@@ -68,6 +68,7 @@ class DecodePool:
         self.reader = reader  # importable "module:function" with read_path's signature
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._warmed = False
 
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:  # jobs on several threads share one pool
@@ -77,7 +78,10 @@ class DecodePool:
 
     def warm(self) -> None:
         """Start every worker now (spawning one imports torch: seconds), so the next file decodes at once.
-        Returns immediately; the workers come up in the background."""
+        Returns immediately; the workers come up in the background. Once per pool."""
+        if self._warmed:
+            return
+        self._warmed = True
         pool = self._executor()
         for _ in range(self.workers):
             pool.submit(_warm_up, self.reader)
@@ -85,6 +89,7 @@ class DecodePool:
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
+            self._warmed = False
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -1,0 +1,102 @@
+"""From 'model ready' to 'the dropped image is shown', in the window's own controller (Qt offscreen).
+
+Measured on the bundled shapes & sounds demo model and one demo PNG: the controller opens the model, and
+the moment its model job has delivered (the Session says model_changed) the image is dropped; the clock
+stops when the Session has the image's vector (items_changed). Three ways:
+- `per-drop pool`: a decoder pool started for each drop (what the app did before one pool served the
+  window's life): the drop pays for spawning decoder processes;
+- `shared pool, drop at model ready`: the app now; the pool warms while the model loads;
+- `shared pool, second drop`: a later drop, everything warm.
+Median of several runs, each in a fresh controller. Writes benchmarks/results/drop.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("CLENS_CACHE_DIR", tempfile.mkdtemp(prefix="clens-bench-"))
+
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from cl_core import actions  # noqa: E402
+from cl_core.embed.items import embed_paths  # noqa: E402
+from cl_core.session import Session  # noqa: E402
+from clens_app.jobs import Jobs  # noqa: E402
+
+RUNS = 5
+OUT = Path(__file__).parent / "results" / "drop.json"
+
+
+def wait_for(condition, timeout_s: float = 120.0) -> None:
+    loop = QEventLoop()
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark step did not finish")
+        QTimer.singleShot(2, loop.quit)
+        loop.exec()
+
+
+def one_run(image: Path, model_dir: Path, per_drop_pool: bool) -> dict[str, float]:
+    session = Session()
+    jobs = Jobs(session)
+    ready: list[float] = []
+    shown: list[float] = []
+    session.model_changed.connect(lambda _m: ready.append(time.perf_counter()))
+    session.items_changed.connect(lambda: session.items and shown.append(time.perf_counter()))
+    if per_drop_pool:  # the earlier behaviour: each drop read its files through a new pool
+        model_job = jobs.runner.submit("model", "load", lambda s: actions.open_model(model_dir, state=s),
+                                       lambda got: session.set_model(got.model, got.fingerprint))
+        wait_for(lambda: bool(ready))
+        model = session.model
+        jobs.runner.submit("embed", "drop", lambda s: embed_paths(model, [image], state=s), session.add_result)
+        assert model_job is not None
+    else:
+        jobs.open_model(model_dir)
+        wait_for(lambda: bool(ready))
+        jobs.embed([image])
+    wait_for(lambda: bool(shown))
+    first = shown[0] - ready[0]
+    second = float("nan")
+    if not per_drop_pool:
+        wait_for(lambda: not jobs.busy)
+        start = time.perf_counter()
+        n = len(shown)
+        jobs.embed([image])
+        wait_for(lambda: len(shown) > n)
+        second = shown[-1] - start
+    wait_for(lambda: not jobs.busy)
+    jobs.shutdown()
+    return {"first": first, "second": second}
+
+
+def main() -> None:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    demo = actions.demo_files("shapes_sounds")
+    image = next(p for p in demo.files if p.suffix == ".png")
+    old = [one_run(image, demo.model, True)["first"] for _ in range(RUNS)]
+    new = [one_run(image, demo.model, False) for _ in range(RUNS)]
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "model": "bundled shapes & sounds demo", "image": image.name, "runs": RUNS,
+        "per_drop_pool_s": round(statistics.median(old), 3),
+        "shared_pool_at_model_ready_s": round(statistics.median(r["first"] for r in new), 3),
+        "shared_pool_second_drop_s": round(statistics.median(r["second"] for r in new), 3),
+    }
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+    del app
+
+
+if __name__ == "__main__":
+    main()
