@@ -8,6 +8,8 @@ stops when the Session has the image's vector (items_changed). Three ways:
 - `shared pool, drop at model ready`: the app now; the pool warms while the model loads;
 - `shared pool, second drop`: a later drop, everything warm.
 Median of several runs, each in a fresh controller. Writes benchmarks/results/drop.json.
+Heavy imports sit inside the functions: decoder processes are spawned and re-import this file as their
+main module, as they re-import the small `clens` script in the app.
 """
 
 from __future__ import annotations
@@ -21,22 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("CLENS_CACHE_DIR", tempfile.mkdtemp(prefix="clens-bench-"))
-
-from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
-
-from cl_core import actions  # noqa: E402
-from cl_core.embed.items import embed_paths  # noqa: E402
-from cl_core.session import Session  # noqa: E402
-from clens_app.jobs import Jobs  # noqa: E402
-
 RUNS = 5
 OUT = Path(__file__).parent / "results" / "drop.json"
 
 
 def wait_for(condition, timeout_s: float = 120.0) -> None:
+    from PySide6.QtCore import QEventLoop, QTimer
+
     loop = QEventLoop()
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -47,6 +40,11 @@ def wait_for(condition, timeout_s: float = 120.0) -> None:
 
 
 def one_run(image: Path, model_dir: Path, per_drop_pool: bool) -> dict[str, float]:
+    from cl_core import actions
+    from cl_core.embed.items import embed_paths
+    from cl_core.session import Session
+    from clens_app.jobs import Jobs
+
     session = Session()
     jobs = Jobs(session)
     ready: list[float] = []
@@ -80,6 +78,12 @@ def one_run(image: Path, model_dir: Path, per_drop_pool: bool) -> dict[str, floa
 
 
 def main() -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ.setdefault("CLENS_CACHE_DIR", tempfile.mkdtemp(prefix="clens-bench-"))
+    from PySide6.QtWidgets import QApplication
+
+    from cl_core import actions
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     demo = actions.demo_files("shapes_sounds")
     image = next(p for p in demo.files if p.suffix == ".png")

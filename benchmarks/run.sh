@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One command for the benchmarks: embedding throughput and search (100k and 1M x 512), then RESULTS.md.
+# One command for the benchmarks: embedding throughput, search (100k and 1M x 512), a drop in the window,
+# then RESULTS.md.
 # Arguments are passed to the search benchmark, e.g. `bash benchmarks/run.sh --sizes 100000` for a quick run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,4 +8,5 @@ bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/python benchmarks/bench_embed.py
 .venv/bin/python benchmarks/bench_search.py "$@"
+.venv/bin/python benchmarks/bench_drop.py
 .venv/bin/python benchmarks/report.py

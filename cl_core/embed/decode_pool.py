@@ -8,19 +8,17 @@ that caused it; every other file is still read.
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing as mp
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-import torch
-
 from cl_core.embed.preparation import ItemOutcome, Preparation
+from cl_core.embed.worker import read_in_worker, warm_up
 from cl_core.errors import ReaderError
 from cl_core.modality import Item, Modality
 from cl_core.readers import ReadLimits
@@ -30,33 +28,6 @@ DEFAULT_READER = "cl_core.readers:read_path"
 Outcome = tuple[list[Item], ReaderError | None]
 # with a Preparation: per item, prepared arrays, a reason it failed, or None (see cl_core.embed.preparation)
 PreparedOutcome = tuple[list[Item], ReaderError | None, list[ItemOutcome] | None]
-
-
-def _resolve(reader: str) -> Callable[..., list[Item]]:
-    module, _, name = reader.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def _warm_up(reader: str) -> None:
-    """Runs in a new worker: import the reader (and what it needs) before the first file arrives."""
-    _resolve(reader)
-
-
-def _read_in_worker(reader: str, path: str, modality: Modality | None, limits: ReadLimits,
-                    preparation: Preparation | None = None
-                    ) -> tuple[list[Item], tuple[str, str] | None, list[ItemOutcome] | None]:
-    """Runs in the worker: plain data back, so nothing the parent unpickles can break the pool.
-    With a preparation, items are also fitted to the model and preprocessed here."""
-    try:
-        items = _resolve(reader)(path, modality, limits)
-    except ReaderError as exc:
-        return [], (exc.source, exc.reason), None
-    if preparation is None:
-        return items, None, None
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)  # the workers already run side by side with the model's threads
-    fitted, outcomes = preparation.run(items)
-    return fitted, None, outcomes
 
 
 class DecodePool:
@@ -84,7 +55,7 @@ class DecodePool:
         self._warmed = True
         pool = self._executor()
         for _ in range(self.workers):
-            pool.submit(_warm_up, self.reader)
+            pool.submit(warm_up, self.reader)
 
     def close(self) -> None:
         with self._lock:
@@ -151,7 +122,7 @@ class DecodePool:
 
     def _submit(self, path: Path, modality: Modality | None, limits: ReadLimits,
                 preparation: Preparation | None) -> Future:
-        return self._executor().submit(_read_in_worker, self.reader, str(path), modality, limits, preparation)
+        return self._executor().submit(read_in_worker, self.reader, str(path), modality, limits, preparation)
 
     def _read_alone(self, path: Path, modality: Modality | None, limits: ReadLimits,
                     preparation: Preparation | None) -> PreparedOutcome:
