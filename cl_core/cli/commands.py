@@ -158,36 +158,33 @@ def cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    actions = _actions()
+def _measure(args: argparse.Namespace, run: Any, as_json: Any, as_text: Any) -> int:
+    """eval and diagnose: open the model, embed the gallery (cache first), measure, print."""
     cache = _cache(args)
     opened = _open(args, cache)
     with ProgressPrinter(args.quiet) as progress:
-        ev = actions.evaluate(opened.model, args.manifest, args.template, cache, progress.state)
-    _summary(ev.embedding, args.quiet)
-    if not ev.embedding.rows:
+        got = run(opened.model, cache, progress.state)
+    _summary(got.embedding, args.quiet)
+    if not got.embedding.rows:
         return EXIT_FAILED
     if args.json:
-        print(json.dumps(ev.to_dict(), indent=2))
+        print(json.dumps(as_json(got), indent=2))
     else:
-        print_evaluation(ev.retrieval, ev.zero_shot)
+        as_text(got)
     return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    actions = _actions()
+    return _measure(args, lambda model, cache, state: actions.evaluate(model, args.manifest, args.template, cache,
+                                                                       state),
+                    lambda ev: ev.to_dict(), lambda ev: print_evaluation(ev.retrieval, ev.zero_shot))
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     actions = _actions()
-    cache = _cache(args)
-    opened = _open(args, cache)
-    with ProgressPrinter(args.quiet) as progress:
-        dg = actions.diagnose(opened.model, args.source, args.k, cache, progress.state)
-    _summary(dg.embedding, args.quiet)
-    if not dg.embedding.rows:
-        return EXIT_FAILED
-    if args.json:
-        print(json.dumps(dg.report, indent=2))
-    else:
-        print_diagnosis(dg.report)
-    return EXIT_OK
+    return _measure(args, lambda model, cache, state: actions.diagnose(model, args.source, args.k, cache, state),
+                    lambda dg: dg.report, lambda dg: print_diagnosis(dg.report))
 
 
 COMMANDS = {"info": cmd_info, "embed": cmd_embed, "train": cmd_train, "demo": cmd_demo,
