@@ -6,3 +6,4 @@ from __future__ import annotations
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 FUSIONS = ("mean", "symile", "gram")  # how several query vectors combine (cl_core.objectives)
 INDEX_KINDS = ("flat", "hnsw", "ivfpq", "binary")  # cl_core.search.kinds
+PROJECTIONS = ("pca", "umap", "tsne")  # cl_core.analysis.projection

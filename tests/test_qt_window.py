@@ -30,14 +30,33 @@ def test_drop_model_and_files_on_window(qtbot, tmp_path, native_dir, media_dir):
     window.close()
 
 
-def test_cancel_keeps_finished_work(qtbot, tmp_path, native_model):
+def test_cancel_keeps_finished_work(qtbot, tmp_path, native_model, monkeypatch):
+    """The job is held after its third batch until the user's Cancel arrives: what it finished stays."""
+    import threading
+
+    from cl_core.embed import items as items_mod
+
     window = make_window(qtbot, tmp_path)
     window.session.set_model(native_model)
-    window.jobs.progress.connect(lambda p: p.done >= 64 and window.jobs.cancel())
-    assert window.jobs.embed((), [f"caption {i}" for i in range(400)]) is not None
+    cancelled = threading.Event()
+    real, calls = items_mod.encode_chunk, []
+
+    def held(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            assert cancelled.wait(30)  # the Cancel below releases it; the job stops before the next batch
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(items_mod, "encode_chunk", held)
+    job = window.jobs.embed((), [f"caption {i}" for i in range(400)])
+    assert job is not None
+    qtbot.waitUntil(lambda: len(calls) >= 4, timeout=30_000)
+    window.cancel_button.click()  # the status bar's Cancel: the job shown
+    assert job.cancelled
+    cancelled.set()
     wait_idle(qtbot, window.jobs)
     n = len(window.session.items)
-    assert 64 <= n < 400
+    assert n == 4 * native_model.batch_sizes.get(items_mod.Modality.TEXT, 32)
     assert window.session.vectors.shape == (n, 16)
     window.close()
 

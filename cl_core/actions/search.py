@@ -32,6 +32,11 @@ def open_search_index(folder: str | Path, model: BaseModel | None = None, device
     return model, open_index(folder, model, cache)
 
 
+def read_index(folder: str | Path) -> store.IndexSet:
+    """An index folder without its model (enough to map or inspect it): checked against its manifest."""
+    return store.load(folder)
+
+
 def search(model: BaseModel, index: store.IndexSet, request: SearchRequest, state: TaskState | None = None,
            pool: DecodePool | None = None) -> SearchResult:
     """Embed the query's parts with `model`, fuse them, and rank the index's rows."""

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from cl_core.cli.format import (
     print_diagnosis,
     print_evaluation,
@@ -158,6 +160,47 @@ def cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_project(args: argparse.Namespace) -> int:
+    actions = _actions()
+    out = Path(args.out) if args.out else None
+    if out is not None and (out.is_dir() or not out.parent.is_dir()):
+        print(f"clens project: --out {out}: " + ("is a folder" if out.is_dir() else f"no such folder {out.parent}"),
+              file=sys.stderr)
+        return EXIT_USAGE
+    cache = _cache(args)
+    placing = bool(args.place or args.text)
+    model = None
+    if placing:  # the map's own model embeds what is placed; a map alone needs no model
+        model = _open(args, cache).model if args.model else None
+        model, index = actions.open_search_index(args.index, model, args.device, args.allow_pickle, cache)
+    else:
+        index = actions.read_index(args.index)
+    with ProgressPrinter(args.quiet) as progress:
+        projected = actions.project(index, args.method, dict(args.param), None if cache is None else cache.root,
+                                    progress.state, need_fitted=placing)
+        placed = actions.place(model, projected, args.place, args.text, state=progress.state) if model else None
+    if out is not None:
+        from cl_core.atomic import save_npy_atomic, write_text_atomic
+
+        save_npy_atomic(out, np.asarray(projected.coords, np.float32))
+        write_text_atomic(out.with_suffix(".json"), json.dumps(projected.to_dict(), indent=2))
+    if placed is not None:
+        print_failures(placed.failures)
+    if args.json:
+        report = {k: v for k, v in projected.to_dict().items() if k != "rows"}
+        report["out"] = str(out) if out else None
+        if placed is not None:
+            report["placed"] = [{"source": s, "x": float(x), "y": float(y)}
+                                for s, (x, y) in zip(placed.sources, placed.coords, strict=True)]
+        print(json.dumps(report, indent=2))
+    else:
+        how = "from the cache" if projected.from_cache else f"fitted in {projected.projection.seconds:.1f} s"
+        print(f"{args.method} map of {len(projected.coords):,} items ({how})" + (f", written to {out}" if out else ""))
+        for s, (x, y) in zip(placed.sources if placed else [], placed.coords if placed else [], strict=True):
+            print(f"  {x:+9.3f} {y:+9.3f}  {s}")
+    return EXIT_PARTIAL if placed is not None and placed.failures else EXIT_OK
+
+
 def _measure(args: argparse.Namespace, run: Any, as_json: Any, as_text: Any) -> int:
     """eval and diagnose: open the model, embed the gallery (cache first), measure, print."""
     cache = _cache(args)
@@ -188,4 +231,4 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"info": cmd_info, "embed": cmd_embed, "train": cmd_train, "demo": cmd_demo,
-            "index build": cmd_index_build, "search": cmd_search, "eval": cmd_eval, "diagnose": cmd_diagnose}
+            "index build": cmd_index_build, "search": cmd_search, "project": cmd_project, "eval": cmd_eval, "diagnose": cmd_diagnose}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 
-from cl_core.choices import DEVICE_CHOICES, FUSIONS, INDEX_KINDS
+from cl_core.choices import DEVICE_CHOICES, FUSIONS, INDEX_KINDS, PROJECTIONS
 from cl_core.modality import Modality
 
-VERBS = ("gui", "info", "embed", "demo", "train", "index", "search", "eval", "diagnose")
+VERBS = ("gui", "info", "embed", "demo", "train", "index", "search", "project", "eval", "diagnose")
 
 
 def _modality(value: str) -> Modality:
@@ -36,6 +36,13 @@ def _finite(value: str) -> float:
     if not math.isfinite(x):
         raise argparse.ArgumentTypeError(f"must be a finite number (got {value})")
     return x
+
+
+def _param(value: str) -> tuple[str, str]:
+    name, sep, raw = value.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (got {value!r})")
+    return name.strip(), raw.strip()
 
 
 def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -118,6 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(se, required=False)
     se.add_argument("--json", action="store_true")
     _cache_args(se)
+
+    pj = sub.add_parser("project", help="2-D map of every item of an index (PCA, UMAP, t-SNE), and where new "
+                                        "items land in it")
+    pj.add_argument("index", help="index folder written by `clens index build`")
+    pj.add_argument("--method", choices=PROJECTIONS, default="pca")
+    pj.add_argument("--param", action="append", default=[], type=_param, metavar="NAME=VALUE",
+                    help="a method parameter: umap n_neighbors, min_dist, seed; tsne perplexity, n_iter, seed")
+    pj.add_argument("--out", default=None, help="coordinates .npy (row order = the index's rows); a .json beside "
+                                                "it maps rows to items")
+    pj.add_argument("--place", action="append", default=[], help="a file to place in the map (repeatable)")
+    pj.add_argument("--text", action="append", default=[], help="a text to place in the map (repeatable)")
+    pj.add_argument("--model", default=None, help="the model (default: the one recorded in the index)")
+    _model_args(pj, required=False)
+    pj.add_argument("--json", action="store_true")
+    _cache_args(pj)
 
     ev = sub.add_parser("eval", help="Recall@K both ways per modality pair, and zero-shot classification")
     _model_args(ev)
