@@ -50,6 +50,7 @@ class Jobs(QObject):
         self._pool: DecodePool | None = None
         self._then_gallery: tuple[str, str] | None = None  # (source, kind) to open once a model is ready
         self._then_search: str | None = None  # a text to search once a gallery is ready
+        self._then_project: str | None = None  # a method to map the gallery with once it is ready
         self.settings.events.cache_dir.connect(self._drop_cache)
 
     # ---- shared resources ----------------------------------------------------------------------
@@ -218,9 +219,19 @@ class Jobs(QObject):
         kinds = ", ".join(f"{p.modality.value} {p.built.kind}" for p in index.parts.values())
         self.status.emit(f"gallery {emb.gallery.name}: {len(emb.rows)} items ({emb.from_cache} from the cache), "
                          f"indexed: {kinds}" + (f"; {len(emb.failures)} not used (see Messages)" if emb.failures else ""))
+        if self._then_project:
+            method, self._then_project = self._then_project, None
+            self.project(method)
         if self._then_search:
             text, self._then_search = self._then_search, None
             self.search(actions.SearchRequest(texts=(text,)))
+
+    def project_when_ready(self, method: str) -> None:
+        """Map the gallery as soon as one is open (now, if one is)."""
+        if self.session.index is not None:
+            self.project(method)
+        else:
+            self._then_project = method
 
     def search_when_ready(self, text: str) -> None:
         """Search for `text` as soon as a gallery is open (now, if one is)."""
@@ -251,10 +262,58 @@ class Jobs(QObject):
         if not self.session.set_results(result):
             return  # asked of a model or gallery that is no longer open
         hits = result.hits
+        self.place_query()
         if result.failures:
             self.status.emit("the query could not be embedded (see Messages)")
         else:
             self.status.emit(f"{len(hits)} result(s)" if hits else "nothing relevant above the threshold")
+
+    # ---- the gallery's map ----------------------------------------------------------------------
+
+    def project(self, method: str = "pca", params: dict[str, Any] | None = None) -> Job | None:
+        """Map every gallery row (read from the cache when it was made before); the query is then placed."""
+        index = self.session.index
+        if index is None:
+            self.error.emit("open a gallery first, then map it")
+            return None
+        root = self.cache().root
+
+        def run(state: TaskState) -> actions.Projected:
+            return actions.project(index, method, params, root, state)
+
+        return self._start("project", f"{method.upper()} map", run, self._projected)
+
+    def _projected(self, projected: actions.Projected) -> None:
+        if not self.session.set_projection(projected):
+            return
+        p = projected.projection
+        how = "from the cache" if projected.from_cache else f"in {p.seconds:.1f} s"
+        self.status.emit(f"{p.method.upper()} map of {len(p.coords):,} items ({how})")
+        self.place_query()
+
+    def place_query(self) -> Job | None:
+        """Draw the shown results' query into the map by the map's own transform (a job: UMAP's takes seconds)."""
+        projected, vector, index = self.session.projection, self.session.query_vector, self.session.index
+        if projected is None or vector is None or index is None:
+            self.session.set_query_point(None)
+            return None
+        root = self.cache().root
+
+        def run(state: TaskState) -> tuple[actions.Projected, Any]:
+            mapped = projected
+            if mapped.projection.fitted is None:  # only the coordinates were cached: fit again (same seed)
+                p = mapped.projection
+                mapped = actions.project(index, p.method, p.params, root, state, need_fitted=True)
+            return mapped, mapped.projection.place(vector)[0]
+
+        return self._start("place", "placing the query", run, self._placed)
+
+    def _placed(self, got: tuple[actions.Projected, Any]) -> None:
+        projected, point = got
+        if projected is not self.session.projection:  # fitted again to place: the same map, with its model
+            if not self.session.set_projection(projected):
+                return
+        self.session.set_query_point(point, projected)
 
     # ---- cancel and shutdown -------------------------------------------------------------------
 

@@ -30,6 +30,8 @@ def run_app(args: argparse.Namespace) -> int:
     window.show()
     if args.search:
         window.jobs.search_when_ready(args.search)
+    if args.project:
+        window.jobs.project_when_ready(args.project)
     if args.model:
         window.route_paths([args.model, *args.inputs], explicit_model=True)
     elif not args.empty and demo_available(DEFAULT_DEMO) and not (args.gallery or "").startswith("demo:"):

@@ -19,6 +19,7 @@ from .qt_drop_panel import DropPanel
 from .qt_jobs_panel import JobsPanel
 from .qt_messages_panel import MessagesPanel
 from .qt_model_panel import ModelPanel
+from .qt_projection_panel import ProjectionPanel
 from .qt_search_panel import SearchPanel
 from .qt_similarity_panel import SimilarityPanel
 from .qt_util import local_paths
@@ -39,10 +40,11 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("inputs", "Inputs", lambda s, j: DropPanel(s, j), Area.LeftDockWidgetArea),
     PanelSpec("similarity", "Similarity matrix", lambda s, j: SimilarityPanel(s), Area.RightDockWidgetArea),
     PanelSpec("search", "Gallery search", lambda s, j: SearchPanel(s, j), Area.RightDockWidgetArea),
+    PanelSpec("projection", "Projection", lambda s, j: ProjectionPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("messages", "Messages", lambda s, j: MessagesPanel(s, j), Area.BottomDockWidgetArea),
     PanelSpec("jobs", "Jobs", lambda s, j: JobsPanel(s, j), Area.BottomDockWidgetArea),
 )
-LAYOUT_VERSION = 3  # bumped when panels are added, so an old saved layout is not applied
+LAYOUT_VERSION = 4  # bumped when panels are added, so an old saved layout is not applied
 
 
 class MainWindow(QMainWindow):
@@ -55,6 +57,7 @@ class MainWindow(QMainWindow):
         self.session.model_changed.connect(lambda _m: self._update_title())
         self.session.gallery_changed.connect(self._update_title)
         self.session.results_changed.connect(self._show_results)
+        self.session.projection_changed.connect(self._show_projection)
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.panels: dict[str, QWidget] = {}
@@ -71,6 +74,7 @@ class MainWindow(QMainWindow):
             self.docks[spec.key] = dock
         self.splitDockWidget(self.docks["model"], self.docks["inputs"], Qt.Orientation.Vertical)
         self.tabifyDockWidget(self.docks["similarity"], self.docks["search"])
+        self.tabifyDockWidget(self.docks["search"], self.docks["projection"])
         self.tabifyDockWidget(self.docks["messages"], self.docks["jobs"])
         self.docks["messages"].raise_()
         self.docks["similarity"].raise_()
@@ -92,10 +96,15 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(" — ".join(parts))
 
     def _show_results(self) -> None:
-        """New search results are worth seeing: bring their dock to the front."""
-        if self.session.query is not None:
+        """New search results are worth seeing: bring their dock to the front (unless the map shows them)."""
+        if self.session.query is not None and self.session.projection is None:
             self.docks["search"].show()
             self.docks["search"].raise_()
+
+    def _show_projection(self) -> None:
+        if self.session.projection is not None:
+            self.docks["projection"].show()
+            self.docks["projection"].raise_()
 
     def _show_messages(self) -> None:
         self.docks["messages"].show()

@@ -105,6 +105,9 @@ class SearchPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.ExtendedSelection)
+        self.table.itemSelectionChanged.connect(self._selection_from_table)
+        self._syncing = False
         self.table.setWordWrap(True)
         self.table.horizontalHeader().setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         self.empty = QLabel("")
@@ -141,6 +144,7 @@ class SearchPanel(QWidget):
         session.gallery_changed.connect(self._refresh_gallery)
         session.results_changed.connect(self._show_results)
         session.selection_changed.connect(lambda _s: self._show_parts())
+        session.gallery_selection_changed.connect(self._selection_from_session)
         self._refresh_gallery()
 
     def _show_state(self) -> None:
@@ -232,11 +236,31 @@ class SearchPanel(QWidget):
     def run_search(self) -> None:
         self.jobs.search(self.request())
 
+    def _selection_from_table(self) -> None:
+        if self._syncing:
+            return
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        hits = self.session.results
+        self.session.select_gallery(hits[r].row for r in rows if r < len(hits))
+
+    def _selection_from_session(self, selection: frozenset[int]) -> None:
+        """Results selected elsewhere (the map) are selected here too."""
+        self._syncing = True
+        self.table.clearSelection()
+        mode = self.table.selectionMode()
+        self.table.setSelectionMode(QTableWidget.SelectionMode.MultiSelection)
+        for r, h in enumerate(self.session.results):
+            if h.row in selection:
+                self.table.selectRow(r)
+        self.table.setSelectionMode(mode)
+        self._syncing = False
+
     def _show_results(self) -> None:
         hits: list[Hit] = self.session.results
         query = self.session.query
         if query is not None and query.texts and not self.state.text:
             self.state.text = query.texts[0]  # a search started elsewhere (command line, a script)
+        self._syncing = True
         self.table.setRowCount(len(hits))
         for r, h in enumerate(hits):
             what = h.text if h.text else Path(h.source).name
@@ -249,4 +273,6 @@ class SearchPanel(QWidget):
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
         self.table.resizeRowsToContents()
+        self._syncing = False
+        self._selection_from_session(self.session.gallery_selection)
         self.empty.setText("" if hits or self.session.index is None or query is None else "Nothing relevant.")

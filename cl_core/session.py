@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 from psygnal import Signal
 
+from cl_core.analysis.projection import Projected
 from cl_core.embed.gallery import GalleryEmbedding
 from cl_core.embed.items import EmbedResult
 from cl_core.errors import Failure
@@ -32,6 +33,9 @@ class Session:
     selection_changed = Signal(object)  # frozenset[int] of item indices
     gallery_changed = Signal()  # a gallery was embedded and indexed, or dropped
     results_changed = Signal()  # new search results (possibly none)
+    gallery_selection_changed = Signal(object)  # frozenset[int] of gallery (index) rows
+    projection_changed = Signal()  # a map of the gallery was made, or dropped
+    query_point_changed = Signal()  # where the shown results' query lands in the map (or None)
 
     def __init__(self) -> None:
         self.model: BaseModel | None = None
@@ -45,7 +49,11 @@ class Session:
         self.gallery_source: str | None = None  # kept across a model change, to reopen with the new model
         self.index: IndexSet | None = None
         self.query: SearchRequest | None = None
+        self.query_vector: np.ndarray | None = None  # the fused query of the shown results
         self.results: list[Hit] = []
+        self.gallery_selection: frozenset[int] = frozenset()
+        self.projection: Projected | None = None
+        self.query_point: np.ndarray | None = None  # [2], the query placed by the map's own transform
 
     # ---- model -------------------------------------------------------------------------------
 
@@ -87,16 +95,47 @@ class Session:
     def _set_gallery(self, gallery: GalleryEmbedding | None, index: IndexSet | None, source: str | None) -> None:
         self.gallery, self.index, self.gallery_source = gallery, index, source
         self.gallery_changed.emit()
-        self.query, self.results = None, []
+        self.query, self.query_vector, self.results = None, None, []
         self.results_changed.emit()
+        self.select_gallery(())
+        if self.projection is not None:
+            self.projection = None
+            self.projection_changed.emit()
+
+    def _is_for_open_gallery(self, fingerprint: str, gallery: str) -> bool:
+        return self.index is not None and self.is_current(fingerprint) and gallery == gallery_key(self.index)
+
+    def set_projection(self, projected: Projected | None) -> bool:
+        """A map of the open gallery; refused (False) when made for another model or gallery."""
+        if projected is not None and not self._is_for_open_gallery(projected.model_fingerprint, projected.gallery):
+            return False
+        self.projection = projected
+        self.query_point = None
+        self.projection_changed.emit()
+        return True
+
+    def set_query_point(self, point: np.ndarray | None, projected: Projected | None = None) -> bool:
+        """The query's place in the map `projected` (refused when that is no longer the shown map)."""
+        if point is not None and (projected is None or projected is not self.projection):
+            return False
+        self.query_point = None if point is None else np.asarray(point, np.float32).reshape(2)
+        self.query_point_changed.emit()
+        return True
+
+    def select_gallery(self, rows: Iterable[int]) -> None:
+        """Select gallery rows (in the map, in the results): every view of the gallery shows the same selection."""
+        n = len(self.index.rows) if self.index is not None else 0
+        sel = frozenset(int(r) for r in rows if 0 <= int(r) < n)
+        if sel != self.gallery_selection:
+            self.gallery_selection = sel
+            self.gallery_selection_changed.emit(sel)
 
     def set_results(self, result: SearchResult) -> bool:
         """Show a search's hits; refused (False) when the model or the gallery changed since it was asked."""
-        if self.index is None or not self.is_current(result.model_fingerprint) \
-                or result.gallery != gallery_key(self.index):
+        if not self._is_for_open_gallery(result.model_fingerprint, result.gallery):
             return False
         self.report(result.failures)
-        self.query, self.results = result.request, list(result.hits)
+        self.query, self.query_vector, self.results = result.request, result.query_vector, list(result.hits)
         self.results_changed.emit()
         return True
 

@@ -40,3 +40,14 @@ class SearchState:
     fusion: str = "mean"
     threshold_on: bool = False
     min_z: float = DEFAULT_MIN_Z
+
+
+@dataclass
+class ProjectionState:
+    """How the gallery's map is made and drawn."""
+
+    events: ClassVar[SignalGroupDescriptor] = SignalGroupDescriptor()
+
+    method: str = "pca"  # pca | umap | tsne
+    colour_by: str = "modality"  # modality | label
+    show_pairs: bool = False  # lines between the points of one sample, and the modality centroids

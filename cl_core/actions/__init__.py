@@ -24,7 +24,8 @@ _EXPORTS = {
     "cl_core.actions.embed": ("embed_inputs", "save_embeddings"),
     "cl_core.actions.gallery": ("IndexBuilt", "build_index", "embed_source", "open_gallery"),
     "cl_core.actions.model": ("ModelOpened", "open_model"),
-    "cl_core.actions.project": ("Placed", "Projected", "place", "project"),
+    "cl_core.actions.project": ("Placed", "describe_projection", "place", "project"),
+    "cl_core.analysis.projection": ("Projected",),
     "cl_core.actions.search": ("open_search_index", "read_index", "search"),
     "cl_core.actions.train": ("Trained", "train"),
     "cl_core.choices": ("DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "PROJECTIONS"),
@@ -59,9 +60,10 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.actions.embed import embed_inputs, save_embeddings  # noqa: F401 - re-exported lazily
     from cl_core.actions.gallery import IndexBuilt, build_index, embed_source, open_gallery  # noqa: F401 - re-exported lazily
     from cl_core.actions.model import ModelOpened, open_model  # noqa: F401 - re-exported lazily
-    from cl_core.actions.project import Placed, Projected, place, project  # noqa: F401 - re-exported lazily
+    from cl_core.actions.project import Placed, describe_projection, place, project  # noqa: F401 - re-exported lazily
     from cl_core.actions.search import open_search_index, read_index, search  # noqa: F401 - re-exported lazily
     from cl_core.actions.train import Trained, train  # noqa: F401 - re-exported lazily
+    from cl_core.analysis.projection import Projected  # noqa: F401 - re-exported lazily
     from cl_core.choices import DEVICE_CHOICES, FUSIONS, INDEX_KINDS, PROJECTIONS  # noqa: F401 - re-exported lazily
     from cl_core.demo.galleries import DEMOS  # noqa: F401 - re-exported lazily
     from cl_core.embed.cache import EmbeddingCache  # noqa: F401 - re-exported lazily

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from cl_core.analysis import projection_cache
-from cl_core.analysis.projection import Projection, check_params
+from cl_core.analysis.projection import Projected, check_params
 from cl_core.analysis.projection import project as fit_projection
 from cl_core.embed.items import embed_paths
 from cl_core.errors import ClensError, Failure
@@ -22,31 +22,19 @@ from cl_core.task import TaskState
 
 
 @dataclass
-class Projected:
-    """A fitted map of every row of an index (row order = the index's rows)."""
-
-    projection: Projection
-    index: IndexSet
-    model_fingerprint: str
-    gallery: str
-    from_cache: bool
-
-    @property
-    def coords(self) -> np.ndarray:
-        return self.projection.coords
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": self.projection.method, "params": self.projection.params, "count": len(self.coords),
-                "from_cache": self.from_cache, "seconds": round(self.projection.seconds, 3),
-                "rows": [{"row": i, "sample": r.sample_id, "source": r.source, "modality": r.modality.value}
-                         for i, r in enumerate(self.index.rows)]}
-
-
-@dataclass
 class Placed:
     sources: list[str]
     coords: np.ndarray  # [M, 2]
     failures: list[Failure]
+
+
+def describe_projection(projected: Projected, index: IndexSet) -> dict[str, Any]:
+    """What `clens project --json` and the map's .json say: the method, and which item each row is."""
+    p = projected.projection
+    return {"method": p.method, "params": p.params, "count": len(p.coords), "from_cache": projected.from_cache,
+            "seconds": round(p.seconds, 3),
+            "rows": [{"row": i, "sample": r.sample_id, "source": r.source, "modality": r.modality.value}
+                     for i, r in enumerate(index.rows)]}
 
 
 def projections_folder(cache_root: str | Path) -> Path:
@@ -64,11 +52,11 @@ def project(index: IndexSet, method: str = "pca", params: dict[str, Any] | None 
     if folder is not None:
         found = projection_cache.load(folder, key, len(index.rows))
         if found is not None and (found.fitted is not None or not need_fitted):
-            return Projected(found, index, index.model_fingerprint, gallery_key(index), True)
+            return Projected(found, index.model_fingerprint, gallery_key(index), True)
     fitted = fit_projection(index.vectors, method, params, state)
     if folder is not None:
         projection_cache.save(folder, key, fitted, len(index.rows))
-    return Projected(fitted, index, index.model_fingerprint, gallery_key(index), False)
+    return Projected(fitted, index.model_fingerprint, gallery_key(index), False)
 
 
 def place(model: BaseModel, projected: Projected, files: Sequence[str] = (), texts: Sequence[str] = (),

@@ -12,6 +12,7 @@ from cl_core.embed.items import Failure, embed_paths
 from cl_core.models.base import BaseModel
 from cl_core.models.fingerprint import fingerprint_of
 from cl_core.models.open import open_checkpoint
+from cl_core.objectives import fuse
 from cl_core.search import store
 from cl_core.search.build import gallery_key
 from cl_core.search.query import SearchRequest, SearchResult
@@ -58,6 +59,8 @@ def search(model: BaseModel, index: store.IndexSet, request: SearchRequest, stat
             return SearchResult(request, [], sources, failures, fp, gallery_key(index))
         parts.append(got.vectors)
         sources += [it.source for it in got.items]
-    hits = search_index(index, np.concatenate(parts), request.target, request.k, request.fusion,
+    queries = np.concatenate(parts)
+    hits = search_index(index, queries, request.target, request.k, request.fusion,
                         request.weights, request.min_z, request.min_score)
-    return SearchResult(request, hits, sources, failures, fp, gallery_key(index))
+    weights = request.weights if request.weights is not None and len(request.weights) == len(queries) else None
+    return SearchResult(request, hits, sources, failures, fp, gallery_key(index), fuse(queries, weights))

@@ -79,6 +79,20 @@ class Projection:
         return np.asarray(self.fitted.transform(x.astype(np.float64)), np.float32)
 
 
+@dataclass
+class Projected:
+    """A map of a gallery's index, with what it was made for (the Session refuses a map of another one)."""
+
+    projection: Projection
+    model_fingerprint: str
+    gallery: str  # the index's content key
+    from_cache: bool = False
+
+    @property
+    def coords(self) -> np.ndarray:
+        return self.projection.coords
+
+
 def project(vectors: np.ndarray, method: str, params: dict[str, Any] | None = None,
             state: TaskState | None = None) -> Projection:
     """Fit `method` on every row of `vectors` ([N, D], may be memory-mapped)."""
@@ -140,7 +154,7 @@ def _umap(vectors: np.ndarray, params: dict[str, Any], state: TaskState) -> tupl
     n_neighbors = min(params["n_neighbors"], len(x) - 1)
     state.set_progress(0, 0, f"UMAP of {len(x):,} points")
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=params["min_dist"],
-                        random_state=params["seed"], transform_seed=params["seed"], low_memory=True)
+                        random_state=params["seed"], transform_seed=params["seed"], low_memory=True, n_jobs=1)
     coords = reducer.fit_transform(x)
     state.check_cancelled()
     return np.asarray(coords, np.float32), reducer

@@ -183,11 +183,11 @@ def cmd_project(args: argparse.Namespace) -> int:
         from cl_core.atomic import save_npy_atomic, write_text_atomic
 
         save_npy_atomic(out, np.asarray(projected.coords, np.float32))
-        write_text_atomic(out.with_suffix(".json"), json.dumps(projected.to_dict(), indent=2))
+        write_text_atomic(out.with_suffix(".json"), json.dumps(actions.describe_projection(projected, index), indent=2))
     if placed is not None:
         print_failures(placed.failures)
     if args.json:
-        report = {k: v for k, v in projected.to_dict().items() if k != "rows"}
+        report = {k: v for k, v in actions.describe_projection(projected, index).items() if k != "rows"}
         report["out"] = str(out) if out else None
         if placed is not None:
             report["placed"] = [{"source": s, "x": float(x), "y": float(y)}

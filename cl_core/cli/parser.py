@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--empty", action="store_true", help="start without the bundled demo")
     gui.add_argument("--gallery", help="open this gallery (folder, manifest, demo:NAME) once the model is ready")
     gui.add_argument("--search", help="then search it for this text")
+    gui.add_argument("--project", choices=PROJECTIONS, help="then map the gallery with this method")
     gui.add_argument("--screenshot", help="save a PNG of the window once the work is done, then quit")
     _model_args(gui, required=False)
 

@@ -84,6 +84,7 @@ class SearchResult:
     failures: list[Failure]  # parts that could not be embedded (then nothing is searched)
     model_fingerprint: str
     gallery: str  # the index's content key: what the hits' rows refer to
+    query_vector: np.ndarray | None = field(default=None, compare=False)  # the parts' weighted mean (to draw it)
 
 
 def search(index: IndexSet, queries: np.ndarray, target: Modality | None = None, k: int = 10,

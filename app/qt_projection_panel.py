@@ -1,0 +1,293 @@
+"""Projection: every gallery item in a 2-D map (PCA, UMAP, t-SNE), coloured by modality or label; the current
+query drawn in by the map's own transform, its hits outlined; click or shift-drag a box to select (linked to
+the results through the Session), unselected points stay visible, dimmed; lines between the items of one
+sample and the modality centroids show the modality gap; export to PNG or SVG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QGraphicsRectItem,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cl_core.actions import PROJECTIONS
+from cl_core.session import Session
+from cl_core.state import ProjectionState
+
+from .jobs import Jobs
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf"]
+DIM_ALPHA = 50
+HINT = "Shift-drag a box or click points to select them; scroll to zoom, drag to pan."
+
+
+class SelectViewBox(pg.ViewBox):
+    """A ViewBox where shift-drag draws a selection box instead of panning."""
+
+    box_selected = Signal(QRectF, bool)  # the box in data coordinates; True when Ctrl adds to the selection
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._band = QGraphicsRectItem()
+        self._band.setPen(pg.mkPen("#333333", width=1, style=Qt.PenStyle.DashLine))
+        self._band.setBrush(pg.mkBrush(50, 50, 50, 30))
+        self._band.setZValue(1e9)
+        self._band.hide()
+        self.addItem(self._band, ignoreBounds=True)
+
+    def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 - pyqtgraph override
+        if not ev.modifiers() & Qt.KeyboardModifier.ShiftModifier or ev.button() != Qt.MouseButton.LeftButton:
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        a, b = self.mapToView(ev.buttonDownPos()), self.mapToView(ev.pos())
+        rect = QRectF(a, b).normalized()
+        if ev.isFinish():
+            self._band.hide()
+            self.box_selected.emit(rect, bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier))
+        else:
+            self._band.setRect(rect)
+            self._band.show()
+
+
+class ProjectionPanel(QWidget):
+    def __init__(self, session: Session, jobs: Jobs, parent: QWidget | None = None,
+                 state: ProjectionState | None = None) -> None:
+        super().__init__(parent)
+        self.session, self.jobs = session, jobs
+        self.state = state or ProjectionState()
+        self.method = QComboBox()
+        self.method.addItems([m.upper() if m == "pca" else {"umap": "UMAP", "tsne": "t-SNE"}[m] for m in PROJECTIONS])
+        self.method.setToolTip("PCA: exact, linear, seconds at 1M points. UMAP and t-SNE: neighbourhoods kept, "
+                               "minutes at large sizes; every point is mapped, none sampled; maps are cached")
+        self.method.currentIndexChanged.connect(lambda i: setattr(self.state, "method", PROJECTIONS[i]))
+        self.run_button = QPushButton("Map the gallery")
+        self.run_button.setToolTip("Project every gallery item to 2-D with the chosen method (in the background)")
+        self.run_button.clicked.connect(self.run)
+        self.colour = QComboBox()
+        self.colour.addItems(["modality", "label"])
+        self.colour.setToolTip("Colour points by their modality or by the gallery's label column")
+        self.colour.currentTextChanged.connect(lambda text: setattr(self.state, "colour_by", text))
+        self.pairs = QCheckBox("pairs and gap")
+        self.pairs.setToolTip("Lines between the items of one sample in different modalities, and each "
+                              "modality's centroid: the modality gap, drawn")
+        self.pairs.toggled.connect(lambda on: setattr(self.state, "show_pairs", on))
+        self.zoom = QPushButton("Zoom to selection")
+        self.zoom.setToolTip("Fit the view to the selected points (all points when none is selected)")
+        self.zoom.clicked.connect(self.zoom_to_selection)
+        self.export = QPushButton("Export…")
+        self.export.setToolTip("Save the map as PNG or SVG")
+        self.export.clicked.connect(self._export_dialog)
+        self.info = QLabel("Open a gallery, then map it.")
+        self.info.setWordWrap(True)
+
+        self.view = SelectViewBox()
+        self.plot = pg.PlotWidget(viewBox=self.view)
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.legend = self.plot.addLegend(offset=(10, 10))
+        self.lines = pg.PlotCurveItem(pen=pg.mkPen(120, 120, 120, 60, width=1), connect="pairs")
+        self.points = pg.ScatterPlotItem(size=6, pen=None, hoverable=True, tip=self._tip)
+        self.selected = pg.ScatterPlotItem(size=9, pen=pg.mkPen("#111111", width=1.5), brush=None)
+        self.hits = pg.ScatterPlotItem(size=14, pen=pg.mkPen("#ff4d6d", width=2.5), brush=None)
+        self.centroids = pg.ScatterPlotItem(size=16, symbol="x", pen=pg.mkPen("#111111", width=2), brush="#111111")
+        self.gap = pg.PlotCurveItem(pen=pg.mkPen("#111111", width=2, style=Qt.PenStyle.DashLine), connect="pairs")
+        self.query = pg.ScatterPlotItem(size=22, symbol="star", pen=pg.mkPen("#111111", width=1.2), brush="#ff4d6d")
+        for item in (self.lines, self.points, self.selected, self.hits, self.gap, self.centroids, self.query):
+            self.plot.addItem(item)
+        self.points.sigClicked.connect(self._clicked)
+        self.view.box_selected.connect(self._box)
+
+        top = QHBoxLayout()
+        for w in (self.method, self.run_button, QLabel("colour"), self.colour, self.pairs, self.zoom, self.export):
+            top.addWidget(w)
+        top.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.info)
+
+        self.coords = np.zeros((0, 2), np.float32)
+        self.categories: list[str] = []
+        self.codes = np.zeros(0, np.int64)
+        for name in ("colour_by", "show_pairs"):
+            getattr(self.state.events, name).connect(lambda *_: self.redraw())
+        session.gallery_changed.connect(self._gallery_changed)
+        session.projection_changed.connect(self.redraw)
+        session.gallery_selection_changed.connect(lambda _s: self._show_selection())
+        session.results_changed.connect(self._show_hits)
+        session.query_point_changed.connect(self._show_query)
+        self._gallery_changed()
+
+    # ---- making the map --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.jobs.project(self.state.method)
+
+    def _gallery_changed(self) -> None:
+        has = self.session.index is not None
+        self.run_button.setEnabled(has)
+        if not has:
+            self.info.setText("Open a gallery, then map it.")
+
+    # ---- drawing ---------------------------------------------------------------------------------
+
+    def _category_of_rows(self) -> list[str]:
+        rows = self.session.index.rows if self.session.index is not None else []
+        if self.state.colour_by == "label":
+            return [r.label or "(no label)" for r in rows]
+        return [r.modality.value for r in rows]
+
+    def _brushes(self, dim: bool) -> list[Any]:
+        out = []
+        for i, _ in enumerate(self.categories):
+            c = QColor(PALETTE[i % len(PALETTE)])
+            if dim:
+                c.setAlpha(DIM_ALPHA)
+            out.append(pg.mkBrush(c))
+        return out
+
+    def redraw(self) -> None:
+        projected = self.session.projection
+        self.legend.clear()
+        if projected is None or self.session.index is None:
+            self.coords = np.zeros((0, 2), np.float32)
+            for item in (self.points, self.selected, self.hits, self.centroids, self.query):
+                item.setData([])
+            for curve in (self.lines, self.gap):
+                curve.setData([], [])
+            return
+        self.coords = np.asarray(projected.coords, np.float32)
+        self.method.setCurrentIndex(PROJECTIONS.index(projected.projection.method))  # the map shown, however made
+        labels = self._category_of_rows()
+        self.categories = sorted(set(labels))
+        index = {c: i for i, c in enumerate(self.categories)}
+        self.codes = np.array([index[c] for c in labels], np.int64)
+        self._draw_points()
+        for i, name in enumerate(self.categories[:12]):
+            self.legend.addItem(pg.ScatterPlotItem(size=8, brush=PALETTE[i % len(PALETTE)], pen=None), name)
+        self._draw_pairs()
+        self._show_selection()
+        self._show_hits()
+        self._show_query()
+        p = projected.projection
+        how = "from the cache" if projected.from_cache else f"fitted in {p.seconds:.1f} s"
+        self.info.setText(f"{p.method.upper()} of all {len(self.coords):,} gallery items ({how}). {HINT}")
+        self.view.autoRange()
+
+    def _draw_points(self) -> None:
+        dim = bool(self.session.gallery_selection)
+        brushes = self._brushes(dim)
+        self.points.setData(pos=self.coords, brush=[brushes[c] for c in self.codes], data=np.arange(len(self.coords)))
+
+    def _draw_pairs(self) -> None:
+        index = self.session.index
+        if not self.state.show_pairs or index is None:
+            self.lines.setData([], [])
+            self.centroids.setData([])
+            self.gap.setData([], [])
+            return
+        by_sample: dict[str, list[int]] = {}
+        for i, r in enumerate(index.rows):
+            by_sample.setdefault(r.sample_id, []).append(i)
+        segments = [(a, b) for rows in by_sample.values() if len(rows) > 1 for a, b in zip(rows, rows[1:], strict=False)]
+        pts = self.coords[np.array(segments).reshape(-1)] if segments else np.zeros((0, 2), np.float32)
+        self.lines.setData(pts[:, 0], pts[:, 1])
+        mods = sorted({r.modality.value for r in index.rows})
+        cents = np.stack([self.coords[[i for i, r in enumerate(index.rows) if r.modality.value == m]].mean(axis=0)
+                          for m in mods])
+        self.centroids.setData(pos=cents, data=mods, tip=lambda x, y, data: f"centroid of {data}")
+        pairs = np.array([(cents[a], cents[b]) for a in range(len(mods)) for b in range(a + 1, len(mods))])
+        flat = pairs.reshape(-1, 2) if len(pairs) else np.zeros((0, 2))
+        self.gap.setData(flat[:, 0], flat[:, 1])
+
+    def _tip(self, x: float, y: float, data: Any) -> str:
+        index = self.session.index
+        if index is None or data is None or not 0 <= int(data) < len(index.rows):
+            return ""
+        r = index.rows[int(data)]
+        what = r.text if r.text else Path(r.source).name
+        return f"{r.modality.value} · {r.sample_id}\n{what}"
+
+    def _show_selection(self) -> None:
+        sel = sorted(i for i in self.session.gallery_selection if i < len(self.coords))
+        if len(self.coords):
+            self._draw_points()  # dimmed while something is selected
+        self.selected.setData(pos=self.coords[sel] if sel else np.zeros((0, 2)),
+                              brush=[self._brushes(False)[self.codes[i]] for i in sel])
+
+    def _show_hits(self) -> None:
+        rows = [h.row for h in self.session.results if h.row < len(self.coords)]
+        self.hits.setData(pos=self.coords[rows] if rows else np.zeros((0, 2)))
+
+    def _show_query(self) -> None:
+        point = self.session.query_point
+        self.query.setData(pos=[] if point is None else [QPointF(float(point[0]), float(point[1]))])
+
+    # ---- selecting -------------------------------------------------------------------------------
+
+    def _clicked(self, _item: Any, points: Any, ev: Any = None) -> None:
+        rows = {int(p.data()) for p in points}
+        add = ev is not None and bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        self.session.select_gallery((self.session.gallery_selection | rows) if add else rows)
+
+    def rows_in(self, rect: QRectF) -> list[int]:
+        x, y = self.coords[:, 0], self.coords[:, 1]
+        inside = (x >= rect.left()) & (x <= rect.right()) & (y >= rect.top()) & (y <= rect.bottom())
+        return np.flatnonzero(inside).tolist()
+
+    def _box(self, rect: QRectF, add: bool) -> None:
+        rows = set(self.rows_in(rect))
+        self.session.select_gallery((self.session.gallery_selection | rows) if add else rows)
+
+    def zoom_to_selection(self) -> None:
+        sel = sorted(self.session.gallery_selection)
+        pts = self.coords[sel] if sel else self.coords
+        if len(pts):
+            lo, hi = pts.min(axis=0), pts.max(axis=0)
+            pad = np.maximum((hi - lo) * 0.1, 1e-3)
+            self.view.setRange(xRange=(lo[0] - pad[0], hi[0] + pad[0]), yRange=(lo[1] - pad[1], hi[1] + pad[1]),
+                               padding=0)
+
+    # ---- export ----------------------------------------------------------------------------------
+
+    def export_to(self, path: str | Path) -> Path:
+        """PNG or SVG by the file's suffix: the map as it is drawn (Qt's own SVG writer; pyqtgraph's trips on
+        some paths)."""
+        from PySide6.QtGui import QPainter
+        from PySide6.QtSvg import QSvgGenerator
+
+        path = Path(path)
+        if path.suffix.lower() != ".svg":
+            if not self.plot.grab().save(str(path)):
+                raise OSError(f"{path}: could not write the image")
+            return path
+        generator = QSvgGenerator()
+        generator.setFileName(str(path))
+        generator.setSize(self.plot.size())
+        generator.setViewBox(self.plot.rect())
+        generator.setTitle("Contrastive Lens map")
+        painter = QPainter(generator)
+        self.plot.render(painter)
+        painter.end()
+        return path
+
+    def _export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the map", "map.png", "PNG image (*.png);;SVG (*.svg)")
+        if path:
+            self.export_to(path)

@@ -1,0 +1,87 @@
+"""The Projection panel: the map of every gallery row, the query placed by the fitted transform, hits
+outlined, a box selection shared with the results table (both ways), and export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import QRectF  # noqa: E402
+from qt_helpers import wait_idle  # noqa: E402
+
+from cl_core import actions  # noqa: E402
+from cl_core.session import Session  # noqa: E402
+from clens_app.jobs import Jobs  # noqa: E402
+from clens_app.qt_projection_panel import ProjectionPanel  # noqa: E402
+from clens_app.qt_search_panel import SearchPanel  # noqa: E402
+from media import make_gallery  # noqa: E402
+
+
+@pytest.fixture
+def mapped(qtbot, native_model, tmp_path):
+    session = Session()
+    jobs = Jobs(session)
+    jobs.settings.cache_dir = tmp_path / "cache"
+    session.set_model(native_model)
+    panel, search = ProjectionPanel(session, jobs), SearchPanel(session, jobs)
+    for w in (panel, search):
+        qtbot.addWidget(w)
+    jobs.open_gallery(make_gallery(tmp_path / "g", n=10) / "manifest.csv")
+    wait_idle(qtbot, jobs)
+    panel.run()
+    wait_idle(qtbot, jobs)
+    yield session, jobs, panel, search
+    assert jobs.shutdown()
+
+
+def test_every_row_is_drawn_where_the_map_puts_it(mapped):
+    session, _, panel, _ = mapped
+    assert session.projection is not None
+    np.testing.assert_allclose(panel.points.getData()[0], session.projection.coords[:, 0])
+    assert len(panel.points.data) == len(session.index.rows) == 30
+    assert panel.categories == ["audio", "image", "text"] and "PCA of all 30" in panel.info.text()
+
+
+def test_query_lands_where_the_fitted_transform_puts_it_and_hits_are_outlined(qtbot, mapped):
+    session, jobs, panel, search = mapped
+    search.query.setText("caption number 3")
+    search.k.setValue(4)
+    search.run_search()
+    wait_idle(qtbot, jobs)
+    assert session.query_point is not None
+    expected = session.projection.projection.place(session.query_vector)[0]
+    x, y = panel.query.getData()
+    assert (x[0], y[0]) == pytest.approx((float(expected[0]), float(expected[1])), abs=1e-5)
+    hit_rows = [h.row for h in session.results]
+    np.testing.assert_allclose(panel.hits.getData()[0], session.projection.coords[hit_rows, 0])
+
+
+def test_box_selection_in_the_map_selects_results_and_back(qtbot, mapped):
+    session, jobs, panel, search = mapped
+    search.query.setText("caption number 5")
+    search.k.setValue(6)
+    search.run_search()
+    wait_idle(qtbot, jobs)
+    hits = session.results
+    target = session.projection.coords[hits[0].row]
+    panel._box(QRectF(float(target[0]) - 1e-6, float(target[1]) - 1e-6, 2e-6, 2e-6), False)
+    assert session.gallery_selection == frozenset({hits[0].row})
+    assert {i.row() for i in search.table.selectedIndexes()} == {0}
+    assert len(panel.selected.data) == 1  # outlined; the rest dimmed
+    assert panel.points.data["brush"][1].color().alpha() < 255
+    search.table.selectRow(2)  # and back: a result chosen in the table is selected in the map
+    assert session.gallery_selection == frozenset({hits[2].row})
+    np.testing.assert_allclose(panel.selected.getData()[0], [session.projection.coords[hits[2].row, 0]])
+
+
+def test_map_exports_png_and_svg_and_a_new_gallery_drops_it(qtbot, mapped, tmp_path):
+    session, jobs, panel, _ = mapped
+    png, svg = panel.export_to(tmp_path / "map.png"), panel.export_to(tmp_path / "map.svg")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and b"<svg" in svg.read_bytes()[:400]
+    stale = actions.Projected(session.projection.projection, "another-model", session.projection.gallery)
+    assert not session.set_projection(stale)
+    jobs.open_gallery(make_gallery(tmp_path / "other", n=4))
+    wait_idle(qtbot, jobs)
+    assert session.projection is None and len(panel.points.data) == 0
