@@ -36,7 +36,10 @@ class DropArea(QFrame):
         self.setObjectName("dropArea")
         self.setAcceptDrops(True)
         self.setMinimumHeight(90)
-        label = QLabel("Drop images, audio, text, CSV,\nTIFF/OME-TIFF or .npy stacks here")
+        label = QLabel("<b>Drop an image, a sound or a text file here,</b><br>or type a sentence below"
+                       "<br><span style='color:gray'>also CSV, TIFF/OME-TIFF and .npy stacks; a checkpoint folder "
+                       "opens as the model</span>")
+        label.setWordWrap(True)
         label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout = QVBoxLayout(self)
         layout.addWidget(label)
@@ -72,7 +75,7 @@ class DropPanel(QWidget):
         self.jobs = jobs
         self.area = DropArea(self.submit)
         self.text = QLineEdit()
-        self.text.setPlaceholderText("Type a text query and press Enter")
+        self.text.setPlaceholderText("Type a sentence to compare with the inputs, then Enter")
         self.text.returnPressed.connect(self._submit_text)
         add_text = QPushButton("Embed text")
         add_text.clicked.connect(self._submit_text)

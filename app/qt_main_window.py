@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QWidget,
+)
 
 from cl_core.actions import DEMOS, demo_available
 from cl_core.session import Session
@@ -84,6 +93,8 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_file_menu()
         self.resize(1280, 800)
+        self._default_state = self.saveState(LAYOUT_VERSION)
+        self._build_view_extras(view_menu)
         self.restore_layout()
 
     def _update_title(self) -> None:
@@ -163,6 +174,54 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
         self.menuBar().insertMenu(self.menuBar().actions()[0], menu)
+
+    def _build_view_extras(self, menu: Any) -> None:
+        """Reset layout, large text for projectors, and keyboard shortcuts for the main actions."""
+        menu.addSeparator()
+        reset = QAction("Reset layout", self)
+        reset.setToolTip("Put every panel back where it starts")
+        reset.triggered.connect(self.reset_layout)
+        menu.addAction(reset)
+        self.large_text = QAction("Large text", self)
+        self.large_text.setCheckable(True)
+        self.large_text.setShortcut(QKeySequence("Ctrl+Shift+="))
+        self.large_text.setToolTip("Bigger text everywhere, for demos on a projector")
+        self.large_text.toggled.connect(self.set_large_text)
+        menu.addAction(self.large_text)
+        search, projection = self.panels["search"], self.panels["projection"]
+        assert isinstance(search, SearchPanel) and isinstance(projection, ProjectionPanel)
+        shortcuts = (("Ctrl+L", "Focus the search box", self.focus_search),
+                     ("Ctrl+Shift+O", "Open a gallery folder", search.pick_folder),
+                     ("Ctrl+E", "Export the map", projection.export_dialog))
+        for keys, text, slot in shortcuts:
+            action = QAction(text, self)
+            action.setShortcut(QKeySequence(keys))
+            action.triggered.connect(slot)
+            menu.addAction(action)
+
+    def focus_search(self) -> None:
+        search = self.panels["search"]
+        assert isinstance(search, SearchPanel)
+        self.docks["search"].show()
+        self.docks["search"].raise_()
+        search.query.setFocus()
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state, LAYOUT_VERSION)
+        for dock in self.docks.values():
+            dock.show()
+        self.docks["similarity"].raise_()
+        self.docks["messages"].raise_()
+        self.default_sizes()
+
+    def set_large_text(self, on: bool) -> None:
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            font = app.font()
+            if not hasattr(self, "_base_point_size"):
+                self._base_point_size = font.pointSizeF()
+            font.setPointSizeF(self._base_point_size * (1.5 if on else 1.0))
+            app.setFont(font)
 
     def _open_demo(self, name: str) -> None:
         self.session.clear_items()

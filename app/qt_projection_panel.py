@@ -33,6 +33,8 @@ from .jobs import Jobs
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf"]
 DIM_ALPHA = 50
+MAX_DRAWN = 20_000  # more visible points than this are drawn as a density image (level of detail)
+DENSITY_PX = 2  # one density bin per this many screen pixels
 HINT = "Shift-drag a box or click points to select them; scroll to zoom, drag to pan."
 
 
@@ -92,7 +94,7 @@ class ProjectionPanel(QWidget):
         self.zoom.clicked.connect(self.zoom_to_selection)
         self.export = QPushButton("Export…")
         self.export.setToolTip("Save the map as PNG or SVG")
-        self.export.clicked.connect(self._export_dialog)
+        self.export.clicked.connect(self.export_dialog)
         self.info = QLabel("Open a gallery, then map it.")
         self.info.setWordWrap(True)
 
@@ -108,8 +110,13 @@ class ProjectionPanel(QWidget):
         self.centroids = pg.ScatterPlotItem(size=16, symbol="x", pen=pg.mkPen("#111111", width=2), brush="#111111")
         self.gap = pg.PlotCurveItem(pen=pg.mkPen("#111111", width=2, style=Qt.PenStyle.DashLine), connect="pairs")
         self.query = pg.ScatterPlotItem(size=22, symbol="star", pen=pg.mkPen("#111111", width=1.2), brush="#ff4d6d")
-        for item in (self.lines, self.points, self.selected, self.hits, self.gap, self.centroids, self.query):
+        self.density = pg.ImageItem(axisOrder="row-major")
+        self.density.setColorMap(pg.colormap.get("CET-L17"))
+        self.density.hide()
+        for item in (self.density, self.lines, self.points, self.selected, self.hits, self.gap, self.centroids,
+                     self.query):
             self.plot.addItem(item)
+        self.view.sigRangeChanged.connect(lambda *_: self._draw_points())
         self.points.sigClicked.connect(self._clicked)
         self.view.box_selected.connect(self._box)
 
@@ -167,6 +174,7 @@ class ProjectionPanel(QWidget):
         self.legend.clear()
         if projected is None or self.session.index is None:
             self.coords = np.zeros((0, 2), np.float32)
+            self.density.hide()
             for item in (self.points, self.selected, self.hits, self.centroids, self.query):
                 item.setData([])
             for curve in (self.lines, self.gap):
@@ -190,10 +198,35 @@ class ProjectionPanel(QWidget):
         self.info.setText(f"{p.method.upper()} of all {len(self.coords):,} gallery items ({how}). {HINT}")
         self.view.autoRange()
 
+    def visible_rows(self) -> np.ndarray:
+        (x0, x1), (y0, y1) = self.view.viewRange()
+        x, y = self.coords[:, 0], self.coords[:, 1]
+        return np.flatnonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
+
     def _draw_points(self) -> None:
-        dim = bool(self.session.gallery_selection)
-        brushes = self._brushes(dim)
-        self.points.setData(pos=self.coords, brush=[brushes[c] for c in self.codes], data=np.arange(len(self.coords)))
+        """Points where few enough are in view, else a density image of the view (1M points stay fluid)."""
+        if not len(self.coords):
+            return
+        rows = np.arange(len(self.coords)) if len(self.coords) <= MAX_DRAWN else self.visible_rows()
+        if len(rows) > MAX_DRAWN:
+            self.points.setData([])
+            self._draw_density()
+            return
+        self.density.hide()
+        brushes = self._brushes(bool(self.session.gallery_selection))
+        self.points.setData(pos=self.coords[rows], brush=[brushes[c] for c in self.codes[rows]], data=rows)
+
+    def _draw_density(self) -> None:
+        (x0, x1), (y0, y1) = self.view.viewRange()
+        width = max(8, int(self.view.width() / DENSITY_PX))
+        height = max(8, int(self.view.height() / DENSITY_PX))
+        bx = ((self.coords[:, 0] - x0) * (width / max(x1 - x0, 1e-12))).astype(np.int64)
+        by = ((self.coords[:, 1] - y0) * (height / max(y1 - y0, 1e-12))).astype(np.int64)
+        keep = (bx >= 0) & (bx < width) & (by >= 0) & (by < height)
+        counts = np.bincount(by[keep] * width + bx[keep], minlength=width * height).reshape(height, width)
+        self.density.setImage(np.log1p(counts.astype(np.float32)), autoLevels=True)
+        self.density.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        self.density.show()
 
     def _draw_pairs(self) -> None:
         index = self.session.index
@@ -287,7 +320,7 @@ class ProjectionPanel(QWidget):
         painter.end()
         return path
 
-    def _export_dialog(self) -> None:
+    def export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export the map", "map.png", "PNG image (*.png);;SVG (*.svg)")
         if path:
             self.export_to(path)

@@ -57,7 +57,7 @@ class SearchPanel(QWidget):
         self.open_manifest.setToolTip("A CSV/TSV/Parquet table with file and text columns; rows sharing an id "
                                       "are one sample")
         self.open_demo.setToolTip("The bundled demo's held-out gallery, for the demo model that is open")
-        self.open_folder.clicked.connect(self._pick_folder)
+        self.open_folder.clicked.connect(self.pick_folder)
         self.open_manifest.clicked.connect(self._pick_manifest)
         self.open_demo.clicked.connect(self._demo_gallery)
         self.summary = QLabel("No gallery: open a folder or a CSV/Parquet manifest.")
@@ -165,7 +165,7 @@ class SearchPanel(QWidget):
         model = self.session.model
         return None if model is None else demo_for_model(model.source)
 
-    def _pick_folder(self) -> None:
+    def pick_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a gallery folder")
         if folder:
             self.jobs.open_gallery(folder)

@@ -97,3 +97,22 @@ def test_jobs_panel_lists_jobs_and_cancels_one(qtbot, controller):
     release.set()
     wait_idle(qtbot, jobs)
     assert panel.rows == {} and panel.summary.text() == "No job running."
+
+
+def test_view_menu_resets_the_layout_enlarges_text_and_focuses_search(qtbot, tmp_path):
+    from PySide6.QtWidgets import QApplication
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "lens.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    window.docks["model"].hide()
+    window.reset_layout()
+    assert not window.docks["model"].isHidden()
+    size = QApplication.font().pointSizeF()
+    window.large_text.setChecked(True)
+    assert QApplication.font().pointSizeF() == pytest.approx(size * 1.5)
+    window.large_text.setChecked(False)
+    assert QApplication.font().pointSizeF() == pytest.approx(size)
+    window.focus_search()
+    assert not window.docks["search"].isHidden()
+    window.close()

@@ -85,3 +85,19 @@ def test_map_exports_png_and_svg_and_a_new_gallery_drops_it(qtbot, mapped, tmp_p
     jobs.open_gallery(make_gallery(tmp_path / "other", n=4))
     wait_idle(qtbot, jobs)
     assert session.projection is None and len(panel.points.data) == 0
+
+
+def test_level_of_detail_density_when_zoomed_out_points_when_zoomed_in(mapped, monkeypatch):
+    from clens_app import qt_projection_panel as mod
+
+    session, _, panel, _ = mapped
+    monkeypatch.setattr(mod, "MAX_DRAWN", 5)  # 30 points stand in for a million
+    panel.view.autoRange()
+    panel._draw_points()
+    assert panel.density.isVisible() and len(panel.points.data) == 0
+    assert panel.density.image.sum() > 0
+    x, y = (float(v) for v in session.projection.coords[7])
+    panel.view.setRange(xRange=(x - 1e-4, x + 1e-4), yRange=(y - 1e-4, y + 1e-4), padding=0)
+    panel._draw_points()
+    assert not panel.density.isVisible()
+    assert 7 in panel.points.data["data"].tolist() and len(panel.points.data) <= 5

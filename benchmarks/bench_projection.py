@@ -1,0 +1,125 @@
+"""Projection figures: PCA of 1M x 512, UMAP and openTSNE of 100k, and the map panel's pan/zoom frame time at
+1M points (Qt offscreen: the range change handled and the widget painted, as a frame on screen would be).
+
+Vectors: unit vectors drawn around 64 cluster centres (synthetic; the bundled demo galleries have 900 points,
+too few to measure scale). Each figure says what it measured. Writes benchmarks/results/projection.json.
+Run alone (`python benchmarks/bench_projection.py [--quick]`); `--quick` skips UMAP and t-SNE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path(__file__).parent / "results" / "projection.json"
+
+
+def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((64, d)).astype(np.float32)
+    x = centres[rng.integers(0, 64, n)] * 0.6
+    x += rng.standard_normal((n, d), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fit(method: str, x: np.ndarray) -> float:
+    from cl_core.analysis.projection import project
+
+    start = time.perf_counter()
+    project(x, method)
+    return round(time.perf_counter() - start, 2)
+
+
+def frame_times(coords: np.ndarray) -> dict[str, float]:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ.setdefault("CLENS_CACHE_DIR", tempfile.mkdtemp(prefix="clens-bench-"))
+    from PySide6.QtWidgets import QApplication
+
+    from cl_core.analysis.projection import Projected, Projection
+    from cl_core.modality import Modality
+    from cl_core.session import Session
+    from clens_app.jobs import Jobs
+    from clens_app.qt_projection_panel import ProjectionPanel
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+
+    class Row:  # what the panel reads of an index row
+        def __init__(self, i: int) -> None:
+            self.modality, self.label, self.sample_id = (Modality.IMAGE, Modality.TEXT)[i % 2], None, f"s{i}"
+            self.source, self.text = f"item{i}", None
+
+    class Index:
+        rows = [Row(i) for i in range(len(coords))]
+
+    session = Session()
+    session.index = Index()  # type: ignore[assignment]
+    jobs = Jobs(session)
+    panel = ProjectionPanel(session, jobs)
+    panel.resize(1000, 700)
+    panel.show()
+    session.projection = Projected(Projection("pca", {}, coords), "", "")
+    panel.redraw()
+    app.processEvents()
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    out = {}
+    for name, scale in (("zoomed out (density image)", 1.0), ("zoomed in (points)", 0.01)):
+        times = []
+        for k in range(40):
+            cx = lo[0] + (hi[0] - lo[0]) * (0.3 + 0.4 * k / 40)
+            cy = lo[1] + (hi[1] - lo[1]) * 0.5
+            w, h = (hi - lo) * scale
+            start = time.perf_counter()
+            panel.view.setRange(xRange=(cx - w / 2, cx + w / 2), yRange=(cy - h / 2, cy + h / 2), padding=0)
+            app.processEvents()
+            panel.plot.grab()  # paint, as the screen would
+            times.append((time.perf_counter() - start) * 1000)
+        out[name] = {"median_ms": round(statistics.median(times), 1),
+                     "p95_ms": round(sorted(times)[int(0.95 * len(times)) - 1], 1),
+                     "points_in_view": int(len(panel.visible_rows()))}
+    jobs.shutdown()
+    panel.close()
+    return out
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                    "vectors": "unit vectors around 64 cluster centres (synthetic)"}
+    big = clustered(1_000_000, 512)
+    before = peak_rss_mb()
+    result["pca_1M_x_512_s"] = fit("pca", big)
+    result["pca_1M_peak_rss_growth_mb"] = round(peak_rss_mb() - before, 1)
+    result["pca_1M_vectors_mb"] = round(big.nbytes / 2**20, 1)
+    from cl_core.analysis.projection import project
+
+    coords = np.asarray(project(big, "pca").coords)
+    del big
+    result["pan_zoom_1M"] = frame_times(coords)
+    if not quick:
+        mid = clustered(100_000, 512, seed=1)
+        # numba compiles UMAP's code on the first call of a process (or loads it from its disk cache)
+        result["umap_first_call_2k_s"] = fit("umap", clustered(2_000, 512, seed=2))
+        result["umap_100k_x_512_s"] = fit("umap", mid)
+        result["tsne_100k_x_512_s"] = fit("tsne", mid)
+    OUT.parent.mkdir(exist_ok=True)
+    previous = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    OUT.write_text(json.dumps({**previous, **result}, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
