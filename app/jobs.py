@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from cl_core import actions
@@ -38,6 +39,7 @@ class Jobs(QObject):
     status = Signal(str)  # one line for the status bar
     error = Signal(str)  # a job-level failure (e.g. the model did not load)
     job_done = Signal(str)  # the job's kind (model, embed, gallery, search), after its result was handled
+    thumbnails_ready = Signal(object)  # {source path: thumbnail PNG path} for shown results
 
     def __init__(self, session: Session, parent: QObject | None = None,
                  settings: ModelSettings | None = None) -> None:
@@ -263,10 +265,32 @@ class Jobs(QObject):
             return  # asked of a model or gallery that is no longer open
         hits = result.hits
         self.place_query()
+        self.fetch_thumbnails([h.source for h in hits if not h.text])
         if result.failures:
             self.status.emit("the query could not be embedded (see Messages)")
         else:
             self.status.emit(f"{len(hits)} result(s)" if hits else "nothing relevant above the threshold")
+
+    def fetch_thumbnails(self, sources: Sequence[str], size: int = 128) -> Job | None:
+        """Thumbnails of result files, drawn in the decoder processes and cached on disk by content."""
+        paths = list(dict.fromkeys(s for s in sources if s))
+        if not paths:
+            return None
+        cache, pool = self.cache(), self.pool()
+
+        def run(state: TaskState) -> dict[str, Any]:
+            return actions.thumbnails(paths, cache, size, state, pool)
+
+        return self._start("thumbs", "drawing thumbnails", run, self.thumbnails_ready.emit)
+
+    def more_like(self, rows: Sequence[int], k: int = 10) -> Job | None:
+        """Search with gallery rows as the query (several are fused): 'more like this'."""
+        index = self.session.index
+        if index is None or not rows:
+            return None
+        vectors = np.asarray(index.vectors[list(rows)], np.float32)
+        request = actions.SearchRequest(vectors=vectors, vector_sources=tuple(index.rows[r].source for r in rows), k=k)
+        return self.search(request)
 
     # ---- the gallery's map ----------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QSize, Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QIcon
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -20,15 +21,19 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
     QPushButton,
     QSpinBox,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from cl_core.actions import FUSIONS, SearchRequest, demo_for_model
+from cl_core.actions import FUSIONS, SearchRequest, demo_for_model, export_hits
 from cl_core.modality import Modality
 from cl_core.session import Session
 from cl_core.state import SearchState
@@ -39,6 +44,8 @@ if TYPE_CHECKING:
     from cl_core.search.query import Hit
 
 COLUMNS = ["#", "z", "Score", "Modality", "Sample", "Item"]
+THUMB = 128
+MODALITY_MARK = {"image": "▣", "text": "✎", "audio": "♪", "multichannel": "▦"}
 Z_TIP = ("Calibrated score: standard deviations above this query's typical score over the target modality "
          "(a per-query z-score); results are ranked by it when every modality is searched")
 SCORE_TIP = "Raw score: cosine with the (fused) query, or the fusion's own score"
@@ -111,6 +118,33 @@ class SearchPanel(QWidget):
         self.table.setWordWrap(True)
         self.table.horizontalHeader().setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         self.empty = QLabel("")
+        self.grid = QListWidget()
+        self.grid.setViewMode(QListWidget.ViewMode.IconMode)
+        self.grid.setIconSize(QSize(THUMB, THUMB))
+        self.grid.setGridSize(QSize(THUMB + 40, THUMB + 64))
+        self.grid.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.grid.setMovement(QListWidget.Movement.Static)
+        self.grid.setWordWrap(True)
+        self.grid.setUniformItemSizes(True)
+        self.grid.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
+        self.grid.itemSelectionChanged.connect(self._selection_from_grid)
+        self.views = QStackedWidget()
+        self.views.addWidget(self.table)
+        self.views.addWidget(self.grid)
+        self.as_grid = QCheckBox("grid")
+        self.as_grid.setToolTip("Show results as pictures (thumbnails, waveforms, stack composites) or as a list")
+        self.as_grid.toggled.connect(lambda on: self.views.setCurrentIndex(1 if on else 0))
+        self.export = QPushButton("Export…")
+        self.export.setToolTip("Save the results as CSV or JSON (file, sample, modality, raw and calibrated score)")
+        self.export.clicked.connect(self._export_dialog)
+        for view in (self.table, self.grid):
+            view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+            view.customContextMenuRequested.connect(lambda pos, v=view: self._context_menu(v, pos))
+        self.table.doubleClicked.connect(lambda index: self._activate(index.row()))
+        self.grid.itemDoubleClicked.connect(lambda item: self._activate(self.grid.row(item)))
+        self.thumbs: dict[str, Path] = {}
+        self._player: object | None = None
+        jobs.thumbnails_ready.connect(self._thumbnails_ready)
 
         top = QHBoxLayout()
         for button in (self.open_folder, self.open_manifest, self.open_demo):
@@ -128,13 +162,15 @@ class SearchPanel(QWidget):
         options.addWidget(self.only_relevant)
         options.addWidget(self.min_z)
         options.addStretch(1)
+        options.addWidget(self.as_grid)
+        options.addWidget(self.export)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.summary)
         layout.addLayout(query)
         layout.addWidget(self.parts)
         layout.addLayout(options)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.views, 1)
         layout.addWidget(self.empty)
 
         self._show_state()
@@ -236,6 +272,97 @@ class SearchPanel(QWidget):
     def run_search(self) -> None:
         self.jobs.search(self.request())
 
+    # ---- the grid, playing, more like this, export ------------------------------------------------
+
+    def _fill_grid(self) -> None:
+        self.grid.clear()
+        for h in self.session.results:
+            mark = MODALITY_MARK.get(h.modality, "•")
+            body = h.text if h.text else Path(h.source).name
+            if len(body) > 90:
+                body = body[:89] + "…"
+            item = QListWidgetItem(f"{h.rank}. {mark} z {h.z:.2f} · {h.score:+.3f}\n{body}")
+            item.setToolTip(f"{h.modality} · {h.sample_id}\n{h.text or h.source}\n{Z_TIP}")
+            thumb = self.thumbs.get(h.source)
+            if thumb is not None:
+                item.setIcon(QIcon(str(thumb)))
+            self.grid.addItem(item)
+
+    def _thumbnails_ready(self, found: dict[str, object]) -> None:
+        self.thumbs.update({k: Path(str(v)) for k, v in found.items() if isinstance(v, Path)})
+        for r, h in enumerate(self.session.results):
+            thumb = self.thumbs.get(h.source)
+            item = self.grid.item(r)
+            if thumb is not None and item is not None:
+                item.setIcon(QIcon(str(thumb)))
+
+    def _selection_from_grid(self) -> None:
+        if self._syncing:
+            return
+        hits = self.session.results
+        self.session.select_gallery(hits[self.grid.row(i)].row for i in self.grid.selectedItems())
+
+    def _selected_hits(self, view: QWidget) -> list[int]:
+        if view is self.grid:
+            return sorted(self.grid.row(i) for i in self.grid.selectedItems())
+        return sorted({i.row() for i in self.table.selectedIndexes()})
+
+    def _context_menu(self, view: QWidget, pos: QPoint) -> None:
+        chosen = [r for r in self._selected_hits(view) if r < len(self.session.results)]
+        if not chosen:
+            return
+        hits = [self.session.results[r] for r in chosen]
+        menu = QMenu(self)
+        more = menu.addAction("More like this" if len(hits) == 1 else f"More like these {len(hits)} (fused)")
+        more.triggered.connect(lambda: self.jobs.more_like([h.row for h in hits], self.state.k))
+        files = [h for h in hits if not h.text]
+        if files:
+            folder = menu.addAction("Open the containing folder")
+            folder.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(files[0].source).parent))))
+        if any(h.modality == "audio" for h in hits):
+            play = menu.addAction("Play / stop")
+            play.triggered.connect(lambda: self.play(next(h.source for h in hits if h.modality == "audio")))
+        menu.popup(view.mapToGlobal(pos))
+
+    def _activate(self, r: int) -> None:
+        """Double-click: a sound plays (or stops), anything else becomes the next query."""
+        if 0 <= r < len(self.session.results):
+            h = self.session.results[r]
+            if h.modality == "audio":
+                self.play(h.source)
+            else:
+                self.jobs.more_like([h.row], self.state.k)
+
+    def play(self, path: str) -> None:
+        """Play a sound, or stop the one playing; QtMultimedia plays asynchronously (never blocks)."""
+        try:
+            from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
+        except ImportError:
+            self.jobs.status.emit("audio playback needs QtMultimedia (PySide6-Addons)")
+            return
+        player = self._player
+        if not isinstance(player, QMediaPlayer):
+            player = QMediaPlayer(self)
+            player.setAudioOutput(QAudioOutput(self))
+            self._player = player
+        if player.playbackState() == QMediaPlayer.PlaybackState.PlayingState and \
+                player.source() == QUrl.fromLocalFile(path):
+            player.stop()
+            return
+        player.setSource(QUrl.fromLocalFile(path))
+        player.play()
+
+    def export_to(self, path: str | Path) -> Path:
+        query = self.session.query
+        parts = list(query.texts) + list(query.vector_sources) if query is not None else []
+        return export_hits(self.session.results, path, parts)
+
+    def _export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the results", "results.csv",
+                                              "CSV (*.csv);;JSON (*.json);;TSV (*.tsv)")
+        if path:
+            self.export_to(path)
+
     def _selection_from_table(self) -> None:
         if self._syncing:
             return
@@ -246,6 +373,10 @@ class SearchPanel(QWidget):
     def _selection_from_session(self, selection: frozenset[int]) -> None:
         """Results selected elsewhere (the map) are selected here too."""
         self._syncing = True
+        for r, h in enumerate(self.session.results):
+            item = self.grid.item(r)
+            if item is not None:
+                item.setSelected(h.row in selection)
         self.table.clearSelection()
         mode = self.table.selectionMode()
         self.table.setSelectionMode(QTableWidget.SelectionMode.MultiSelection)
@@ -273,6 +404,7 @@ class SearchPanel(QWidget):
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
         self.table.resizeRowsToContents()
+        self._fill_grid()
         self._syncing = False
         self._selection_from_session(self.session.gallery_selection)
         self.empty.setText("" if hits or self.session.index is None or query is None else "Nothing relevant.")

@@ -158,3 +158,13 @@ def test_progress_on_a_file_is_plain_lines_at_a_modest_rate():
     assert "\r" not in stream.getvalue()
     assert lines[0] == "embedding image 1/5000" and lines[-1] == "indexing 3/3"
     assert "embedding image 5000/5000" in lines and len(lines) <= 4
+
+
+def test_every_exported_verb_is_itself_even_after_its_module_is_imported():
+    import importlib
+    import types
+
+    for module in actions._EXPORTS:
+        importlib.import_module(module)  # importing a submodule must not hide an exported name
+    for name in actions.__all__:
+        assert not isinstance(getattr(actions, name), types.ModuleType), name

@@ -101,3 +101,32 @@ def test_level_of_detail_density_when_zoomed_out_points_when_zoomed_in(mapped, m
     panel._draw_points()
     assert not panel.density.isVisible()
     assert 7 in panel.points.data["data"].tolist() and len(panel.points.data) <= 5
+
+
+def test_results_grid_thumbnails_export_and_more_like_this(qtbot, mapped, tmp_path):
+    import csv
+    import json
+
+    session, jobs, _, search = mapped
+    search.query.setText("caption number 4")
+    search.k.setValue(12)
+    with qtbot.waitSignal(jobs.thumbnails_ready, timeout=60_000) as got:
+        search.run_search()
+    wait_idle(qtbot, jobs)
+    files = [h for h in session.results if not h.text]
+    assert files and all(str(got.args[0][h.source]).endswith("-128.png") for h in files)
+    search.as_grid.setChecked(True)
+    assert search.views.currentWidget() is search.grid and search.grid.count() == len(session.results)
+    for r, h in enumerate(session.results):
+        assert search.grid.item(r).icon().isNull() == bool(h.text)  # pictures for files, text for texts
+    rows = list(csv.DictReader(open(search.export_to(tmp_path / "r.csv"), encoding="utf-8")))
+    assert [r["source"] for r in rows] == [h.source for h in session.results]
+    assert [float(r["z"]) for r in rows] == pytest.approx([h.z for h in session.results])
+    data = json.loads(search.export_to(tmp_path / "r.json").read_text())
+    assert data["query"] == ["caption number 4"] and len(data["hits"]) == len(rows)
+    image = next(h for h in files if h.modality == "image")
+    jobs.more_like([image.row])
+    wait_idle(qtbot, jobs)
+    itself = [h for h in session.results if h.row == image.row]  # the query item finds itself, at cosine 1
+    assert session.query.vector_sources == (image.source,) and itself
+    assert itself[0].score == pytest.approx(1.0, abs=1e-4)

@@ -7,7 +7,9 @@ prints or knows about Qt; `clens` formats the results and the window hands them 
 A new verb is one function in a module here, one entry in `_EXPORTS`, one parser entry in `cl_core.cli`,
 and, where the window shows it, one panel that listens to the Session.
 
-Names are imported on first use (PEP 562), so `clens demo` does not pay for torch and faiss.
+Names are imported on first use (PEP 562), so `clens demo` does not pay for torch and faiss. No module
+here is named like a verb it exports (searching.py holds `search`): importing a submodule sets the package
+attribute of its name, which would hide the function.
 Besides the verbs this exports what a front end holds between verbs (one cache, one decoder pool), the
 result types it receives and the choices it offers: front ends import these from here, never from the
 pipeline's modules (an import-linter contract holds them to it).
@@ -24,15 +26,16 @@ _EXPORTS = {
     "cl_core.actions.embed": ("embed_inputs", "save_embeddings"),
     "cl_core.actions.gallery": ("IndexBuilt", "build_index", "embed_source", "open_gallery"),
     "cl_core.actions.model": ("ModelOpened", "open_model"),
-    "cl_core.actions.project": ("Placed", "describe_projection", "place", "project"),
+    "cl_core.actions.projecting": ("Placed", "describe_projection", "place", "project"),
     "cl_core.analysis.projection": ("Projected",),
-    "cl_core.actions.search": ("open_search_index", "read_index", "search"),
-    "cl_core.actions.train": ("Trained", "train"),
+    "cl_core.actions.searching": ("export_hits", "open_search_index", "read_index", "search"),
+    "cl_core.actions.training": ("Trained", "train"),
     "cl_core.choices": ("DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "PROJECTIONS"),
     "cl_core.demo.galleries": ("DEMOS",),
     "cl_core.embed.cache": ("EmbeddingCache",),
     "cl_core.embed.decode_pool": ("DecodePool",),
     "cl_core.embed.items": ("EmbedResult",),
+    "cl_core.embed.thumbnails": ("thumbnails",),
     "cl_core.models.detect": ("looks_like_checkpoint",),
     "cl_core.search.build": ("GalleryOpened",),
     "cl_core.search.query": ("SearchRequest", "SearchResult"),
@@ -60,15 +63,16 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.actions.embed import embed_inputs, save_embeddings  # noqa: F401 - re-exported lazily
     from cl_core.actions.gallery import IndexBuilt, build_index, embed_source, open_gallery  # noqa: F401 - re-exported lazily
     from cl_core.actions.model import ModelOpened, open_model  # noqa: F401 - re-exported lazily
-    from cl_core.actions.project import Placed, describe_projection, place, project  # noqa: F401 - re-exported lazily
-    from cl_core.actions.search import open_search_index, read_index, search  # noqa: F401 - re-exported lazily
-    from cl_core.actions.train import Trained, train  # noqa: F401 - re-exported lazily
+    from cl_core.actions.projecting import Placed, describe_projection, place, project  # noqa: F401 - re-exported lazily
+    from cl_core.actions.searching import export_hits, open_search_index, read_index, search  # noqa: F401 - re-exported lazily
+    from cl_core.actions.training import Trained, train  # noqa: F401 - re-exported lazily
     from cl_core.analysis.projection import Projected  # noqa: F401 - re-exported lazily
     from cl_core.choices import DEVICE_CHOICES, FUSIONS, INDEX_KINDS, PROJECTIONS  # noqa: F401 - re-exported lazily
     from cl_core.demo.galleries import DEMOS  # noqa: F401 - re-exported lazily
     from cl_core.embed.cache import EmbeddingCache  # noqa: F401 - re-exported lazily
     from cl_core.embed.decode_pool import DecodePool  # noqa: F401 - re-exported lazily
     from cl_core.embed.items import EmbedResult  # noqa: F401 - re-exported lazily
+    from cl_core.embed.thumbnails import thumbnails  # noqa: F401 - re-exported lazily
     from cl_core.models.detect import looks_like_checkpoint  # noqa: F401 - re-exported lazily
     from cl_core.search.build import GalleryOpened  # noqa: F401 - re-exported lazily
     from cl_core.search.query import SearchRequest, SearchResult  # noqa: F401 - re-exported lazily

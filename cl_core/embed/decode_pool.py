@@ -12,10 +12,11 @@ import multiprocessing as mp
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 from cl_core.embed.preparation import ItemOutcome, Preparation
 from cl_core.embed.worker import read_in_worker, warm_up
@@ -119,6 +120,38 @@ class DecodePool:
         finally:
             for _, fut in inflight:
                 fut.cancel()
+
+    def calls(self, fn: Callable[..., Any], arguments: Sequence[tuple[Any, ...]],
+              state: TaskState | None = None) -> Iterator[tuple[int, Any]]:
+        """Run `fn(*args)` for each argument tuple in the workers; yield (index, result) as each finishes,
+        or (index, "...crashed...") for a call whose worker died (the pool is rebuilt, the rest go on)."""
+        pending = dict(enumerate(arguments))
+        while pending:
+            futures = {self._executor().submit(fn, *args): i for i, args in pending.items()}
+            try:
+                for fut in as_completed(futures):
+                    if state is not None and state.cancel_requested:
+                        for f in futures:
+                            f.cancel()
+                        state.check_cancelled()
+                    i = futures[fut]
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - one call's failure is that call's result
+                        result = f"{type(exc).__name__}: {exc}"
+                    pending.pop(i, None)
+                    yield i, result
+            except BrokenProcessPool:
+                self.close()
+                crashed = min(pending)  # unknown which one: the earliest pending is retried alone first
+                args = pending.pop(crashed)
+                try:
+                    yield crashed, self._executor().submit(fn, *args).result()
+                except BrokenProcessPool:
+                    self.close()
+                    yield crashed, "the worker crashed on this file (its process died)"
 
     def _submit(self, path: Path, modality: Modality | None, limits: ReadLimits,
                 preparation: Preparation | None) -> Future:

@@ -9,13 +9,14 @@ import numpy as np
 from cl_core.embed.cache import EmbeddingCache
 from cl_core.embed.decode_pool import DecodePool
 from cl_core.embed.items import Failure, embed_paths
+from cl_core.errors import ClensError
 from cl_core.models.base import BaseModel
 from cl_core.models.fingerprint import fingerprint_of
 from cl_core.models.open import open_checkpoint
 from cl_core.objectives import fuse
 from cl_core.search import store
 from cl_core.search.build import gallery_key
-from cl_core.search.query import SearchRequest, SearchResult
+from cl_core.search.query import Hit, SearchRequest, SearchResult
 from cl_core.search.query import search as search_index
 from cl_core.task import TaskState
 
@@ -64,3 +65,30 @@ def search(model: BaseModel, index: store.IndexSet, request: SearchRequest, stat
                         request.weights, request.min_z, request.min_score)
     weights = request.weights if request.weights is not None and len(request.weights) == len(queries) else None
     return SearchResult(request, hits, sources, failures, fp, gallery_key(index), fuse(queries, weights))
+
+
+EXPORT_COLUMNS = ("rank", "source", "sample_id", "modality", "score", "z", "label", "text")
+
+
+def export_hits(hits: list[Hit], path: str | Path, query: list[str] | None = None) -> Path:
+    """The result list as CSV or JSON (by the suffix): path, sample, modality, raw and calibrated score,
+    label and text; written atomically."""
+    import csv
+    import io
+    import json
+
+    from cl_core.atomic import write_text_atomic
+
+    path = Path(path)
+    rows = [{k: getattr(h, k) for k in EXPORT_COLUMNS} for h in hits]
+    if path.suffix.lower() == ".json":
+        write_text_atomic(path, json.dumps({"query": query or [], "hits": rows}, indent=2))
+    elif path.suffix.lower() in (".csv", ".tsv"):
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, EXPORT_COLUMNS, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(path, buf.getvalue())
+    else:
+        raise ClensError(f"{path}: export to .csv, .tsv or .json")
+    return path

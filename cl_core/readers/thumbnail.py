@@ -1,0 +1,92 @@
+"""Small pictures of gallery items for the results grid, drawn from the decoded item (the same readers,
+allow-list and size limits as embedding): an image scaled down; a multichannel stack as a pseudocolour
+composite of three channels (each stretched between its 1st and 99.5th percentile); audio as its waveform
+envelope. Texts are shown as text and get none. Runs in a decoder process."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from cl_core.atomic import atomic_write
+from cl_core.errors import ReaderError
+from cl_core.modality import AudioClip, ChannelStack, Item, Modality
+
+# channels shown as red, green and blue: these names first when a stack has them, else its first three
+COMPOSITE_PREFERENCE = (("panck", "cytokeratin", "ck"), ("cd8", "cd3", "cd68"), ("dapi", "hoechst", "nuclei"))
+
+
+def composite(stack: ChannelStack, channels: tuple[int, int, int] | None = None) -> np.ndarray:
+    """[H, W, 3] uint8 from three channels of a stack, each contrast-stretched on its own."""
+    pixels = stack.pixels
+    picks = channels or default_channels(stack)
+    rgb = np.zeros((*pixels.shape[1:], 3), np.float32)
+    for colour, c in enumerate(picks):
+        if c < 0 or c >= len(pixels):
+            continue
+        ch = pixels[c].astype(np.float32)
+        low, high = np.percentile(ch, (1.0, 99.5))
+        rgb[..., colour] = np.clip((ch - low) / max(high - low, 1e-6), 0, 1)
+    return (rgb * 255).astype(np.uint8)
+
+
+def default_channels(stack: ChannelStack) -> tuple[int, int, int]:
+    names = [n.lower() for n in (stack.channel_names or ())]
+    picks: list[int] = []
+    for wanted in COMPOSITE_PREFERENCE:  # names in order of preference; a whole-name match before a part
+        found = next((i for w in wanted for i, n in enumerate(names) if n == w and i not in picks), None)
+        if found is None:
+            found = next((i for w in wanted for i, n in enumerate(names) if w in n and i not in picks), None)
+        if found is not None:
+            picks.append(found)
+    rest = [i for i in range(len(stack.pixels)) if i not in picks]
+    picks += rest[: 3 - len(picks)]
+    while len(picks) < 3:
+        picks.append(-1)  # fewer than three channels: that colour stays dark
+    return picks[0], picks[1], picks[2]
+
+
+def waveform_picture(clip: AudioClip, size: int) -> np.ndarray:
+    """The waveform's envelope (peak per column), dark on light."""
+    width, height = size, max(8, size // 2)
+    picture = np.full((height, width, 3), 245, np.uint8)
+    wave = clip.waveform
+    if not len(wave):
+        return picture
+    edges = np.linspace(0, len(wave), width + 1).astype(np.int64)
+    peaks = np.array([np.abs(wave[a:b]).max() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    peaks = peaks / max(float(peaks.max()), 1e-6)
+    mid = height // 2
+    for x, p in enumerate(peaks):
+        half = max(1, int(p * (height // 2 - 1)))
+        picture[mid - half: mid + half, x] = (40, 90, 160)
+    return picture
+
+
+def render(item: Item, size: int) -> Image.Image | None:
+    if item.modality is Modality.IMAGE:
+        picture = item.data.convert("RGB").copy()
+    elif item.modality is Modality.MULTICHANNEL:
+        picture = Image.fromarray(composite(item.data))
+    elif item.modality is Modality.AUDIO:
+        return Image.fromarray(waveform_picture(item.data, size))
+    else:
+        return None
+    picture.thumbnail((size, size))
+    return picture
+
+
+def write_thumbnail(path: str, size: int, out: str) -> str | None:
+    """Decode `path`, draw its thumbnail into `out` (PNG). Returns None, or why there is none."""
+    from cl_core.readers import read_path
+
+    try:
+        items = read_path(path)
+    except ReaderError as exc:
+        return exc.reason
+    picture = render(items[0], size) if items else None
+    if picture is None:
+        return "no picture for this kind of item"
+    with atomic_write(out) as fh:
+        picture.save(fh, format="PNG")
+    return None
