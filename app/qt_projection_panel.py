@@ -34,7 +34,7 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#17becf"]
 DIM_ALPHA = 50
 MAX_DRAWN = 20_000  # more visible points than this are drawn as a density image (level of detail)
-DENSITY_PX = 2  # one density bin per this many screen pixels
+GRID = 2048  # the density image's bins per axis over the whole map
 HINT = "Shift-drag a box or click points to select them; scroll to zoom, drag to pan."
 
 
@@ -130,6 +130,8 @@ class ProjectionPanel(QWidget):
         layout.addWidget(self.info)
 
         self.coords = np.zeros((0, 2), np.float32)
+        self._grid: np.ndarray | None = None
+        self._grid_box = (0.0, 0.0, 1.0, 1.0)
         self.categories: list[str] = []
         self.codes = np.zeros(0, np.int64)
         for name in ("colour_by", "show_pairs"):
@@ -181,6 +183,7 @@ class ProjectionPanel(QWidget):
                 curve.setData([], [])
             return
         self.coords = np.asarray(projected.coords, np.float32)
+        self._grid = None  # binned again on first need
         self.method.setCurrentIndex(PROJECTIONS.index(projected.projection.method))  # the map shown, however made
         labels = self._category_of_rows()
         self.categories = sorted(set(labels))
@@ -216,16 +219,28 @@ class ProjectionPanel(QWidget):
         brushes = self._brushes(bool(self.session.gallery_selection))
         self.points.setData(pos=self.coords[rows], brush=[brushes[c] for c in self.codes[rows]], data=rows)
 
+    def _density_grid(self) -> None:
+        """The whole map binned once at a fine resolution: a frame only slices it (no pass over every point)."""
+        lo, hi = self.coords.min(axis=0), self.coords.max(axis=0)
+        span = np.maximum(hi - lo, 1e-9)
+        cells = ((self.coords - lo) / span * (GRID - 1)).astype(np.int32)
+        counts = np.bincount(cells[:, 1] * GRID + cells[:, 0], minlength=GRID * GRID).reshape(GRID, GRID)
+        self._grid = np.log1p(counts.astype(np.float32))
+        self._grid_box = (float(lo[0]), float(lo[1]), float(span[0]) / (GRID - 1), float(span[1]) / (GRID - 1))
+
     def _draw_density(self) -> None:
+        if self._grid is None:
+            self._density_grid()
+        assert self._grid is not None
+        gx, gy, cw, ch = self._grid_box
         (x0, x1), (y0, y1) = self.view.viewRange()
-        width = max(8, int(self.view.width() / DENSITY_PX))
-        height = max(8, int(self.view.height() / DENSITY_PX))
-        bx = ((self.coords[:, 0] - x0) * (width / max(x1 - x0, 1e-12))).astype(np.int64)
-        by = ((self.coords[:, 1] - y0) * (height / max(y1 - y0, 1e-12))).astype(np.int64)
-        keep = (bx >= 0) & (bx < width) & (by >= 0) & (by < height)
-        counts = np.bincount(by[keep] * width + bx[keep], minlength=width * height).reshape(height, width)
-        self.density.setImage(np.log1p(counts.astype(np.float32)), autoLevels=True)
-        self.density.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        i0, i1 = (int(np.clip(np.floor((v - gx) / cw), 0, GRID)) for v in (x0, x1 + cw))
+        j0, j1 = (int(np.clip(np.floor((v - gy) / ch), 0, GRID)) for v in (y0, y1 + ch))
+        if i1 <= i0 or j1 <= j0:
+            self.density.hide()
+            return
+        self.density.setImage(self._grid[j0:j1, i0:i1], levels=(0.0, float(self._grid.max()) or 1.0))
+        self.density.setRect(QRectF(gx + i0 * cw, gy + j0 * ch, (i1 - i0) * cw, (j1 - j0) * ch))
         self.density.show()
 
     def _draw_pairs(self) -> None:

@@ -125,7 +125,6 @@ class SearchPanel(QWidget):
         self.grid.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.grid.setMovement(QListWidget.Movement.Static)
         self.grid.setWordWrap(True)
-        self.grid.setUniformItemSizes(True)
         self.grid.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
         self.grid.itemSelectionChanged.connect(self._selection_from_grid)
         self.views = QStackedWidget()
@@ -134,6 +133,7 @@ class SearchPanel(QWidget):
         self.as_grid = QCheckBox("grid")
         self.as_grid.setToolTip("Show results as pictures (thumbnails, waveforms, stack composites) or as a list")
         self.as_grid.toggled.connect(lambda on: self.views.setCurrentIndex(1 if on else 0))
+        self.as_grid.setChecked(True)  # pictures first: what a person searching images or sounds wants to see
         self.export = QPushButton("Export…")
         self.export.setToolTip("Save the results as CSV or JSON (file, sample, modality, raw and calibrated score)")
         self.export.clicked.connect(self._export_dialog)
@@ -402,7 +402,8 @@ class SearchPanel(QWidget):
                 if c in (0, 1, 2):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
-        self.table.resizeColumnsToContents()
+        for c in range(len(COLUMNS) - 1):  # the last column stretches, and long texts wrap in it
+            self.table.resizeColumnToContents(c)
         self.table.resizeRowsToContents()
         self._fill_grid()
         self._syncing = False

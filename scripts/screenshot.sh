@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Regenerate docs/screenshot.png (the window as `clens` opens it) and docs/search.png (the demo gallery searched).
+# Regenerate the pictures in docs/: the window as `clens` opens it, the demo gallery searched (results grid),
+# the tissue demo searched, and the gallery's UMAP map with a query drawn in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 work=$(mktemp -d)
-CLENS_CACHE_DIR="$work/cache" XDG_CONFIG_HOME="$work/config" \
-  xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/clens --screenshot docs/screenshot.png
-CLENS_CACHE_DIR="$work/cache" XDG_CONFIG_HOME="$work/config2" \
-  xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/clens --gallery demo:shapes_sounds --search "a crimson disc" \
-  --screenshot docs/search.png
+shot() {  # shot NAME ARGS...: a fresh settings folder each time, one shared cache
+  local name=$1; shift
+  CLENS_CACHE_DIR="$work/cache" XDG_CONFIG_HOME="$work/config-$name" \
+    xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/clens "$@" --screenshot "docs/$name.png"
+}
+shot screenshot
+shot search --gallery demo:shapes_sounds --search "a crimson disc"
+shot tissue --gallery demo:tissue --search "tumour necrosis present, poorly differentiated"
+shot projection --gallery demo:shapes_sounds --search "a crimson disc" --project umap
 rm -rf "$work"
