@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cl_core.hashing import open_regular
+
 # Kinds we recognise but refuse: they need external interpreters (EPS runs Ghostscript) or are not ours.
 REFUSED_KINDS = {
     "eps": "EPS/PostScript is refused: decoding it runs Ghostscript",
@@ -16,14 +18,21 @@ REFUSED_KINDS = {
 }
 
 
+# byte-order marks: UTF-16/32 text starts with bytes that look like an MP3 frame header, so they come first
+TEXT_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
+
+
 def sniff(path: Path, head: bytes | None = None) -> str:
-    """Return a content kind such as 'png', 'wav', 'npy', 'text' or 'unknown'."""
+    """Return a content kind such as 'png', 'wav', 'npy', 'text' or 'unknown'. A FIFO, device or socket is
+    refused (OSError) without reading from it."""
     if head is None:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(4096)
     if not head:
         return "empty"
     b = head
+    if b.startswith(TEXT_BOMS):
+        return "text"
     if b.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
     if b.startswith(b"\xff\xd8\xff"):

@@ -9,6 +9,9 @@ from pathlib import Path
 from cl_core.errors import ReaderError
 from cl_core.modality import Item, Modality
 
+# a byte-order mark names the encoding (UTF-32 before UTF-16: its BOM starts with UTF-16's); else UTF-8
+BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+        (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 TEXT_COLUMNS = ("text", "caption", "prompt", "query", "description", "report", "sentence")
 
 
@@ -17,10 +20,12 @@ def _decode(path: Path, max_bytes: int) -> str:
     size = path.stat().st_size
     if size > max_bytes:
         raise ReaderError(src, f"text file too large: {size:,} bytes exceeds {max_bytes:,}")
+    raw = path.read_bytes()
+    encoding = next((enc for bom, enc in BOMS if raw.startswith(bom)), "utf-8")
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        return raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise ReaderError(src, f"not UTF-8 text: {exc}") from None
+        raise ReaderError(src, f"not {encoding.upper()} text: {exc}") from None
 
 
 def read_text(path: Path, max_bytes: int) -> list[Item]:

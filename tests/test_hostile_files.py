@@ -1,0 +1,75 @@
+"""Files that are not files: a FIFO, a device, a socket given as an input or named in a manifest are refused at
+once with what they are (never read, never waited on), and the rest of the job goes on; UTF-16/32 text with a
+byte-order mark is text, not an MP3."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from cl_core import actions
+from cl_core.errors import ReaderError
+from cl_core.readers import read_path
+from cl_core.readers.sniff import sniff
+from media import make_gallery
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    path = tmp_path / "pipe.png"
+    os.mkfifo(path)
+    return path
+
+
+def test_a_fifo_is_refused_without_waiting(fifo):
+    with pytest.raises(ReaderError, match="FIFO"):
+        read_path(fifo)  # no writer exists: reading it would block forever
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
+def test_a_device_is_refused(device):
+    if not os.path.exists(device):
+        pytest.skip(f"{device} missing here")
+    with pytest.raises(ReaderError, match="character device"):
+        read_path(device)
+
+
+def test_a_socket_is_refused(tmp_path):
+    path = tmp_path / "s.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+        with pytest.raises(ReaderError, match="socket"):
+            read_path(path)
+
+
+def test_a_gallery_naming_a_fifo_and_dev_zero_embeds_the_rest(native_model, tmp_path, fifo):
+    folder = make_gallery(tmp_path / "g", n=4)
+    manifest = folder / "manifest.csv"
+    manifest.write_text(manifest.read_text() + f"bad1,{fifo},,,,\nbad2,/dev/zero,,,,\n", encoding="utf-8")
+    cache = actions.EmbeddingCache(tmp_path / "cache")
+    emb = actions.embed_source(native_model, manifest, cache)
+    reasons = {f.source: f.reason for f in emb.failures}
+    assert "FIFO" in reasons[str(fifo)] and "character device" in reasons["/dev/zero"]
+    assert len(emb.rows) == 12  # 4 images, 4 sounds, 4 captions
+    cache.close()
+
+
+def test_clens_embed_of_a_fifo_exits_with_one_line(native_dir, media_dir, fifo, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "cl_core", "embed", str(native_dir), str(fifo),
+                          str(media_dir / "red.png"), "--out", str(tmp_path / "e.npy"), "--quiet"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stderr
+    assert "FIFO" in out.stderr and "Traceback" not in out.stderr and (tmp_path / "e.npy").is_file()
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig"])
+def test_text_with_a_byte_order_mark_is_text(tmp_path, encoding):
+    path = tmp_path / "note.txt"
+    path.write_bytes("a crimson disc — ünïcode".encode(encoding))
+    assert sniff(path) == "text"
+    [item] = read_path(path)
+    assert item.data == "a crimson disc — ünïcode"
