@@ -73,3 +73,22 @@ def test_text_with_a_byte_order_mark_is_text(tmp_path, encoding):
     assert sniff(path) == "text"
     [item] = read_path(path)
     assert item.data == "a crimson disc — ünïcode"
+
+
+def test_a_file_name_that_is_not_utf8_is_kept_losslessly_and_printed_escaped(native_dir, tmp_path):
+    folder = make_gallery(tmp_path / "g", n=3)
+    odd = os.fsdecode(os.fsencode(folder) + b"/s1-\xff\xfe.png")
+    os.rename(folder / "s1.png", odd)
+    model = actions.open_model(native_dir).model
+    cache = actions.EmbeddingCache(tmp_path / "cache")
+    built = actions.build_index(model, folder, tmp_path / "idx", "flat", cache)
+    assert built.index is not None and odd in [r.source for r in built.index.rows]
+    assert odd in [r.source for r in actions.read_index(tmp_path / "idx").rows]  # the same name after a reload
+    again = actions.embed_source(model, folder, cache)
+    assert again.from_cache == len(again.rows) and not again.failures
+    cache.close()
+    out = subprocess.run([sys.executable, "-m", "cl_core", "project", str(tmp_path / "idx"), "--place", odd,
+                          "--model", str(native_dir), "--no-cache", "--quiet"], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert out.returncode == 0, out.stderr
+    assert "s1-\\udcff\\udcfe.png" in out.stdout and "Traceback" not in out.stderr

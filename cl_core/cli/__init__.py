@@ -30,6 +30,10 @@ def _route(argv: list[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None, gui: Callable[[argparse.Namespace], int] | None = None) -> int:
     """`gui` runs the window for `clens gui`; by default the installed front end's entry point."""
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed escaped, never a crash
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(_route(list(sys.argv[1:] if argv is None else argv)))
     verb = args.verb if args.verb != "index" else f"index {args.index_verb}"
     try:

@@ -23,7 +23,12 @@ from cl_core.errors import ClensError
 if TYPE_CHECKING:
     from cl_core import actions as actions_t
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _interrupted(done: int, where: str) -> int:
+    print(f"interrupted: {done} item(s) embedded and kept {where}", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def _actions():  # noqa: ANN202 - the actions layer, imported on first use (torch, faiss): `clens --help` stays fast
@@ -73,9 +78,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
     print_failures(result.failures)
     if not result.items:
         print("nothing was embedded", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INTERRUPTED if result.cancelled else EXIT_FAILED
     actions.save_embeddings(result, opened.model, out)
     print(f"wrote {len(result.items)} embeddings ({opened.model.embed_dim}-d) to {out}", file=sys.stderr)
+    if result.cancelled:
+        return _interrupted(len(result.items), f"(written to {out})")
     return EXIT_PARTIAL if result.failures else EXIT_OK
 
 
@@ -104,6 +111,8 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     with ProgressPrinter(args.quiet) as progress:
         built = actions.build_index(opened.model, args.source, args.out, args.kind, cache, progress.state)
     _summary(built.embedding, args.quiet)
+    if built.embedding.cancelled:
+        return _interrupted(built.embedding.embedded, "in the cache; run the same command again to continue")
     if built.index is None:
         print("nothing was embedded; no index written", file=sys.stderr)
         return EXIT_FAILED
@@ -208,6 +217,8 @@ def _measure(args: argparse.Namespace, run: Any, as_json: Any, as_text: Any) -> 
     with ProgressPrinter(args.quiet) as progress:
         got = run(opened.model, cache, progress.state)
     _summary(got.embedding, args.quiet)
+    if got.embedding.cancelled:
+        return _interrupted(got.embedding.embedded, "in the cache; run the same command again to continue")
     if not got.embedding.rows:
         return EXIT_FAILED
     if args.json:

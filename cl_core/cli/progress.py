@@ -3,7 +3,9 @@ modest rate when stderr is a file or a pipe, nothing with --quiet."""
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 from typing import IO, Any
 
@@ -66,7 +68,23 @@ class ProgressPrinter:
             self._bar = None
 
     def __enter__(self) -> ProgressPrinter:
+        """Ctrl+C (or SIGTERM) asks the job to stop: it returns what it finished (the cache keeps it) and the
+        verb exits 130; a second Ctrl+C stops at once."""
+        self.interrupted = False
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._interrupt)
         return self
 
+    def _interrupt(self, signum: int, _frame: Any) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        self.state.cancel()
+        self.message("interrupted: stopping after the current batch (Ctrl+C again to stop at once)")
+
     def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
         self._close_bar()

@@ -12,6 +12,7 @@ commit is rolled back by SQLite's journal. Rows are never updated in place to po
 
 from __future__ import annotations
 
+import base64
 import os
 import sqlite3
 import threading
@@ -36,6 +37,16 @@ ORPHAN_AGE_S = 3600.0  # an unreferenced segment younger than this may belong to
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("CLENS_CACHE_DIR") or user_cache_dir("contrastive-lens")) / "embeddings"
+
+
+def path_key(path: str) -> str:
+    """How a file's path is stored: as itself when it is valid UTF-8; a name that is not (bytes the file system
+    allows) is stored losslessly as base64 of its bytes, so it neither breaks SQLite nor collides."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return "b64:" + base64.b64encode(os.fsencode(path)).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -113,7 +124,9 @@ class EmbeddingCache:
     def file_digests(self, paths: Sequence[Path]) -> list[str | OSError]:
         """file_digest for many files: one memo read per 500 paths and one transaction for what was new,
         not a committed (fsynced) write per file. A file that cannot be read gives its OSError."""
-        keys = [str(Path(p).resolve()) for p in paths]
+        paths_ = [str(Path(p).resolve()) for p in paths]
+        keys = [path_key(p) for p in paths_]
+        where = dict(zip(keys, paths_, strict=True))
         memo: dict[str, tuple[int, int, str]] = {}
         with self._lock:
             for start in range(0, len(keys), 500):
@@ -125,15 +138,15 @@ class EmbeddingCache:
         fresh: list[tuple[str, int, int, str]] = []
         for key in keys:
             try:
-                st = os.stat(key)
+                st = os.stat(where[key])
                 known = memo.get(key)
                 if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
                     out.append(known[2])
                     continue
-                digest = file_sha256(Path(key))
-                after = os.stat(key)
+                digest = file_sha256(Path(where[key]))
+                after = os.stat(where[key])
                 if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):  # changed while hashing
-                    digest = file_sha256(Path(key))
+                    digest = file_sha256(Path(where[key]))
             except OSError as exc:
                 out.append(exc)
                 continue

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cl_core.embed.preparation import ItemOutcome, Preparation
-from cl_core.embed.worker import read_in_worker, warm_up
+from cl_core.embed.worker import read_in_worker, warm_up, watch_parent
 from cl_core.errors import ReaderError
 from cl_core.modality import Item, Modality
 from cl_core.readers import ReadLimits
@@ -45,7 +45,8 @@ class DecodePool:
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:  # jobs on several threads share one pool
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
+                                                 initializer=watch_parent, initargs=(os.getpid(),))
             return self._pool
 
     def warm(self) -> None:

@@ -150,18 +150,20 @@ def _run(model: BaseModel, gallery: Gallery, todo: list[int], digests: dict[int,
     # one stream for every file: the workers decode and preprocess ahead while the main process runs the
     # model, the texts included (they are embedded once the first files are on their way)
     stream = pool.stream_prepared(paths, declared, limits, Preparation.of(model), state, window=pool.workers * 32)
-    for k, (items, error, prepared) in stream:
-        i = files[k]
-        entry = gallery.entries[i]
-        if error is not None:
-            out.failures.append(Failure(error.source, error.reason, "read"))
-        else:
-            batcher.add(digests[i], entry, items, prepared)
-        done += 1
-        state.set_progress(done, total, f"embedding {Path(paths[k]).name}")
+    try:
+        for k, (items, error, prepared) in stream:
+            i = files[k]
+            entry = gallery.entries[i]
+            if error is not None:
+                out.failures.append(Failure(error.source, error.reason, "read"))
+            else:
+                batcher.add(digests[i], entry, items, prepared)
+            done += 1
+            state.set_progress(done, total, f"embedding {Path(paths[k]).name}")
+            add_texts()
         add_texts()
-    add_texts()
-    batcher.finish()
+    finally:  # also when cancelled: what is decoded is embedded (one partial batch), so the cache keeps it
+        batcher.finish()
 
 
 class _Batcher:

@@ -5,6 +5,9 @@ preprocessing are imported only when a job hands the worker a preparation."""
 from __future__ import annotations
 
 import importlib
+import os
+import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -14,6 +17,21 @@ from cl_core.readers import ReadLimits
 
 if TYPE_CHECKING:
     from cl_core.embed.preparation import ItemOutcome, Preparation
+
+
+PARENT_POLL_S = 1.0
+
+
+def watch_parent(parent: int) -> None:
+    """Runs as a decoder process starts: the process ends itself once the app that started it is gone (even
+    after a kill -9 of the app), instead of lingering as an orphan."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="clens-parent-watch", daemon=True).start()
 
 
 def resolve(reader: str) -> Callable[..., list[Item]]:

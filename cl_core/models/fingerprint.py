@@ -36,7 +36,7 @@ def model_fingerprint(model: BaseModel, digest: Callable[[Path], str] = file_sha
     source = Path(model.source)
     for f in model_files(source):
         rel = f.name if source.is_file() else f.relative_to(source).as_posix()
-        h.update(f"\0{rel}\0{digest(f)}".encode())
+        h.update(f"\0{rel}\0{digest(f)}".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:32]
 
 

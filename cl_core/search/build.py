@@ -43,7 +43,7 @@ def content_key(emb: GalleryEmbedding) -> str:
     """Hash of what an index is built from (rows and vectors): equal keys, interchangeable indexes."""
     h = hashlib.sha256(emb.model_fingerprint.encode())
     for r in emb.rows:
-        h.update(f"\0{r.sample_id}\0{r.source}\0{r.modality.value}".encode())
+        h.update(f"\0{r.sample_id}\0{r.source}\0{r.modality.value}".encode("utf-8", "surrogateescape"))
     h.update(np.ascontiguousarray(emb.vectors, np.float32).tobytes())
     return h.hexdigest()
 
@@ -60,7 +60,7 @@ def reuse_or_build(model: BaseModel, emb: GalleryEmbedding, cache_root: str | Pa
                    state: TaskState | None = None) -> store.IndexSet:
     """The app's index for a gallery, kept under the cache folder: loaded when it was built from the same
     rows and vectors by the same model, else rebuilt (and the stale one replaced atomically)."""
-    origin = hashlib.sha256(emb.gallery.origin.encode()).hexdigest()[:16]
+    origin = hashlib.sha256(emb.gallery.origin.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     folder = Path(cache_root) / "indexes" / f"{emb.model_fingerprint[:16]}-{origin}"
     key = content_key(emb)
     try:

@@ -161,7 +161,7 @@ def save(index_set: IndexSet, folder: str | Path) -> Path:
         files[name] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
 
     put(f"rows-{tag}.json", json.dumps([[r.entry, r.sample_id, r.source, r.modality.value, r.label, r.text]
-                                        for r in index_set.rows], ensure_ascii=False).encode())
+                                        for r in index_set.rows], ensure_ascii=False).encode("utf-8", "surrogatepass"))
     vec_name = f"vectors-{tag}.npy"
     with atomic_write(folder / vec_name) as fh:
         np.save(fh, np.asarray(index_set.vectors, np.float32), allow_pickle=False)

@@ -1,0 +1,66 @@
+"""Ctrl+C and SIGTERM: a headless job stops after its batch, keeps what it embedded (the cache), exits 130 with
+one line; decoder processes end themselves when the app that started them is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from media import make_gallery
+
+DEADLINE_S = 60.0
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in state  # a zombie has exited; only its parent's bookkeeping is left
+
+
+def test_ctrl_c_keeps_what_was_embedded_and_exits_130(native_dir, tmp_path):
+    gallery = make_gallery(tmp_path / "g", n=300)
+    cmd = [sys.executable, "-m", "cl_core", "index", "build", str(native_dir), str(gallery / "manifest.csv"),
+           "--out", str(tmp_path / "idx"), "--cache", str(tmp_path / "cache")]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # plain progress lines: the first one of the embedding stage
+        if line.startswith("embedding"):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.communicate(timeout=DEADLINE_S)[1]
+    assert proc.returncode == 130, rest
+    assert "kept in the cache" in rest and "Traceback" not in rest
+    kept = int(rest.split("interrupted: ")[-1].split()[0])
+    assert kept > 0
+    assert not (tmp_path / "idx").exists()
+    again = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    summary = next(line for line in again.stderr.splitlines() if "from the cache" in line)
+    assert int(summary.split("(")[1].split()[0]) >= kept  # what the first run embedded was not embedded again
+
+
+def test_decoder_processes_end_when_the_app_is_killed(tmp_path):
+    script = (
+        "from cl_core.embed.decode_pool import DecodePool\n"
+        "from cl_core.embed.worker import warm_up\n"
+        "pool = DecodePool(workers=2)\n"
+        "list(pool.calls(warm_up, [(pool.reader,), (pool.reader,)]))\n"
+        "print(' '.join(map(str, pool._pool._processes)), flush=True)\n"
+        "import time\n"
+        "time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    workers = [int(p) for p in proc.stdout.readline().split()]
+    assert workers and not any(_gone(p) for p in workers)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + DEADLINE_S
+    while not all(_gone(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling for processes outside this one: there is no event to wait on
+    assert all(_gone(p) for p in workers)
