@@ -92,3 +92,16 @@ def test_a_file_name_that_is_not_utf8_is_kept_losslessly_and_printed_escaped(nat
                          timeout=120, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
     assert out.returncode == 0, out.stderr
     assert "s1-\\udcff\\udcfe.png" in out.stdout and "Traceback" not in out.stderr
+
+
+def test_a_file_rewritten_with_its_size_and_mtime_kept_is_hashed_again(tmp_path):
+    cache = actions.EmbeddingCache(tmp_path / "cache")
+    path = tmp_path / "a.txt"
+    path.write_text("a red circle", encoding="utf-8")
+    st = path.stat()
+    first = cache.file_digest(path)
+    path.write_text("a tan square", encoding="utf-8")  # same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old mtime: only ctime tells
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    assert cache.file_digest(path) != first
+    cache.close()

@@ -39,6 +39,10 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("CLENS_CACHE_DIR") or user_cache_dir("contrastive-lens")) / "embeddings"
 
 
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
 def path_key(path: str) -> str:
     """How a file's path is stored: as itself when it is valid UTF-8; a name that is not (bytes the file system
     allows) is stored losslessly as base64 of its bytes, so it neither breaks SQLite nor collides."""
@@ -94,8 +98,9 @@ class EmbeddingCache:
             self._db.executescript("""
                 BEGIN;
                 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-                CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
-                                                 digest TEXT);
+                CREATE TABLE IF NOT EXISTS file_stats(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
+                                                      ctime_ns INTEGER, inode INTEGER, digest TEXT);
+                DROP TABLE IF EXISTS files;
                 CREATE TABLE IF NOT EXISTS segments(name TEXT PRIMARY KEY, model TEXT, rows INTEGER, dim INTEGER);
                 CREATE TABLE IF NOT EXISTS items(model TEXT, digest TEXT, ordinal INTEGER, modality TEXT,
                                                  suffix TEXT, text TEXT, segment TEXT, row INTEGER, reason TEXT,
@@ -115,7 +120,7 @@ class EmbeddingCache:
     # ---- content hashes, memoised by (path, size, mtime) -----------------------------------
 
     def file_digest(self, path: Path) -> str:
-        """sha256 of the file; reused while its size and mtime are unchanged (raises OSError)."""
+        """sha256 of the file; reused while nothing a user can change about it has changed (raises OSError)."""
         got = self.file_digests([path])[0]
         if isinstance(got, OSError):
             raise got
@@ -123,38 +128,42 @@ class EmbeddingCache:
 
     def file_digests(self, paths: Sequence[Path]) -> list[str | OSError]:
         """file_digest for many files: one memo read per 500 paths and one transaction for what was new,
-        not a committed (fsynced) write per file. A file that cannot be read gives its OSError."""
+        not a committed (fsynced) write per file. A file that cannot be read gives its OSError.
+
+        A memoised digest is reused only while size, mtime, ctime and inode are all unchanged: a file rewritten
+        with other content and its mtime set back still changes ctime (which no user call can set), and a file
+        replaced by another one changes inode, so either is hashed again."""
         paths_ = [str(Path(p).resolve()) for p in paths]
         keys = [path_key(p) for p in paths_]
         where = dict(zip(keys, paths_, strict=True))
-        memo: dict[str, tuple[int, int, str]] = {}
+        memo: dict[str, tuple[tuple[int, int, int, int], str]] = {}
         with self._lock:
             for start in range(0, len(keys), 500):
                 chunk = keys[start:start + 500]
-                memo.update((k, (size, mtime, d)) for k, size, mtime, d in self._db.execute(
-                    f"SELECT path, size, mtime_ns, digest FROM files WHERE path IN ({','.join('?' * len(chunk))})",
-                    chunk))
+                memo.update((k, ((size, mtime, ctime, inode), d)) for k, size, mtime, ctime, inode, d in self._db.execute(
+                    "SELECT path, size, mtime_ns, ctime_ns, inode, digest FROM file_stats WHERE path IN "
+                    f"({','.join('?' * len(chunk))})", chunk))
         out: list[str | OSError] = []
-        fresh: list[tuple[str, int, int, str]] = []
+        fresh: list[tuple[str, int, int, int, int, str]] = []
         for key in keys:
             try:
-                st = os.stat(where[key])
+                st = _stamp(os.stat(where[key]))
                 known = memo.get(key)
-                if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
-                    out.append(known[2])
+                if known is not None and known[0] == st:
+                    out.append(known[1])
                     continue
                 digest = file_sha256(Path(where[key]))
-                after = os.stat(where[key])
-                if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):  # changed while hashing
+                after = _stamp(os.stat(where[key]))
+                if after != st:  # changed while hashing
                     digest = file_sha256(Path(where[key]))
             except OSError as exc:
                 out.append(exc)
                 continue
-            fresh.append((key, after.st_size, after.st_mtime_ns, digest))
+            fresh.append((key, *after, digest))
             out.append(digest)
         if fresh:
             with self._transaction():
-                self._db.executemany("INSERT OR REPLACE INTO files VALUES(?,?,?,?)", fresh)
+                self._db.executemany("INSERT OR REPLACE INTO file_stats VALUES(?,?,?,?,?,?)", fresh)
         return out
 
     @contextmanager
