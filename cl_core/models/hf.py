@@ -7,7 +7,6 @@ then load weights-only through our own loader.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from cl_core.errors import CheckpointError, UnsafeCheckpointError
 from cl_core.formats import SAFETENSORS_SUFFIX
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, ItemPreparer, Prepared
+from cl_core.models.config_limits import read_config
 from cl_core.models.keys import key_mismatch
 from cl_core.models.preprocess import resample, windows
 from cl_core.models.safety import load_weights, validate_safetensors
@@ -31,12 +31,7 @@ MAX_LENGTH_PADDING = ("siglip",)  # SigLIP was trained on max_length-padded text
 
 def read_hf_config(folder: Path) -> dict[str, Any]:
     path = folder / "config.json"
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: unreadable Hugging Face config: {exc}") from None
-    if not isinstance(cfg, dict):
-        raise CheckpointError(f"{path}: not a JSON object")
+    cfg = read_config(path, "Hugging Face config")
     if cfg.get("auto_map"):
         code = sorted(p.name for p in folder.glob("*.py"))
         raise UnsafeCheckpointError(

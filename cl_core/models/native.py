@@ -19,6 +19,7 @@ from cl_core.formats import NATIVE_CONFIG, NATIVE_WEIGHTS
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, ItemPreparer, Prepared
 from cl_core.models.clip_tokenizer import get_clip_tokenizer
+from cl_core.models.config_limits import read_config
 from cl_core.models.keys import key_mismatch
 from cl_core.models.preprocess import (
     AudioItemPreparer,
@@ -150,10 +151,7 @@ def from_config(config: dict[str, Any], net: NativeNet, source: Path, device: to
 
 def load_native(folder: Path, device: torch.device) -> NativeModel:
     cfg_path = folder / NATIVE_CONFIG
-    try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{cfg_path}: unreadable config: {exc}") from None
+    config = read_config(cfg_path)
     validate_config(config, str(cfg_path))
     weights = folder / NATIVE_WEIGHTS
     if not weights.is_file():

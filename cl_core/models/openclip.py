@@ -7,7 +7,6 @@ OpenAI/open_clip key layout (.safetensors, or .pt/.bin opened weights-only), arc
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, ItemPreparer, Prepared
 from cl_core.models.clip_arch import ClipModel, infer_openai_cfg
 from cl_core.models.clip_tokenizer import get_clip_tokenizer
+from cl_core.models.config_limits import read_config
 from cl_core.models.preprocess import ImageItemPreparer, ImagePreprocess, prepare_each
 from cl_core.models.safety import load_weights
 
@@ -68,10 +68,7 @@ def _build(name: str, fmt: str, source: Path, model_cfg: dict[str, Any], pre: di
 
 def load_openclip_folder(folder: Path, device: torch.device, allow_pickle: bool = False) -> OpenClipModel:
     cfg_path = folder / OPENCLIP_CONFIG
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{cfg_path}: unreadable open_clip config: {exc}") from None
+    cfg = read_config(cfg_path, "open_clip config")
     model_cfg = cfg.get("model_cfg")
     if not isinstance(model_cfg, dict) or "embed_dim" not in model_cfg:
         raise CheckpointError(f"{cfg_path}: has no model_cfg with embed_dim")
@@ -90,10 +87,7 @@ def load_openai_file(path: Path, device: torch.device, allow_pickle: bool = Fals
     side_cfg = path.with_name(path.stem + ".json")
     pre: dict[str, Any] = {}
     if side_cfg.is_file():  # open_clip style config next to the weights overrides what shapes imply
-        try:
-            extra = json.loads(side_cfg.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"{side_cfg}: unreadable config: {exc}") from None
+        extra = read_config(side_cfg, "open_clip config")
         model_cfg = extra.get("model_cfg", model_cfg)
         pre = extra.get("preprocess_cfg", {}) or {}
     return _build(path.stem, "openai_clip", path, model_cfg, pre, sd, device)
