@@ -47,3 +47,13 @@ def test_the_real_fixture_configs_pass(native_dir, hf_clip, openclip_dir):
         read_config(path)  # no refusal for what real libraries write
     vocab = {"text_config": {"vocab_size": 49_408, "hidden_size": 8_192, "max_position_embeddings": 77}}
     check_config(vocab, "cfg")
+
+
+def test_a_hostile_image_processor_size_is_refused(hf_clip, tmp_path):
+    folder = tmp_path / "hf"
+    shutil.copytree(hf_clip[0], folder)
+    pre = json.loads((folder / "preprocessor_config.json").read_text())
+    pre["size"] = {"shortest_edge": 200_000}
+    (folder / "preprocessor_config.json").write_text(json.dumps(pre))
+    with pytest.raises(CheckpointError, match="shortest_edge"):
+        actions.open_model(folder)

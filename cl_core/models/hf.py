@@ -26,6 +26,7 @@ from cl_core.models.safety import load_weights, validate_safetensors
 
 FEATURE_METHODS = {Modality.IMAGE: "get_image_features", Modality.TEXT: "get_text_features",
                    Modality.AUDIO: "get_audio_features"}
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")  # tokenizers write 1e30 sentinels
 MAX_LENGTH_PADDING = ("siglip",)  # SigLIP was trained on max_length-padded text without a mask
 
 
@@ -228,6 +229,9 @@ def _load_part(kind: str, folder: Path) -> Any:
     import transformers
 
     loader = getattr(transformers, kind)
+    for name in PROCESSOR_FILES:  # checked before transformers builds anything from them
+        if (folder / name).is_file():
+            read_config(folder / name, name)
     try:
         return loader.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
