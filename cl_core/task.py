@@ -41,6 +41,12 @@ class TaskState:
     def cancel(self) -> None:
         self._cancel.set()
 
+    def child(self, on_progress: ProgressCallback | None = None) -> TaskState:
+        """A state for one step of this job: cancelled with it; its progress goes to `on_progress`."""
+        sub = TaskState(on_progress=on_progress, on_message=self._on_message)
+        sub._cancel = self._cancel
+        return sub
+
     @property
     def cancel_requested(self) -> bool:
         return self._cancel.is_set()

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from cl_core import actions
@@ -105,3 +106,29 @@ def test_a_file_rewritten_with_its_size_and_mtime_kept_is_hashed_again(tmp_path)
     assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
     assert cache.file_digest(path) != first
     cache.close()
+
+
+def test_embedding_many_files_goes_chunk_by_chunk_in_input_order(native_model, media_dir, monkeypatch):
+    from cl_core.embed import items as items_mod
+
+    files = [media_dir / "red.png", media_dir / "tone.wav", media_dir / "truncated.png", media_dir / "red.png"]
+    whole = items_mod.embed_paths(native_model, files, ["a red circle"])
+    monkeypatch.setattr(items_mod, "FILE_CHUNK", 1)  # one file decoded and embedded at a time
+    seen: list[int] = []
+    real = items_mod.collect_items
+    monkeypatch.setattr(items_mod, "collect_items", lambda p=(), *a, **k: seen.append(len(p)) or real(p, *a, **k))
+    chunked = items_mod.embed_paths(native_model, files, ["a red circle"])
+    assert max(seen) == 1
+    assert [it.source for it in chunked.items] == [it.source for it in whole.items]
+    assert np.allclose(chunked.vectors, whole.vectors, atol=1e-6)
+    assert [f.source for f in chunked.failures] == [f.source for f in whole.failures]
+
+
+def test_a_huge_picture_is_decoded_at_a_reduced_scale(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "big.png"
+    Image.new("RGB", (9000, 300), (200, 30, 30)).save(path)
+    [item] = read_path(path)
+    assert max(item.data.size) <= 4096 and item.meta["size"] == (9000, 300)
+    assert item.data.getpixel((10, 10)) == (200, 30, 30)

@@ -20,7 +20,7 @@ from cl_core.errors import Cancelled, ClensError, Failure, ReaderError
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, Prepared
 from cl_core.readers import ReadLimits
-from cl_core.task import TaskState
+from cl_core.task import Progress, TaskState
 
 
 @dataclass
@@ -36,12 +36,11 @@ class EmbedResult:
         return [f for f in self.failures if f.stage == "quarantine"]
 
 
-def collect_items(paths: Sequence[str | Path] = (), texts: Sequence[str] = (), modality: Modality | None = None,
-                  limits: ReadLimits | None = None, state: TaskState | None = None,
-                  pool: DecodePool | None = None) -> tuple[list[Item], list[Failure]]:
-    """Read files (folders are walked, sorted) in decoder processes, wrap texts; items in input order."""
-    items: list[Item] = []
-    failures: list[Failure] = []
+FILE_CHUNK = 64  # files decoded and embedded together by embed_paths
+
+
+def list_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The files named, folders walked (sorted; hidden files and channel-name sidecars left out)."""
     files: list[Path] = []
     for raw in paths:
         p = Path(raw)
@@ -50,6 +49,16 @@ def collect_items(paths: Sequence[str | Path] = (), texts: Sequence[str] = (), m
                                 and not x.name.endswith((".channels.json", ".channels.txt"))))
         else:
             files.append(p)
+    return files
+
+
+def collect_items(paths: Sequence[str | Path] = (), texts: Sequence[str] = (), modality: Modality | None = None,
+                  limits: ReadLimits | None = None, state: TaskState | None = None,
+                  pool: DecodePool | None = None) -> tuple[list[Item], list[Failure]]:
+    """Read files (folders are walked, sorted) in decoder processes, wrap texts; items in input order."""
+    items: list[Item] = []
+    failures: list[Failure] = []
+    files = list_files(paths)
     if files:
         own_pool = pool is None
         pool = pool or DecodePool()
@@ -169,13 +178,42 @@ def embed_paths(model: BaseModel, paths: Sequence[str | Path] = (), texts: Seque
                 modality: Modality | None = None, state: TaskState | None = None,
                 batch_size: int | None = None, limits: ReadLimits | None = None,
                 pool: DecodePool | None = None) -> EmbedResult:
-    """Read then embed; if reading is cancelled, nothing is embedded and the result says cancelled."""
+    """Read then embed, FILE_CHUNK files at a time: memory is bounded by a chunk of decoded items, not by the
+    number of inputs. Rows in input order (files, then texts); a cancel keeps every finished chunk."""
     state = state or TaskState()
+    files = list_files(paths)
+    out = EmbedResult(vectors=np.zeros((0, model.embed_dim), np.float32))
+    own_pool = pool is None and bool(files)
+    pool = pool or (DecodePool() if files else None)
+    chunks = [files[i:i + FILE_CHUNK] for i in range(0, len(files), FILE_CHUNK)]
     try:
-        items, failures = collect_items(paths, texts, modality, limits, state, pool)
-    except Cancelled:
-        return EmbedResult(cancelled=True, vectors=np.zeros((0, model.embed_dim), np.float32))
-    return embed_items(model, items, state, batch_size, failures)
+        for n, chunk in enumerate([*chunks, None]):  # None: the texts, last
+            start, size = n * FILE_CHUNK, len(chunk or ())
+
+            def overall(p: Progress, start: int = start, size: int = size) -> None:  # the chunk's share of the job
+                if size:
+                    state.set_progress(start + round(p.fraction * size), len(files), p.text)
+                else:
+                    state.set_progress(p.done, p.total, p.text)
+
+            inner = state.child(overall)
+            try:
+                items, failures = (collect_items(chunk, (), modality, limits, inner, pool) if chunk is not None
+                                   else collect_items((), texts))
+            except Cancelled:
+                out.cancelled = True
+                break
+            part = embed_items(model, items, inner, batch_size, failures)
+            out.items += part.items
+            out.vectors = np.concatenate([out.vectors, part.vectors.reshape(-1, model.embed_dim)])
+            out.failures += part.failures
+            if part.cancelled:
+                out.cancelled = True
+                break
+    finally:
+        if own_pool and pool is not None:
+            pool.close()
+    return out
 
 
 MISSING_TOWER = "model has no "

@@ -12,10 +12,13 @@ from cl_core.errors import ReaderError
 from cl_core.modality import Item, Modality
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+MAX_SIDE = 4096  # larger pictures are scaled down while decoding: no model looks at more, memory stays bounded
 
 
-def read_image(path: Path, max_pixels: int) -> list[Item]:
-    """Decode one image to RGB. Size is checked from the header before pixels are decoded."""
+def read_image(path: Path, max_pixels: int, max_side: int = MAX_SIDE) -> list[Item]:
+    """Decode one image to RGB. Size is checked from the header before pixels are decoded; a picture with a
+    side over `max_side` is decoded at a reduced scale (JPEG's DCT scaling via draft, else Image.reduce by a
+    whole factor, a box filter), so a 9000 x 9000 PNG does not come back as 243 MB of pixels."""
     src = str(path)
     try:
         with warnings.catch_warnings():
@@ -27,8 +30,12 @@ def read_image(path: Path, max_pixels: int) -> list[Item]:
                                            f"{max_pixels:,} pixels")
                 fmt = im.format
                 im.seek(0)
+                factor = -(-max(width, height) // max_side)  # ceil: the smallest whole factor that fits
+                if factor > 1 and fmt == "JPEG":
+                    im.draft("RGB", (width // factor, height // factor))
                 im.load()
-                rgb = ImageOps.exif_transpose(im).convert("RGB")
+                picture = im.reduce(factor) if factor > 1 and max(im.size) > max_side else im
+                rgb = ImageOps.exif_transpose(picture).convert("RGB")
     except ReaderError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
