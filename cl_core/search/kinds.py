@@ -20,6 +20,9 @@ import faiss
 import numpy as np
 
 from cl_core.choices import INDEX_KINDS as KINDS
+from cl_core.errors import ClensError
+
+IVFPQ_MIN = 256
 
 faiss.cvar.distance_compute_blas_threshold = 20  # batched flat search: BLAS from 20 queries on, ~8x faster
 
@@ -63,6 +66,9 @@ def build(kind: str, vectors: np.ndarray, seed: int = 0) -> Built:
         index.add(x)
         return Built(kind, index, {"efSearch": 64}, 4.0 * d + 2 * m * 4 * 1.05)
     if kind == "ivfpq":
+        if n < IVFPQ_MIN:  # product quantisation trains 256 centroids per sub-space
+            raise ClensError(f"an ivfpq index needs at least {IVFPQ_MIN} vectors of a modality to train on "
+                             f"(this one has {n}); use flat or hnsw, or let --kind auto choose")
         nlist = int(min(max(1, n // 39), max(16, 4 * math.sqrt(n))))
         m = _pq_subquantizers(d)
         quantizer = faiss.IndexFlatIP(d)

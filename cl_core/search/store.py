@@ -151,6 +151,8 @@ def _manifest(s: IndexSet, files: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def save(index_set: IndexSet, folder: str | Path) -> Path:
     """Write the folder so that a crash at any point leaves the old or the new index (see module doc)."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise IndexFileError(f"{folder}: exists and is not a folder; an index is written to a folder")
     folder.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:12]
     files: dict[str, dict[str, Any]] = {}
