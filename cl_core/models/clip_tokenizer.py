@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import heapq
 import html
 from pathlib import Path
 
@@ -30,8 +31,7 @@ def bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
-def _pairs(word: tuple[str, ...]) -> set[tuple[str, str]]:
-    return {(a, b) for a, b in zip(word, word[1:], strict=False)}
+CACHE_WORD_MAX = 100
 
 
 def clean_text(text: str) -> str:
@@ -64,30 +64,39 @@ class ClipTokenizer:
         return len(self.encoder)
 
     def _bpe(self, token: str) -> str:
+        """Byte-pair merges of one word, lowest rank first, in O(L log L): a heap of adjacent pairs over a
+        linked list of symbols. The reference loop (merge every occurrence of the best pair, rescan) is
+        quadratic in the word's length: a 100k-character word took minutes. The order is the same: a pair
+        made by a merge contains the merged token, so it was learned later than that merge and ranks after
+        it; the heap never runs it before the remaining occurrences of the current pair."""
         if token in self._cache:
             return self._cache[token]
-        word: tuple[str, ...] = tuple(token[:-1]) + (token[-1] + "</w>",)
-        pairs = _pairs(word)
-        while pairs:
-            best = min(pairs, key=lambda p: self.ranks.get(p, float("inf")))
-            if best not in self.ranks:
-                break
-            first, second = best
-            merged: list[str] = []
-            i = 0
-            while i < len(word):
-                if i < len(word) - 1 and word[i] == first and word[i + 1] == second:
-                    merged.append(first + second)
-                    i += 2
-                else:
-                    merged.append(word[i])
-                    i += 1
-            word = tuple(merged)
-            if len(word) == 1:
-                break
-            pairs = _pairs(word)
-        out = " ".join(word)
-        self._cache[token] = out
+        symbols = [*token[:-1], token[-1] + "</w>"]
+        n = len(symbols)
+        nxt = [*range(1, n), -1]
+        prev = list(range(-1, n - 1))
+        ranks = self.ranks
+        heap = [(r, i, symbols[i], symbols[i + 1]) for i in range(n - 1)
+                if (r := ranks.get((symbols[i], symbols[i + 1]))) is not None]
+        heapq.heapify(heap)
+        while heap:
+            _, i, a, b = heapq.heappop(heap)
+            j = nxt[i]
+            if j < 0 or symbols[i] != a or symbols[j] != b:
+                continue  # stale: one side was merged since this pair was queued
+            symbols[i] = a + b
+            symbols[j] = ""
+            nxt[i] = nxt[j]
+            if nxt[j] >= 0:
+                prev[nxt[j]] = i
+            left, right = prev[i], nxt[i]
+            if left >= 0 and (r := ranks.get((symbols[left], symbols[i]))) is not None:
+                heapq.heappush(heap, (r, left, symbols[left], symbols[i]))
+            if right >= 0 and (r := ranks.get((symbols[i], symbols[right]))) is not None:
+                heapq.heappush(heap, (r, i, symbols[i], symbols[right]))
+        out = " ".join(s for s in symbols if s)
+        if len(token) <= CACHE_WORD_MAX:  # long words are rare and would fill the cache
+            self._cache[token] = out
         return out
 
     def encode(self, text: str) -> list[int]:
