@@ -168,3 +168,14 @@ def test_every_exported_verb_is_itself_even_after_its_module_is_imported():
         importlib.import_module(module)  # importing a submodule must not hide an exported name
     for name in actions.__all__:
         assert not isinstance(getattr(actions, name), types.ModuleType), name
+
+
+def test_doctor_reports_versions_devices_cache_and_what_is_missing(capsys, tmp_path):
+    (tmp_path / "embeddings").mkdir()
+    (tmp_path / "embeddings" / "x.bin").write_bytes(b"\0" * 1000)
+    report = actions.doctor(tmp_path)
+    assert report["packages"]["torch"] and report["devices"]["torch_build"]
+    assert report["cache"] == {"folder": str(tmp_path), "bytes": 1000}
+    assert all({"what", "for", "fix"} <= set(m) for m in report["missing"])
+    code, out, _ = run_cli(capsys, "doctor", "--cache", tmp_path)
+    assert code == 0 and "torch build" in out and "cache:" in out

@@ -210,6 +210,29 @@ def cmd_project(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if placed is not None and placed.failures else EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    report = _actions().doctor(args.cache)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print(f"Contrastive Lens {report['packages'].get('contrastive-lens') or '(source)'} on Python {report['python']}, "
+          f"{report['platform']}")
+    dev = report["devices"]
+    gpus = ", ".join(f"{g['name']} ({g['memory_gb']} GB)" for g in dev["cuda"]) or "none"
+    print(f"  torch build: {dev['torch_build']}; CUDA devices: {gpus}; Apple MPS: {'yes' if dev['mps'] else 'no'}; "
+          f"CPU threads: {dev['cpu_threads']}")
+    print("  packages: " + ", ".join(f"{k} {v}" for k, v in report["packages"].items() if v))
+    qt = report["qt"]
+    print(f"  Qt platform: {qt['QT_QPA_PLATFORM'] or 'default'}; display: {qt['display'] or 'none'}"
+          + (f" ({qt['note']})" if qt["note"] else ""))
+    print(f"  cache: {report['cache']['folder']} ({report['cache']['bytes'] / 2**20:,.1f} MB)")
+    for m in report["missing"]:
+        print(f"  missing: {m['what']} (for {m['for']}): {m['fix']}")
+    if not report["missing"]:
+        print("  nothing missing")
+    return EXIT_OK
+
+
 def _measure(args: argparse.Namespace, run: Any, as_json: Any, as_text: Any) -> int:
     """eval and diagnose: open the model, embed the gallery (cache first), measure, print."""
     cache = _cache(args)
@@ -242,4 +265,4 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"info": cmd_info, "embed": cmd_embed, "train": cmd_train, "demo": cmd_demo,
-            "index build": cmd_index_build, "search": cmd_search, "project": cmd_project, "eval": cmd_eval, "diagnose": cmd_diagnose}
+            "doctor": cmd_doctor, "index build": cmd_index_build, "search": cmd_search, "project": cmd_project, "eval": cmd_eval, "diagnose": cmd_diagnose}

@@ -8,7 +8,7 @@ import math
 from cl_core.choices import DEVICE_CHOICES, FUSIONS, INDEX_KINDS, PROJECTIONS
 from cl_core.modality import Modality
 
-VERBS = ("gui", "info", "embed", "demo", "train", "index", "search", "project", "eval", "diagnose")
+VERBS = ("gui", "info", "embed", "demo", "train", "index", "search", "project", "eval", "diagnose", "doctor")
 
 
 def _modality(value: str) -> Modality:
@@ -156,4 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("-k", type=_positive_int, default=10, help="neighbourhood size for hubness and agreement")
     dg.add_argument("--json", action="store_true")
     _cache_args(dg)
+    doc = sub.add_parser("doctor", help="versions, devices, Qt, cache folder, and what is missing (for bug reports)")
+    doc.add_argument("--cache", default=None, help="the cache folder to measure (default: the user cache folder)")
+    doc.add_argument("--json", action="store_true")
     return parser
