@@ -13,6 +13,7 @@ from cl_core.embed.cache import EmbeddingCache
 from cl_core.embed.decode_pool import DecodePool
 from cl_core.embed.gallery import embed_gallery
 from cl_core.embed.sources import GalleryError, open_source, read_manifest
+from cl_core.errors import ClensError
 from cl_core.modality import Modality
 from cl_core.task import TaskState
 from media import make_gallery
@@ -262,3 +263,29 @@ def test_hugging_face_and_open_clip_images_prepared_in_workers_match_encode(kind
     assert not failures and len(rows) == 3
     assert {f.source.rsplit(".", 1)[-1] for f in job.failures} == {"wav"}
     np.testing.assert_allclose(job.vectors[rows], model.encode(Modality.IMAGE, items), atol=1e-5)
+
+
+def test_cache_info_and_prune_forget_one_model_and_old_files(native_model, tmp_path):
+    from cl_core import actions
+
+    folder = make_gallery(tmp_path / "g", n=4)
+    cache = EmbeddingCache(tmp_path / "cache")
+    first = embed_gallery(native_model, open_source(folder), cache)
+    assert first.embedded == len(first.rows)
+    cache.close()
+    info = actions.cache_info(tmp_path / "cache")
+    [(fp, usage)] = info["models"].items()
+    assert fp == first.model_fingerprint and usage["items"] == len(first.rows) and usage["bytes"] > 0
+    assert actions.cache_prune(tmp_path / "cache", older_than_days=1)["items"] == 0  # nothing that old
+    segments = list((tmp_path / "cache" / "segments").glob("*.npy"))
+    for path in segments:  # written two days ago
+        os.utime(path, (path.stat().st_atime - 2 * 86_400, path.stat().st_mtime - 2 * 86_400))
+    got = actions.cache_prune(tmp_path / "cache", older_than_days=1)
+    assert got["items"] == len(first.rows) and not list((tmp_path / "cache" / "segments").glob("*.npy"))
+    cache = EmbeddingCache(tmp_path / "cache")
+    again = embed_gallery(native_model, open_source(folder), cache)
+    assert again.from_cache == 0 and again.embedded == len(again.rows)  # embedded anew, nothing stale
+    assert actions.cache_prune(tmp_path / "cache", model=first.model_fingerprint[:8])["items"] == len(again.rows)
+    cache.close()
+    with pytest.raises(ClensError, match="say what to prune"):
+        actions.cache_prune(tmp_path / "cache")

@@ -47,6 +47,10 @@ CASES = [
     ["eval", "{model}", "{root}/missing.csv"],
     ["eval", "{model}", "{gallery}", "--template", "{{x}}", "--no-cache"],
     ["diagnose", "{model}", "{gallery}", "-k", "-1"],
+    ["cache", "prune", "--cache", "{root}/c"],
+    ["cache", "prune", "--older-than", "nan", "--cache", "{root}/c"],
+    ["cache", "prune", "--older-than", "-1", "--cache", "{root}/c"],
+    ["doctor", "--cache", "{not_json}", "--bogus"],
     ["nonsense-verb-that-is-a-missing-path-opens-the-gui-instead"],
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -210,6 +211,32 @@ def cmd_project(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if placed is not None and placed.failures else EXIT_OK
 
 
+def cmd_cache_info(args: argparse.Namespace) -> int:
+    info = _actions().cache_info(args.cache)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    print(f"{info['folder']}: {info['bytes'] / 2**20:,.1f} MB of embeddings")
+    for fp, m in sorted(info["models"].items(), key=lambda kv: -kv[1]["bytes"]):
+        newest = time.strftime("%Y-%m-%d", time.localtime(m["newest"])) if m["newest"] else "-"
+        print(f"  model {fp[:16]}  {m['items']:>9,} items ({m['quarantined']} quarantined)  "
+              f"{m['bytes'] / 2**20:>9,.1f} MB  last written {newest}")
+    for name, size in info["derived"].items():
+        print(f"  {name:<11} {size / 2**20:,.1f} MB")
+    return EXIT_OK
+
+
+def cmd_cache_prune(args: argparse.Namespace) -> int:
+    got = _actions().cache_prune(args.cache, args.older_than, args.model)
+    if args.json:
+        print(json.dumps(got, indent=2))
+    else:
+        print(f"forgot {got['items']:,} items in {got['segments']} segment(s), {got['bytes'] / 2**20:,.1f} MB"
+              + (f"; {got['derived_files']} thumbnail/map/index file(s), {got['derived_bytes'] / 2**20:,.1f} MB"
+                 if "derived_files" in got else ""))
+    return EXIT_OK
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     report = _actions().doctor(args.cache)
     if args.json:
@@ -265,4 +292,4 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"info": cmd_info, "embed": cmd_embed, "train": cmd_train, "demo": cmd_demo,
-            "doctor": cmd_doctor, "index build": cmd_index_build, "search": cmd_search, "project": cmd_project, "eval": cmd_eval, "diagnose": cmd_diagnose}
+            "doctor": cmd_doctor, "cache info": cmd_cache_info, "cache prune": cmd_cache_prune, "index build": cmd_index_build, "search": cmd_search, "project": cmd_project, "eval": cmd_eval, "diagnose": cmd_diagnose}

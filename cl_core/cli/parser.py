@@ -8,7 +8,7 @@ import math
 from cl_core.choices import DEVICE_CHOICES, FUSIONS, INDEX_KINDS, PROJECTIONS
 from cl_core.modality import Modality
 
-VERBS = ("gui", "info", "embed", "demo", "train", "index", "search", "project", "eval", "diagnose", "doctor")
+VERBS = ("gui", "info", "embed", "demo", "train", "index", "search", "project", "eval", "diagnose", "doctor", "cache")
 
 
 def _modality(value: str) -> Modality:
@@ -156,6 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("-k", type=_positive_int, default=10, help="neighbourhood size for hubness and agreement")
     dg.add_argument("--json", action="store_true")
     _cache_args(dg)
+    ca = sub.add_parser("cache", help="the embedding cache: what it holds (info), making it smaller (prune)"
+                        ).add_subparsers(dest="cache_verb", required=True, metavar="VERB")
+    for name, text in (("info", "size per model, and of thumbnails, maps and indexes"),
+                       ("prune", "forget embeddings older than DAYS and/or of one model")):
+        c = ca.add_parser(name, help=text)
+        c.add_argument("--cache", default=None, help="the cache folder (default: the user cache folder)")
+        c.add_argument("--json", action="store_true")
+        if name == "prune":
+            c.add_argument("--older-than", type=_finite, default=None, metavar="DAYS")
+            c.add_argument("--model", default=None, metavar="FINGERPRINT", help="a model fingerprint (or its start)")
     doc = sub.add_parser("doctor", help="versions, devices, Qt, cache folder, and what is missing (for bug reports)")
     doc.add_argument("--cache", default=None, help="the cache folder to measure (default: the user cache folder)")
     doc.add_argument("--json", action="store_true")

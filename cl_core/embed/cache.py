@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from platformdirs import user_cache_dir
@@ -254,6 +255,70 @@ class EmbeddingCache:
             self._db.executemany("INSERT OR REPLACE INTO items VALUES(?,?,?,?,?,?,?,?,?)", rows)
             self._db.executemany("INSERT OR REPLACE INTO complete VALUES(?,?,?)",
                                  [(model, d, n) for d, n in complete.items()])
+
+    # ---- how big it is, and making it smaller ----------------------------------------------------
+
+    def usage(self) -> dict[str, Any]:
+        """Per model fingerprint: items, quarantined rows, segments and their bytes on disk, newest write."""
+        with self._lock:
+            counts = self._db.execute("SELECT model, COUNT(*), SUM(reason IS NOT NULL) FROM items "
+                                      "GROUP BY model").fetchall()
+            segments = self._db.execute("SELECT name, model FROM segments").fetchall()
+        models: dict[str, dict[str, Any]] = {m: {"items": n, "quarantined": int(q or 0), "segments": 0, "bytes": 0,
+                                                 "newest": None} for m, n, q in counts}
+        for name, model in segments:
+            entry = models.setdefault(model, {"items": 0, "quarantined": 0, "segments": 0, "bytes": 0,
+                                              "newest": None})
+            try:
+                st = (self.root / "segments" / name).stat()
+            except OSError:
+                continue
+            entry["segments"] += 1
+            entry["bytes"] += st.st_size
+            entry["newest"] = max(entry["newest"] or 0.0, st.st_mtime)
+        return {"folder": str(self.root), "models": models,
+                "bytes": sum(m["bytes"] for m in models.values())}
+
+    def prune(self, older_than_s: float | None = None, model: str | None = None) -> dict[str, int]:
+        """Forget segments written more than `older_than_s` ago and/or those of `model` (a fingerprint or its
+        start), with their items, in one transaction; then delete their files (a crash in between leaves
+        unreferenced files, removed as orphans later). The files re-embed on next use."""
+        now = time.time()
+        with self._lock:
+            segments = self._db.execute("SELECT name, model FROM segments").fetchall()
+        chosen: list[str] = []
+        freed = 0
+        for name, owner in segments:
+            if model is not None and not owner.startswith(model):
+                continue
+            path = self.root / "segments" / name
+            try:
+                st = path.stat()
+            except OSError:
+                st = None
+            if older_than_s is not None and st is not None and now - st.st_mtime < older_than_s:
+                continue
+            chosen.append(name)
+            freed += st.st_size if st is not None else 0
+        removed_items = 0
+        with self._transaction():
+            for start in range(0, len(chosen), 500):
+                chunk = chosen[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                touched = self._db.execute(f"SELECT DISTINCT model, digest FROM items WHERE segment IN ({marks})",
+                                           chunk).fetchall()
+                self._db.executemany("DELETE FROM complete WHERE model=? AND digest=?", touched)
+                removed_items += self._db.execute(f"DELETE FROM items WHERE segment IN ({marks})", chunk).rowcount
+                self._db.execute(f"DELETE FROM segments WHERE name IN ({marks})", chunk)
+            if model is not None and older_than_s is None:  # the model's quarantine verdicts too
+                removed_items += self._db.execute("DELETE FROM items WHERE model LIKE ? AND segment IS NULL",
+                                                  (model + "%",)).rowcount
+        with self._lock:
+            for name in chosen:
+                self._maps.pop(name, None)
+        for name in chosen:
+            (self.root / "segments" / name).unlink(missing_ok=True)
+        return {"segments": len(chosen), "items": removed_items, "bytes": freed}
 
     def remove_orphans(self, min_age_s: float = ORPHAN_AGE_S) -> int:
         """Delete segment files no committed row references (left by a crash before its commit)."""
