@@ -24,7 +24,7 @@ _EXPORTS = {
     "cl_core.actions.analysis": ("Diagnosis", "Evaluation", "diagnose", "evaluate"),
     "cl_core.actions.demo": ("DemoFiles", "demo_available", "demo_files", "demo_for_model", "demo_of_gallery"),
     "cl_core.actions.caching": ("cache_info", "cache_prune"),
-    "cl_core.actions.doctor": ("doctor",),
+    "cl_core.actions.checkup": ("doctor",),
     "cl_core.actions.embed": ("embed_inputs", "save_embeddings"),
     "cl_core.actions.gallery": ("IndexBuilt", "build_index", "embed_source", "open_gallery"),
     "cl_core.actions.model": ("ModelOpened", "open_model"),
@@ -62,8 +62,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.actions.analysis import Diagnosis, Evaluation, diagnose, evaluate  # noqa: F401 - re-exported lazily
     from cl_core.actions.caching import cache_info, cache_prune  # noqa: F401 - re-exported lazily
+    from cl_core.actions.checkup import doctor  # noqa: F401 - re-exported lazily
     from cl_core.actions.demo import DemoFiles, demo_available, demo_files, demo_for_model, demo_of_gallery  # noqa: F401 - re-exported lazily
-    from cl_core.actions.doctor import doctor  # noqa: F401 - re-exported lazily
     from cl_core.actions.embed import embed_inputs, save_embeddings  # noqa: F401 - re-exported lazily
     from cl_core.actions.gallery import IndexBuilt, build_index, embed_source, open_gallery  # noqa: F401 - re-exported lazily
     from cl_core.actions.model import ModelOpened, open_model  # noqa: F401 - re-exported lazily

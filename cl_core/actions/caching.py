@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cl_core.actions.doctor import folder_size
+from cl_core.actions.checkup import folder_size
 from cl_core.embed.cache import EmbeddingCache
 from cl_core.errors import ClensError
 
