@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from cl_core.errors import CheckpointError, UnsafeCheckpointError
-from cl_core.formats import SAFETENSORS_SUFFIX
+from cl_core.formats import PICKLE_SUFFIXES, SAFETENSORS_SUFFIX
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, ItemPreparer, Prepared
 from cl_core.models.config_limits import read_config
@@ -43,7 +43,7 @@ def read_hf_config(folder: Path) -> dict[str, Any]:
 
 def _weights_in(folder: Path) -> tuple[list[Path], list[Path]]:
     safes = sorted(folder.glob(f"*{SAFETENSORS_SUFFIX}"))
-    pickles = sorted(p for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth")
+    pickles = sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES
                      and p.name.startswith(("pytorch_model", "model")))
     return safes, pickles
 
