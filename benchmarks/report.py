@@ -90,11 +90,27 @@ def projection_section(data: dict) -> list[str]:
     return lines
 
 
+def window_section(data: dict) -> list[str]:
+    hb, warm, first = data["heartbeat"], data["launch_s"], data["launch_first_s"]
+    ready = warm.get("demo model ready", 0)
+    return ["## The window", "", f"Machine: {data['machine']}; Qt offscreen (`benchmarks/bench_window.py`).", "",
+            "| what | figure | goal |", "|---|---:|---|",
+            f"| launch to window painted (median of 3, cache warm) | {warm.get('window painted')} s | |",
+            f"| launch to the demo model ready (usable: drop, type, search the inputs) | {ready} s "
+            f"{'✓' if ready <= 4 else '✗'} | ≤ 4 s |",
+            f"| launch to the demo gallery searchable | {warm.get('gallery searchable')} s | |",
+            f"| the same on a first launch (gallery generated and embedded) | {first.get('gallery searchable')} s | |",
+            f"| UI heartbeat while {hb['items']:,} items are embedded ({hb['embedded and indexed s']} s) and mapped by "
+            f"PCA: longest gap between 10 ms ticks | {hb['longest gap ms']} ms "
+            f"{'✓' if hb['longest gap ms'] <= 100 else '✗'} ({hb['gaps over 100 ms']} gaps over 100 ms of "
+            f"{hb['ticks']:,}) | ≤ 100 ms |"]
+
+
 def main() -> None:
     out = ["# Benchmark results", "", "Written by `bash benchmarks/run.sh` (figures from `benchmarks/results/*.json`).",
            "Speed and memory targets live here, never in timed tests.", ""]
     for name, section in (("embed", embed_section), ("search", search_section), ("drop", drop_section),
-                          ("projection", projection_section)):
+                          ("projection", projection_section), ("window", window_section)):
         path = HERE / "results" / f"{name}.json"
         if path.is_file():
             out += section(json.loads(path.read_text())) + [""]
