@@ -29,6 +29,7 @@ from cl_core.session import Session
 from cl_core.state import ProjectionState
 
 from .jobs import Jobs
+from .qt_util import export_figure
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf"]
@@ -315,25 +316,8 @@ class ProjectionPanel(QWidget):
     # ---- export ----------------------------------------------------------------------------------
 
     def export_to(self, path: str | Path) -> Path:
-        """PNG or SVG by the file's suffix: the map as it is drawn (Qt's own SVG writer; pyqtgraph's trips on
-        some paths)."""
-        from PySide6.QtGui import QPainter
-        from PySide6.QtSvg import QSvgGenerator
-
-        path = Path(path)
-        if path.suffix.lower() != ".svg":
-            if not self.plot.grab().save(str(path)):
-                raise OSError(f"{path}: could not write the image")
-            return path
-        generator = QSvgGenerator()
-        generator.setFileName(str(path))
-        generator.setSize(self.plot.size())
-        generator.setViewBox(self.plot.rect())
-        generator.setTitle("Contrastive Lens map")
-        painter = QPainter(generator)
-        self.plot.render(painter)
-        painter.end()
-        return path
+        """PNG or SVG by the file's suffix: the map as it is drawn."""
+        return export_figure(self.plot, path, "Contrastive Lens map")
 
     def export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export the map", "map.png", "PNG image (*.png);;SVG (*.svg)")

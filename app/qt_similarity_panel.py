@@ -6,13 +6,17 @@ session's selection is outlined here.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from cl_core.modality import Item, Modality
 from cl_core.session import Session
+
+from .qt_util import export_figure
 
 MAX_TICKS = 40
 EMPTY_HINT = "Embed two or more items to see their similarities."
@@ -49,16 +53,31 @@ class SimilarityPanel(QWidget):
         self.selection_box = pg.ScatterPlotItem(symbol="s", pen=pg.mkPen("#ff4d6d", width=2), brush=None, pxMode=False,
                                                 size=1.0)
         self.plot.addItem(self.selection_box)
+        self.export = QPushButton("Export…")
+        self.export.setToolTip("Save the similarity matrix as PNG or SVG")
+        self.export.clicked.connect(self.export_dialog)
         self.hover = QLabel(EMPTY_HINT)
         self.hover.setObjectName("hoverLabel")
         self.hover.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.view, 1)
-        layout.addWidget(self.hover)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.hover, 1)
+        bottom.addWidget(self.export)
+        layout.addLayout(bottom)
         self.view.scene().sigMouseMoved.connect(self._mouse_moved)
         self.view.scene().sigMouseClicked.connect(self._mouse_clicked)
         session.items_changed.connect(self.refresh)
         session.selection_changed.connect(self._show_selection)
+
+    def export_to(self, path: str | Path) -> Path:
+        return export_figure(self.view, path, "Contrastive Lens similarity matrix")
+
+    def export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the matrix", "similarity.png",
+                                              "PNG image (*.png);;SVG (*.svg)")
+        if path:
+            self.export_to(path)
 
     def refresh(self) -> None:
         self.matrix = self.session.similarity()

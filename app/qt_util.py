@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from PySide6.QtCore import QMimeData
+from PySide6.QtWidgets import QWidget
 
 
 def local_paths(mime: QMimeData) -> list[str]:
@@ -10,3 +14,26 @@ def local_paths(mime: QMimeData) -> list[str]:
     if not mime.hasUrls():
         return []
     return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
+
+
+def export_figure(widget: QWidget, path: str | Path, title: str = "Contrastive Lens") -> Path:
+    """A widget as drawn, to PNG or SVG by the file's suffix (Qt's own SVG writer; pyqtgraph's trips on some
+    paths)."""
+    from PySide6.QtGui import QPainter
+    from PySide6.QtSvg import QSvgGenerator
+
+    path = Path(path)
+    if path.suffix.lower() != ".svg":
+        if not widget.grab().save(str(path)):
+            raise OSError(f"{path}: could not write the image")
+        return path
+    generator = QSvgGenerator()
+    generator.setFileName(str(path))
+    generator.setSize(widget.size())
+    generator.setViewBox(widget.rect())
+    generator.setTitle(title)
+    painter = QPainter(generator)
+    view: Any = widget  # plot widgets are graphics views: their render() takes the painter
+    view.render(painter)
+    painter.end()
+    return path

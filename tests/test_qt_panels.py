@@ -139,3 +139,15 @@ def test_main_window_layout_round_trip(qtbot, tmp_path):
     second.show()
     assert second.docks["messages"].isHidden() and not second.docks["model"].isHidden()
     second.close()
+
+
+def test_similarity_matrix_exports_png_and_svg(qtbot, native_model, media_dir, tmp_path):
+    session = Session()
+    session.set_model(native_model)
+    panel = SimilarityPanel(session)
+    qtbot.addWidget(panel)
+    panel.resize(500, 500)
+    session.add_result(embed_paths(native_model, [media_dir / "red.png"], ["a cat", "a dog"]))
+    png, svg = panel.export_to(tmp_path / "m.png"), panel.export_to(tmp_path / "m.svg")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in svg.read_bytes()[:400] and svg.stat().st_size > 1000
