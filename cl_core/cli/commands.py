@@ -46,6 +46,21 @@ def _open(args: argparse.Namespace, cache: Any = None) -> actions_t.ModelOpened:
     return _actions().open_model(args.model, args.device, args.allow_pickle, cache)
 
 
+def _out_file_ok(verb: str, out: Path) -> bool:
+    """--out must name a file in an existing folder: checked before any model is loaded."""
+    if out.is_dir() or not out.parent.is_dir():
+        print(f"clens {verb}: --out {out}: " + ("is a folder" if out.is_dir() else f"no such folder {out.parent}"),
+              file=sys.stderr)
+        return False
+    return True
+
+
+def _index_with_model(args: argparse.Namespace, cache: Any) -> tuple[Any, Any]:
+    """An index folder and its model: --model when given, else the one the index records."""
+    model = _open(args, cache).model if args.model else None
+    return _actions().open_search_index(args.index, model, args.device, args.allow_pickle, cache)
+
+
 def _summary(emb: Any, quiet: bool) -> None:
     print_failures(emb.failures)
     if not quiet:
@@ -68,9 +83,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         print("clens embed: give input files/folders or --text", file=sys.stderr)
         return EXIT_USAGE
     out = Path(args.out)
-    if out.is_dir() or not out.parent.is_dir():
-        print(f"clens embed: --out {out}: " + ("is a folder" if out.is_dir() else f"no such folder {out.parent}"),
-              file=sys.stderr)
+    if not _out_file_ok("embed", out):
         return EXIT_USAGE
     opened = _open(args)
     with ProgressPrinter(args.quiet) as progress:
@@ -144,8 +157,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         print("clens search: give --query FILE, --text T or --queries FILE", file=sys.stderr)
         return EXIT_USAGE
     cache = _cache(args)
-    model = _open(argparse.Namespace(**{**vars(args), "model": args.model}), cache).model if args.model else None
-    model, index = actions.open_search_index(args.index, model, args.device, args.allow_pickle, cache)
+    model, index = _index_with_model(args, cache)
     common = dict(target=args.target_modality, k=args.k, fusion=args.fusion,
                   weights=tuple(args.weight) if args.weight else None, min_z=args.min_z, min_score=args.min_score)
     requests = [actions.SearchRequest(texts=(t,), **common) for t in batch]  # type: ignore[arg-type]
@@ -173,16 +185,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_project(args: argparse.Namespace) -> int:
     actions = _actions()
     out = Path(args.out) if args.out else None
-    if out is not None and (out.is_dir() or not out.parent.is_dir()):
-        print(f"clens project: --out {out}: " + ("is a folder" if out.is_dir() else f"no such folder {out.parent}"),
-              file=sys.stderr)
+    if out is not None and not _out_file_ok("project", out):
         return EXIT_USAGE
     cache = _cache(args)
     placing = bool(args.place or args.text)
     model = None
     if placing:  # the map's own model embeds what is placed; a map alone needs no model
-        model = _open(args, cache).model if args.model else None
-        model, index = actions.open_search_index(args.index, model, args.device, args.allow_pickle, cache)
+        model, index = _index_with_model(args, cache)
     else:
         index = actions.read_index(args.index)
     with ProgressPrinter(args.quiet) as progress:
