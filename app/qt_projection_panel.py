@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cl_core import actions
 from cl_core.actions import PROJECTIONS
 from cl_core.session import Session
 from cl_core.state import ProjectionState
@@ -34,6 +35,9 @@ from .qt_util import export_figure
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf"]
 DIM_ALPHA = 50
+MISSING_COLOUR = "#b0b0b0"
+SHADES = 64  # a continuous column is drawn in this many steps of the colour map
+LEGEND_MAX = 12
 MAX_DRAWN = 20_000  # more visible points than this are drawn as a density image (level of detail)
 GRID = 2048  # the density image's bins per axis over the whole map
 HINT = "Shift-drag a box or click points to select them; scroll to zoom, drag to pan."
@@ -84,8 +88,9 @@ class ProjectionPanel(QWidget):
         self.run_button.clicked.connect(self.run)
         self.colour = QComboBox()
         self.colour.addItems(["modality", "label"])
-        self.colour.setToolTip("Colour points by their modality or by the gallery's label column")
-        self.colour.currentTextChanged.connect(lambda text: setattr(self.state, "colour_by", text))
+        self.colour.setToolTip("Colour points by their modality, their label, or any column of the gallery's "
+                               "manifest (numbers with many values get a colour bar, others a legend)")
+        self.colour.currentTextChanged.connect(lambda text: text and setattr(self.state, "colour_by", text))
         self.pairs = QCheckBox("pairs and gap")
         self.pairs.setToolTip("Lines between the items of one sample in different modalities, and each "
                               "modality's centroid: the modality gap, drawn")
@@ -104,6 +109,10 @@ class ProjectionPanel(QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.legend = self.plot.addLegend(offset=(10, 10))
+        self.cmap = pg.colormap.get("viridis")
+        self.colour_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=self.cmap, interactive=False, width=14)
+        self.plot.getPlotItem().layout.addItem(self.colour_bar, 2, 5)
+        self.colour_bar.hide()
         self.lines = pg.PlotCurveItem(pen=pg.mkPen(120, 120, 120, 60, width=1), connect="pairs")
         self.points = pg.ScatterPlotItem(size=6, pen=None, hoverable=True, tip=self._tip)
         self.selected = pg.ScatterPlotItem(size=9, pen=pg.mkPen("#111111", width=1.5), brush=None)
@@ -134,9 +143,10 @@ class ProjectionPanel(QWidget):
         self._grid: np.ndarray | None = None
         self._grid_box = (0.0, 0.0, 1.0, 1.0)
         self.categories: list[str] = []
+        self.palette: list[QColor] = []
         self.codes = np.zeros(0, np.int64)
-        for name in ("colour_by", "show_pairs"):
-            getattr(self.state.events, name).connect(lambda *_: self.redraw())
+        self.state.events.colour_by.connect(lambda *_: self.recolour())
+        self.state.events.show_pairs.connect(lambda *_: self._draw_pairs() if len(self.coords) else None)
         session.gallery_changed.connect(self._gallery_changed)
         session.projection_changed.connect(self.redraw)
         session.gallery_selection_changed.connect(lambda _s: self._show_selection())
@@ -150,23 +160,54 @@ class ProjectionPanel(QWidget):
         self.jobs.project(self.state.method)
 
     def _gallery_changed(self) -> None:
-        has = self.session.index is not None
-        self.run_button.setEnabled(has)
-        if not has:
+        index = self.session.index
+        self.run_button.setEnabled(index is not None)
+        names = actions.colour_columns(index.meta) if index is not None else ["modality", "label"]
+        self.colour.blockSignals(True)
+        self.colour.clear()
+        self.colour.addItems(names)
+        self.colour.setCurrentText(self.state.colour_by if self.state.colour_by in names else "modality")
+        self.colour.blockSignals(False)
+        if self.state.colour_by not in names:
+            self.state.colour_by = "modality"
+        if index is None:
             self.info.setText("Open a gallery, then map it.")
 
     # ---- drawing ---------------------------------------------------------------------------------
 
-    def _category_of_rows(self) -> list[str]:
-        rows = self.session.index.rows if self.session.index is not None else []
-        if self.state.colour_by == "label":
-            return [r.label or "(no label)" for r in rows]
-        return [r.modality.value for r in rows]
+    def _colour_rows(self) -> None:
+        """Codes per row and a colour per code: categories from the palette, or a continuous column binned
+        into SHADES steps of the colour map (missing values grey), with the legend or the colour bar."""
+        index = self.session.index
+        assert index is not None
+        try:
+            how = actions.colouring(index.rows, index.meta, self.state.colour_by)
+        except KeyError:
+            how = actions.colouring(index.rows, index.meta, "modality")
+        self.legend.clear()
+        if how.kind == "continuous":
+            span = (how.high - how.low) or 1.0
+            steps = np.clip(((how.values - how.low) / span * (SHADES - 1)).round(), 0, SHADES - 1)
+            self.codes = np.where(np.isfinite(how.values), steps, SHADES).astype(np.int64)
+            self.palette = [self.cmap.map(i / (SHADES - 1), mode="qcolor") for i in range(SHADES)]
+            self.palette.append(QColor(MISSING_COLOUR))
+            self.categories = []
+            self.colour_bar.setLevels(values=(how.low, how.high))
+            self.colour_bar.show()
+            return
+        self.colour_bar.hide()
+        self.categories, self.codes = how.categories, how.codes
+        self.palette = [QColor(MISSING_COLOUR) if c == "(none)" else QColor(PALETTE[i % len(PALETTE)])
+                        for i, c in enumerate(self.categories)]
+        for colour, name in list(zip(self.palette, self.categories, strict=True))[:LEGEND_MAX]:
+            self.legend.addItem(pg.ScatterPlotItem(size=8, brush=pg.mkBrush(colour), pen=None), name)
+        if len(self.categories) > LEGEND_MAX:
+            self.legend.addItem(pg.ScatterPlotItem(size=0, pen=None), f"… {len(self.categories) - LEGEND_MAX} more")
 
     def _brushes(self, dim: bool) -> list[Any]:
         out = []
-        for i, _ in enumerate(self.categories):
-            c = QColor(PALETTE[i % len(PALETTE)])
+        for colour in self.palette:
+            c = QColor(colour)
             if dim:
                 c.setAlpha(DIM_ALPHA)
             out.append(pg.mkBrush(c))
@@ -174,8 +215,9 @@ class ProjectionPanel(QWidget):
 
     def redraw(self) -> None:
         projected = self.session.projection
-        self.legend.clear()
         if projected is None or self.session.index is None:
+            self.legend.clear()
+            self.colour_bar.hide()
             self.coords = np.zeros((0, 2), np.float32)
             self.density.hide()
             for item in (self.points, self.selected, self.hits, self.centroids, self.query):
@@ -186,13 +228,8 @@ class ProjectionPanel(QWidget):
         self.coords = np.asarray(projected.coords, np.float32)
         self._grid = None  # binned again on first need
         self.method.setCurrentIndex(PROJECTIONS.index(projected.projection.method))  # the map shown, however made
-        labels = self._category_of_rows()
-        self.categories = sorted(set(labels))
-        index = {c: i for i, c in enumerate(self.categories)}
-        self.codes = np.array([index[c] for c in labels], np.int64)
+        self._colour_rows()
         self._draw_points()
-        for i, name in enumerate(self.categories[:12]):
-            self.legend.addItem(pg.ScatterPlotItem(size=8, brush=PALETTE[i % len(PALETTE)], pen=None), name)
         self._draw_pairs()
         self._show_selection()
         self._show_hits()
@@ -201,6 +238,13 @@ class ProjectionPanel(QWidget):
         how = "from the cache" if projected.from_cache else f"fitted in {p.seconds:.1f} s"
         self.info.setText(f"{p.method.upper()} of all {len(self.coords):,} gallery items ({how}). {HINT}")
         self.view.autoRange()
+
+    def recolour(self) -> None:
+        """Colours changed, the view kept where the user put it."""
+        if len(self.coords) and self.session.index is not None:
+            self._colour_rows()
+            self._draw_points()
+            self._show_selection()
 
     def visible_rows(self) -> np.ndarray:
         (x0, x1), (y0, y1) = self.view.viewRange()

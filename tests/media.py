@@ -65,10 +65,10 @@ def make_gallery(folder, n: int = 6, seed: int = 0):
     """n samples, each an image, a sound and a caption; a manifest.csv ties them by id."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    lines = ["id,image,audio,caption,label,site"]
+    lines = ["id,image,audio,caption,label,site,depth"]
     for i in range(n):
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"s{i}.png")
         sf.write(folder / f"s{i}.wav", rng.standard_normal(4000).astype(np.float32) * 0.1, 8000)
-        lines.append(f"s{i},s{i}.png,s{i}.wav,caption number {i},{'cat' if i % 2 else 'dog'},site{i % 3}")
+        lines.append(f"s{i},s{i}.png,s{i}.wav,caption number {i},{'cat' if i % 2 else 'dog'},site{i % 3},{i * 0.5:.1f}")
     (folder / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder

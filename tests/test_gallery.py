@@ -25,7 +25,7 @@ def test_manifest_groups_rows_by_id_with_labels_and_metadata(tmp_path):
     s1 = [e for e in g.entries if e.sample_id == "s1"]
     assert [e.modality for e in s1] == [Modality.IMAGE, Modality.AUDIO, Modality.TEXT]
     assert s1[0].path == tmp_path / "g" / "s1.png" and s1[2].text == "caption number 1"
-    assert {e.label for e in s1} == {"cat"} and s1[0].meta == {"site": "site1"}
+    assert {e.label for e in s1} == {"cat"} and s1[0].meta == {"site": "site1", "depth": "0.5"}
 
 
 def test_parquet_manifest_reads_like_csv(tmp_path):

@@ -76,6 +76,27 @@ def test_box_selection_in_the_map_selects_results_and_back(qtbot, mapped):
     np.testing.assert_allclose(panel.selected.getData()[0], [session.projection.coords[hits[2].row, 0]])
 
 
+def test_colour_by_a_manifest_column_legend_or_colour_bar(mapped, monkeypatch):
+    session, _, panel, _ = mapped
+    names = [panel.colour.itemText(i) for i in range(panel.colour.count())]
+    assert names == ["modality", "label", "site", "depth"]
+    view = panel.view.viewRange()
+    panel.colour.setCurrentText("site")
+    assert panel.categories == ["site0", "site1", "site2"] and not panel.colour_bar.isVisible()
+    sites = [session.index.meta["site"][i] for i in range(len(session.index.rows))]
+    assert [panel.categories[c] for c in panel.codes] == sites
+    assert panel.view.viewRange() == view  # recolouring keeps the view
+    monkeypatch.setattr("cl_core.analysis.colouring.CONTINUOUS_MIN_DISTINCT", 5)
+    panel.colour.setCurrentText("depth")
+    assert panel.categories == [] and panel.colour_bar.isVisible()
+    depth = np.array([float(v) for v in session.index.meta["depth"]])
+    assert panel.colour_bar.levels() == pytest.approx((0.0, 4.5))
+    deepest, shallowest = int(np.argmax(depth)), int(np.argmin(depth))
+    assert panel.codes[deepest] == 63 and panel.codes[shallowest] == 0
+    brushes = panel.points.data["brush"]
+    assert brushes[deepest].color() != brushes[shallowest].color()
+
+
 def test_map_exports_png_and_svg_and_a_new_gallery_drops_it(qtbot, mapped, tmp_path):
     session, jobs, panel, _ = mapped
     png, svg = panel.export_to(tmp_path / "map.png"), panel.export_to(tmp_path / "map.svg")
@@ -121,9 +142,12 @@ def test_results_grid_thumbnails_export_and_more_like_this(qtbot, mapped, tmp_pa
         assert search.grid.item(r).icon().isNull() == bool(h.text)  # pictures for files, text for texts
     rows = list(csv.DictReader(open(search.export_to(tmp_path / "r.csv"), encoding="utf-8")))
     assert [r["source"] for r in rows] == [h.source for h in session.results]
+    samples = [int(h.sample_id[1:]) for h in session.results]  # the manifest's own columns travel along
+    assert [r["site"] for r in rows] == [f"site{i % 3}" for i in samples]
     assert [float(r["z"]) for r in rows] == pytest.approx([h.z for h in session.results])
     data = json.loads(search.export_to(tmp_path / "r.json").read_text())
     assert data["query"] == ["caption number 4"] and len(data["hits"]) == len(rows)
+    assert [h["meta"]["depth"] for h in data["hits"]] == [f"{i * 0.5:.1f}" for i in samples]
     image = next(h for h in files if h.modality == "image")
     jobs.more_like([image.row])
     wait_idle(qtbot, jobs)

@@ -33,8 +33,14 @@ def describe_projection(projected: Projected, index: IndexSet) -> dict[str, Any]
     p = projected.projection
     return {"method": p.method, "params": p.params, "count": len(p.coords), "from_cache": projected.from_cache,
             "seconds": round(p.seconds, 3),
-            "rows": [{"row": i, "sample": r.sample_id, "source": r.source, "modality": r.modality.value}
-                     for i, r in enumerate(index.rows)]}
+            "rows": [{"row": i, "sample": r.sample_id, "source": r.source, "modality": r.modality.value,
+                      **({"label": r.label} if r.label else {}),
+                      **_meta_of(index, i)} for i, r in enumerate(index.rows)]}
+
+
+def _meta_of(index: IndexSet, row: int) -> dict[str, Any]:
+    meta = {name: values[row] for name, values in index.meta.items() if values[row] not in (None, "")}
+    return {"meta": meta} if meta else {}
 
 
 def projections_folder(cache_root: str | Path) -> Path:

@@ -72,7 +72,7 @@ EXPORT_COLUMNS = ("rank", "source", "sample_id", "modality", "score", "z", "labe
 
 def export_hits(hits: list[Hit], path: str | Path, query: list[str] | None = None) -> Path:
     """The result list as CSV or JSON (by the suffix): path, sample, modality, raw and calibrated score,
-    label and text; written atomically."""
+    label, text and the gallery's metadata columns; written atomically."""
     import csv
     import io
     import json
@@ -82,10 +82,17 @@ def export_hits(hits: list[Hit], path: str | Path, query: list[str] | None = Non
     path = Path(path)
     rows = [{k: getattr(h, k) for k in EXPORT_COLUMNS} for h in hits]
     if path.suffix.lower() == ".json":
+        for row, h in zip(rows, hits, strict=True):
+            if h.meta:
+                row["meta"] = h.meta
         write_text_atomic(path, json.dumps({"query": query or [], "hits": rows}, indent=2))
     elif path.suffix.lower() in (".csv", ".tsv"):
+        extra = [c for c in dict.fromkeys(k for h in hits for k in h.meta) if c not in EXPORT_COLUMNS]
+        for row, h in zip(rows, hits, strict=True):
+            row.update({c: h.meta.get(c, "") for c in extra})
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, EXPORT_COLUMNS, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        writer = csv.DictWriter(buf, [*EXPORT_COLUMNS, *extra],
+                                delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         writer.writeheader()
         writer.writerows(rows)
         write_text_atomic(path, buf.getvalue())

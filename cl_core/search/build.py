@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,26 @@ def content_key(emb: GalleryEmbedding) -> str:
     h = hashlib.sha256(emb.model_fingerprint.encode())
     for r in emb.rows:
         h.update(f"\0{r.sample_id}\0{r.source}\0{r.modality.value}".encode("utf-8", "surrogateescape"))
+    h.update(json.dumps(metadata_columns(emb), sort_keys=True, default=str).encode("utf-8", "surrogateescape"))
     h.update(np.ascontiguousarray(emb.vectors, np.float32).tobytes())
     return h.hexdigest()
+
+
+def metadata_columns(emb: GalleryEmbedding) -> dict[str, list[Any]]:
+    """The gallery's metadata (a manifest's columns beyond id, files, text and label) as one value per row, so
+    that a map can be coloured by any of them; a row whose entry lacks a column gets None."""
+    entries = emb.gallery.entries
+    names = list(dict.fromkeys(k for e in entries for k in e.meta))
+    if not names:
+        return {}
+    plain = (str, int, float, bool)
+    columns: dict[str, list[Any]] = {n: [] for n in names}
+    for r in emb.rows:
+        meta = entries[r.entry].meta if 0 <= r.entry < len(entries) else {}
+        for n in names:
+            v = meta.get(n)
+            columns[n].append(v if v is None or isinstance(v, plain) else str(v))
+    return columns
 
 
 def index_embedding(model: BaseModel, emb: GalleryEmbedding, kind: str = "auto",
@@ -53,7 +72,7 @@ def index_embedding(model: BaseModel, emb: GalleryEmbedding, kind: str = "auto",
     gallery = {"name": emb.gallery.name, "origin": emb.gallery.origin, "entries": len(emb.gallery.entries),
                "failures": len(emb.failures), "quarantined": len(emb.quarantined), "content": content_key(emb)}
     return store.build_index_set(emb.rows, emb.vectors, model_record(model, emb.model_fingerprint), gallery,
-                                 kind, state)
+                                 kind, state, meta=metadata_columns(emb))
 
 
 def reuse_or_build(model: BaseModel, emb: GalleryEmbedding, cache_root: str | Path, kind: str = "auto",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,7 @@ class Hit:
     modality: str
     label: str | None
     text: str | None
+    meta: dict[str, Any] = field(default_factory=dict)  # the gallery's other columns for this item
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -132,7 +134,9 @@ def _search_one(index: IndexSet, q: np.ndarray, target: Modality, k: int, fusion
         meta = index.rows[int(row)]
         out.append(Hit(0, int(row), float(score), float((score - mu) / sd),
                        float((np.sum(calib_scores >= score - 1e-7) + 1) / (len(calib_scores) + 1)),
-                       meta.sample_id, meta.source, meta.modality.value, meta.label, meta.text))
+                       meta.sample_id, meta.source, meta.modality.value, meta.label, meta.text,
+                       {name: values[int(row)] for name, values in index.meta.items()
+                        if values[int(row)] not in (None, "")}))
     return out
 
 

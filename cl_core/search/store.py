@@ -34,7 +34,7 @@ from cl_core.task import TaskState
 FORMAT = "contrastive-lens-index"
 VERSION = 1
 MANIFEST = "manifest.json"
-OUR_PREFIXES = ("rows-", "vectors-", "part-")
+OUR_PREFIXES = ("rows-", "vectors-", "part-", "meta-")
 MAX_MANIFEST_BYTES = 16 * 1024**2
 RECALL_QUERIES = 300
 CALIBRATION_SAMPLE = 2048
@@ -63,6 +63,7 @@ class IndexSet:
     rows: list[Row]
     vectors: np.ndarray  # [N, D] float32, memory-mapped when loaded
     parts: dict[Modality, Part]
+    meta: dict[str, list[Any]] = field(default_factory=dict)  # the manifest's other columns, one value per row
 
     @property
     def dim(self) -> int:
@@ -90,14 +91,20 @@ class IndexSet:
 
 
 def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, Any], gallery: dict[str, Any],
-                    kind: str = "auto", state: TaskState | None = None, seed: int = 0) -> IndexSet:
-    """Group rows by modality (stable), build one index per modality, measure each one's recall@10."""
+                    kind: str = "auto", state: TaskState | None = None, seed: int = 0,
+                    meta: dict[str, list[Any]] | None = None) -> IndexSet:
+    """Group rows by modality (stable), build one index per modality, measure each one's recall@10.
+    `meta`: columns of per-row values (a manifest's metadata), kept in the rows' order."""
     if len(rows) != len(vectors):
         raise ValueError(f"{len(rows)} rows but {len(vectors)} vectors")
+    meta = dict(meta or {})
+    if any(len(values) != len(rows) for values in meta.values()):
+        raise ValueError("every metadata column needs one value per row")
     if not len(rows):
         raise ClensError("nothing to index: the gallery has no embedded items")
     order = sorted(range(len(rows)), key=lambda i: list(Modality).index(rows[i].modality))
     rows = [rows[i] for i in order]
+    meta = {name: [values[i] for i in order] for name, values in meta.items()}
     if order != list(range(len(rows))):  # gallery jobs already group by modality: then no copy is made
         vectors = np.asarray(vectors, np.float32)[order]
     vectors = np.ascontiguousarray(vectors, np.float32)
@@ -116,7 +123,7 @@ def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, A
         part = Part(modality, start, end, built, None, calib)
         parts[modality] = part
         start = end
-    index_set = IndexSet(None, {"model": model, "gallery": gallery}, rows, vectors, parts)
+    index_set = IndexSet(None, {"model": model, "gallery": gallery}, rows, vectors, parts, meta)
     for part in parts.values():
         q = measurement_queries(vectors, rng)
         k = min(10, part.end - part.start)
@@ -164,6 +171,8 @@ def save(index_set: IndexSet, folder: str | Path) -> Path:
 
     put(f"rows-{tag}.json", json.dumps([[r.entry, r.sample_id, r.source, r.modality.value, r.label, r.text]
                                         for r in index_set.rows], ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    if index_set.meta:
+        put(f"meta-{tag}.json", json.dumps(index_set.meta, ensure_ascii=False).encode("utf-8", "surrogatepass"))
     vec_name = f"vectors-{tag}.npy"
     with atomic_write(folder / vec_name) as fh:
         np.save(fh, np.asarray(index_set.vectors, np.float32), allow_pickle=False)
@@ -213,6 +222,7 @@ def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = N
     rows_name = next(n for n in manifest["files"] if n.startswith("rows-"))
     rows = [Row(int(e), str(s), str(src), Modality(m), lab, txt)
             for e, s, src, m, lab, txt in json.loads(blobs[rows_name])]
+    meta = _meta_columns(folder, manifest, blobs, len(rows))
     vec_name = next(n for n in manifest["files"] if n.startswith("vectors-"))
     vectors = np.load(folder / vec_name, mmap_mode="r", allow_pickle=False)
     if vectors.shape != (manifest["count"], manifest["dim"]) or vectors.dtype != np.float32:
@@ -226,7 +236,24 @@ def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = N
         calib = np.load(io.BytesIO(blobs[p["calibration"]]), allow_pickle=False)
         parts[Modality(p["modality"])] = Part(Modality(p["modality"]), p["start"], p["end"], built,
                                               p.get("recall_at_10"), calib)
-    return IndexSet(folder, manifest, rows, vectors, parts)
+    return IndexSet(folder, manifest, rows, vectors, parts, meta)
+
+
+def _meta_columns(folder: Path, manifest: dict[str, Any], blobs: dict[str, bytes], count: int) -> dict[str, list[Any]]:
+    """The metadata columns, checked: an object of equal-length lists of plain values (indexes written before
+    metadata was kept have none)."""
+    name = next((n for n in manifest["files"] if n.startswith("meta-")), None)
+    if name is None:
+        return {}
+    try:
+        meta = json.loads(blobs[name])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexFileError(f"{folder / name}: not valid metadata: {exc}") from None
+    plain = (str, int, float, bool, type(None))
+    if not isinstance(meta, dict) or any(not isinstance(v, list) or len(v) != count or
+                                         not all(isinstance(x, plain) for x in v) for v in meta.values()):
+        raise IndexFileError(f"{folder / name}: metadata is not one column of {count} plain values per name")
+    return meta
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
