@@ -90,7 +90,7 @@ class ProjectionPanel(QWidget):
         self.colour.addItems(["modality", "label"])
         self.colour.setToolTip("Colour points by their modality, their label, or any column of the gallery's "
                                "manifest (numbers with many values get a colour bar, others a legend)")
-        self.colour.currentTextChanged.connect(lambda text: text and setattr(self.state, "colour_by", text))
+        self.colour.currentTextChanged.connect(self._colour_chosen)
         self.pairs = QCheckBox("pairs and gap")
         self.pairs.setToolTip("Lines between the items of one sample in different modalities, and each "
                               "modality's centroid: the modality gap, drawn")
@@ -143,7 +143,7 @@ class ProjectionPanel(QWidget):
         self._grid: np.ndarray | None = None
         self._grid_box = (0.0, 0.0, 1.0, 1.0)
         self.categories: list[str] = []
-        self.palette: list[QColor] = []
+        self.point_colours: list[QColor] = []
         self.codes = np.zeros(0, np.int64)
         self.state.events.colour_by.connect(lambda *_: self.recolour())
         self.state.events.show_pairs.connect(lambda *_: self._draw_pairs() if len(self.coords) else None)
@@ -158,6 +158,10 @@ class ProjectionPanel(QWidget):
 
     def run(self) -> None:
         self.jobs.project(self.state.method)
+
+    def _colour_chosen(self, text: str) -> None:
+        if text:
+            self.state.colour_by = text
 
     def _gallery_changed(self) -> None:
         index = self.session.index
@@ -189,24 +193,24 @@ class ProjectionPanel(QWidget):
             span = (how.high - how.low) or 1.0
             steps = np.clip(((how.values - how.low) / span * (SHADES - 1)).round(), 0, SHADES - 1)
             self.codes = np.where(np.isfinite(how.values), steps, SHADES).astype(np.int64)
-            self.palette = [self.cmap.map(i / (SHADES - 1), mode="qcolor") for i in range(SHADES)]
-            self.palette.append(QColor(MISSING_COLOUR))
+            self.point_colours = [self.cmap.map(i / (SHADES - 1), mode="qcolor") for i in range(SHADES)]
+            self.point_colours.append(QColor(MISSING_COLOUR))
             self.categories = []
             self.colour_bar.setLevels(values=(how.low, how.high))
             self.colour_bar.show()
             return
         self.colour_bar.hide()
         self.categories, self.codes = how.categories, how.codes
-        self.palette = [QColor(MISSING_COLOUR) if c == "(none)" else QColor(PALETTE[i % len(PALETTE)])
+        self.point_colours = [QColor(MISSING_COLOUR) if c == "(none)" else QColor(PALETTE[i % len(PALETTE)])
                         for i, c in enumerate(self.categories)]
-        for colour, name in list(zip(self.palette, self.categories, strict=True))[:LEGEND_MAX]:
+        for colour, name in list(zip(self.point_colours, self.categories, strict=True))[:LEGEND_MAX]:
             self.legend.addItem(pg.ScatterPlotItem(size=8, brush=pg.mkBrush(colour), pen=None), name)
         if len(self.categories) > LEGEND_MAX:
             self.legend.addItem(pg.ScatterPlotItem(size=0, pen=None), f"… {len(self.categories) - LEGEND_MAX} more")
 
     def _brushes(self, dim: bool) -> list[Any]:
         out = []
-        for colour in self.palette:
+        for colour in self.point_colours:
             c = QColor(colour)
             if dim:
                 c.setAlpha(DIM_ALPHA)
