@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QPainterPath
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
+    QGraphicsPathItem,
     QGraphicsRectItem,
     QHBoxLayout,
     QLabel,
@@ -40,36 +41,87 @@ SHADES = 64  # a continuous column is drawn in this many steps of the colour map
 LEGEND_MAX = 12
 MAX_DRAWN = 20_000  # more visible points than this are drawn as a density image (level of detail)
 GRID = 2048  # the density image's bins per axis over the whole map
-HINT = "Shift-drag a box or click points to select them; scroll to zoom, drag to pan."
+HINT = ("Shift-drag to select (a box, or a free shape in lasso mode), click a point to select it, Ctrl adds; "
+        "scroll to zoom, drag to pan.")
+
+
+def inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Boolean mask of `points` [N, 2] inside `polygon` [M, 2] (even-odd rule), tested only within the
+    polygon's bounding box: one vectorised pass per edge, so a lasso over 1M points takes well under a second."""
+    mask = np.zeros(len(points), bool)
+    if len(polygon) < 3 or not len(points):
+        return mask
+    lo, hi = polygon.min(axis=0), polygon.max(axis=0)
+    near = np.flatnonzero((points[:, 0] >= lo[0]) & (points[:, 0] <= hi[0]) &
+                          (points[:, 1] >= lo[1]) & (points[:, 1] <= hi[1]))
+    x, y = points[near, 0].astype(np.float64), points[near, 1].astype(np.float64)
+    inside = np.zeros(len(near), bool)
+    xs, ys = polygon[:, 0].astype(np.float64), polygon[:, 1].astype(np.float64)
+    for (x1, y1), (x2, y2) in zip(zip(xs, ys, strict=True), zip(np.roll(xs, 1), np.roll(ys, 1), strict=True),
+                                  strict=True):
+        crosses = (y1 > y) != (y2 > y)
+        if crosses.any():
+            at = x1 + (y[crosses] - y1) * (x2 - x1) / (y2 - y1)
+            flip = np.zeros(len(near), bool)
+            flip[np.flatnonzero(crosses)[x[crosses] < at]] = True
+            inside ^= flip
+    mask[near[inside]] = True
+    return mask
 
 
 class SelectViewBox(pg.ViewBox):
-    """A ViewBox where shift-drag draws a selection box instead of panning."""
+    """A ViewBox where shift-drag selects instead of panning: a box, or a free-hand lasso (`lasso` True)."""
 
     box_selected = Signal(QRectF, bool)  # the box in data coordinates; True when Ctrl adds to the selection
+    lasso_selected = Signal(object, bool)  # the lasso's vertices [M, 2] in data coordinates; Ctrl adds
 
     def __init__(self) -> None:
         super().__init__()
+        self.lasso = False
+        self._lasso: list[QPointF] = []
+        pen = pg.mkPen("#333333", width=1, style=Qt.PenStyle.DashLine)
         self._band = QGraphicsRectItem()
-        self._band.setPen(pg.mkPen("#333333", width=1, style=Qt.PenStyle.DashLine))
-        self._band.setBrush(pg.mkBrush(50, 50, 50, 30))
-        self._band.setZValue(1e9)
-        self._band.hide()
-        self.addItem(self._band, ignoreBounds=True)
+        self._outline = QGraphicsPathItem()
+        for shape in (self._band, self._outline):
+            shape.setPen(pen)
+            shape.setBrush(pg.mkBrush(50, 50, 50, 30))
+            shape.setZValue(1e9)
+            shape.hide()
+            self.addItem(shape, ignoreBounds=True)
 
     def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 - pyqtgraph override
         if not ev.modifiers() & Qt.KeyboardModifier.ShiftModifier or ev.button() != Qt.MouseButton.LeftButton:
             super().mouseDragEvent(ev, axis)
             return
         ev.accept()
+        add = bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        if self.lasso:
+            if ev.isStart():
+                self._lasso = [self.mapToView(ev.buttonDownPos())]
+            self._lasso.append(self.mapToView(ev.pos()))
+            if ev.isFinish():
+                self._outline.hide()
+                self.lasso_selected.emit(np.array([(p.x(), p.y()) for p in self._lasso]), add)
+                self._lasso = []
+            else:
+                self._outline.setPath(self._path())
+                self._outline.show()
+            return
         a, b = self.mapToView(ev.buttonDownPos()), self.mapToView(ev.pos())
         rect = QRectF(a, b).normalized()
         if ev.isFinish():
             self._band.hide()
-            self.box_selected.emit(rect, bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier))
+            self.box_selected.emit(rect, add)
         else:
             self._band.setRect(rect)
             self._band.show()
+
+    def _path(self) -> QPainterPath:
+        path = QPainterPath(self._lasso[0])
+        for p in self._lasso[1:]:
+            path.lineTo(p)
+        path.closeSubpath()
+        return path
 
 
 class ProjectionPanel(QWidget):
@@ -95,6 +147,10 @@ class ProjectionPanel(QWidget):
         self.pairs.setToolTip("Lines between the items of one sample in different modalities, and each "
                               "modality's centroid: the modality gap, drawn")
         self.pairs.toggled.connect(lambda on: setattr(self.state, "show_pairs", on))
+        self.select_mode = QComboBox()
+        self.select_mode.addItems(["box", "lasso"])
+        self.select_mode.setToolTip("What shift-drag draws to select points: a box, or a free shape (lasso)")
+        self.select_mode.currentTextChanged.connect(self._select_mode)
         self.zoom = QPushButton("Zoom to selection")
         self.zoom.setToolTip("Fit the view to the selected points (all points when none is selected)")
         self.zoom.clicked.connect(self.zoom_to_selection)
@@ -129,9 +185,11 @@ class ProjectionPanel(QWidget):
         self.view.sigRangeChanged.connect(lambda *_: self._draw_points())
         self.points.sigClicked.connect(self._clicked)
         self.view.box_selected.connect(self._box)
+        self.view.lasso_selected.connect(self._lassoed)
 
         top = QHBoxLayout()
-        for w in (self.method, self.run_button, QLabel("colour"), self.colour, self.pairs, self.zoom, self.export):
+        for w in (self.method, self.run_button, QLabel("colour"), self.colour, self.pairs, QLabel("select"),
+                  self.select_mode, self.zoom, self.export):
             top.addWidget(w)
         top.addStretch(1)
         layout = QVBoxLayout(self)
@@ -350,6 +408,13 @@ class ProjectionPanel(QWidget):
 
     def _box(self, rect: QRectF, add: bool) -> None:
         rows = set(self.rows_in(rect))
+        self.session.select_gallery((self.session.gallery_selection | rows) if add else rows)
+
+    def _select_mode(self, text: str) -> None:
+        self.view.lasso = text == "lasso"
+
+    def _lassoed(self, polygon: np.ndarray, add: bool) -> None:
+        rows = set(np.flatnonzero(inside_polygon(self.coords, polygon)).tolist())
         self.session.select_gallery((self.session.gallery_selection | rows) if add else rows)
 
     def zoom_to_selection(self) -> None:

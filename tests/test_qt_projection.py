@@ -76,6 +76,29 @@ def test_box_selection_in_the_map_selects_results_and_back(qtbot, mapped):
     np.testing.assert_allclose(panel.selected.getData()[0], [session.projection.coords[hits[2].row, 0]])
 
 
+def test_lasso_selects_the_points_inside_its_shape(mapped):
+    from clens_app.qt_projection_panel import inside_polygon
+
+    square = np.array([[0, 0], [4, 0], [4, 4], [0, 4]], float)
+    notch = np.array([[0, 0], [4, 0], [4, 4], [2, 1], [0, 4]], float)  # concave: (2, 3) lies outside
+    pts = np.array([[1, 1], [2, 3], [5, 1], [3, 0.5], [-1, 2]], np.float32)
+    assert inside_polygon(pts, square).tolist() == [True, True, False, True, False]
+    assert inside_polygon(pts, notch).tolist() == [True, False, False, True, False]
+    session, _, panel, _ = mapped
+    panel.select_mode.setCurrentText("lasso")
+    assert panel.view.lasso
+    c = session.projection.coords
+    target = c[4]
+    tri = np.array([target + (-1e-5, -1e-5), target + (1e-5, -1e-5), target + (0, 1e-5)])
+    panel.view.lasso_selected.emit(tri, False)
+    expected = {i for i in range(len(c)) if np.allclose(c[i], target, atol=5e-6)}
+    assert session.gallery_selection == frozenset(expected) and 4 in expected
+    other = c[7]
+    panel.view.lasso_selected.emit(np.array([other + (-1e-5, -1e-5), other + (1e-5, -1e-5), other + (0, 1e-5)]),
+                                   True)  # Ctrl adds
+    assert {4, 7} <= session.gallery_selection
+
+
 def test_colour_by_a_manifest_column_legend_or_colour_bar(mapped, monkeypatch):
     session, _, panel, _ = mapped
     names = [panel.colour.itemText(i) for i in range(panel.colour.count())]
