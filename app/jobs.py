@@ -271,8 +271,9 @@ class Jobs(QObject):
         else:
             self.status.emit(f"{len(hits)} result(s)" if hits else "nothing relevant above the threshold")
 
-    def fetch_thumbnails(self, sources: Sequence[str], size: int = 128) -> Job | None:
-        """Thumbnails of result files, drawn in the decoder processes and cached on disk by content."""
+    def fetch_thumbnails(self, sources: Sequence[str], size: int = 128, kind: str = "thumbs") -> Job | None:
+        """Thumbnails of files, drawn in the decoder processes and cached on disk by content. `kind`: the
+        results' thumbnails ("thumbs") and the map's hover preview ("preview") do not cancel each other."""
         paths = list(dict.fromkeys(s for s in sources if s))
         if not paths:
             return None
@@ -281,7 +282,7 @@ class Jobs(QObject):
         def run(state: TaskState) -> dict[str, Any]:
             return actions.thumbnails(paths, cache, size, state, pool)
 
-        return self._start("thumbs", "drawing thumbnails", run, self.thumbnails_ready.emit)
+        return self._start(kind, "drawing thumbnails", run, self.thumbnails_ready.emit)
 
     def more_like(self, rows: Sequence[int], k: int = 10) -> Job | None:
         """Search with gallery rows as the query (several are fused): 'more like this'."""

@@ -5,6 +5,7 @@ sample and the modality centroids show the modality gap; export to PNG or SVG.""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from cl_core.session import Session
 from cl_core.state import ProjectionState
 
 from .jobs import Jobs
+from .qt_audio import AudioPlayer
 from .qt_util import export_figure
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -39,6 +41,9 @@ DIM_ALPHA = 50
 MISSING_COLOUR = "#b0b0b0"
 SHADES = 64  # a continuous column is drawn in this many steps of the colour map
 LEGEND_MAX = 12
+PREVIEW_SIZE = 128
+PREVIEW_SECONDS = 3.0  # a sound's point plays this much when clicked
+PREVIEW_HINT = "Hover a point to see its item here."
 MAX_DRAWN = 20_000  # more visible points than this are drawn as a density image (level of detail)
 GRID = 2048  # the density image's bins per axis over the whole map
 HINT = ("Shift-drag to select (a box, or a free shape in lasso mode), click a point to select it, Ctrl adds; "
@@ -159,6 +164,16 @@ class ProjectionPanel(QWidget):
         self.export.clicked.connect(self.export_dialog)
         self.info = QLabel("Open a gallery, then map it.")
         self.info.setWordWrap(True)
+        self.preview = QLabel(PREVIEW_HINT)
+        self.preview.setObjectName("mapPreview")
+        self.preview.setWordWrap(True)
+        self.preview.setFixedWidth(PREVIEW_SIZE + 24)
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignHCenter)
+        self.preview.setToolTip("The item under the mouse in the map; click a sound's point to hear it")
+        self.player = AudioPlayer(self)
+        self.player.unavailable.connect(jobs.status.emit)
+        self.thumbs: dict[str, Path] = {}
+        self._hovered = -1
 
         self.view = SelectViewBox()
         self.plot = pg.PlotWidget(viewBox=self.view)
@@ -184,6 +199,8 @@ class ProjectionPanel(QWidget):
             self.plot.addItem(item)
         self.view.sigRangeChanged.connect(lambda *_: self._draw_points())
         self.points.sigClicked.connect(self._clicked)
+        self.points.sigHovered.connect(self._hovered_points)
+        jobs.thumbnails_ready.connect(self._thumbnails_ready)
         self.view.box_selected.connect(self._box)
         self.view.lasso_selected.connect(self._lassoed)
 
@@ -192,9 +209,12 @@ class ProjectionPanel(QWidget):
                   self.select_mode, self.zoom, self.export):
             top.addWidget(w)
         top.addStretch(1)
+        middle = QHBoxLayout()
+        middle.addWidget(self.plot, 1)
+        middle.addWidget(self.preview)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addWidget(self.plot, 1)
+        layout.addLayout(middle, 1)
         layout.addWidget(self.info)
 
         self.coords = np.zeros((0, 2), np.float32)
@@ -232,6 +252,8 @@ class ProjectionPanel(QWidget):
         self.colour.blockSignals(False)
         if self.state.colour_by not in names:
             self.state.colour_by = "modality"
+        self._hovered = -1
+        self.preview.setText(PREVIEW_HINT)
         if index is None:
             self.info.setText("Open a gallery, then map it.")
 
@@ -396,8 +418,45 @@ class ProjectionPanel(QWidget):
 
     # ---- selecting -------------------------------------------------------------------------------
 
+    def _hovered_points(self, _item: Any, points: Any, _ev: Any = None) -> None:
+        if len(points):
+            self.show_item(int(points[0].data()))
+
+    def show_item(self, row: int) -> None:
+        """The preview beside the map: a text whole, a file's thumbnail (drawn in the background when it is not
+        cached yet) with its name."""
+        index = self.session.index
+        if index is None or not 0 <= row < len(index.rows) or row == self._hovered:
+            return
+        self._hovered = row
+        r = index.rows[row]
+        head = f"<b>{r.modality.value}</b> · {html.escape(r.sample_id)}"
+        if r.text:
+            self.preview.setText(f"{head}<br>{html.escape(r.text)}")
+            return
+        thumb = self.thumbs.get(r.source)
+        name = html.escape(Path(r.source).name)
+        if thumb is None:
+            self.preview.setText(f"{head}<br>{name}")
+            self.jobs.fetch_thumbnails([r.source], PREVIEW_SIZE, kind="preview")
+            return
+        hint = "<br><i>click to hear it</i>" if r.modality.value == "audio" else ""
+        self.preview.setText(f'{head}<br><img src="{html.escape(str(thumb))}" width="{PREVIEW_SIZE}"><br>'
+                             f"{name}{hint}")
+
+    def _thumbnails_ready(self, found: dict[str, object]) -> None:
+        self.thumbs.update({k: Path(str(v)) for k, v in found.items() if isinstance(v, Path)})
+        row, self._hovered = self._hovered, -1
+        if row >= 0:
+            self.show_item(row)  # the picture it was waiting for may have come
+
     def _clicked(self, _item: Any, points: Any, ev: Any = None) -> None:
         rows = {int(p.data()) for p in points}
+        index = self.session.index
+        if index is not None and len(rows) == 1:
+            r = index.rows[next(iter(rows))]
+            if r.modality.value == "audio":
+                self.player.play(r.source, PREVIEW_SECONDS)
         add = ev is not None and bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier)
         self.session.select_gallery((self.session.gallery_selection | rows) if add else rows)
 

@@ -39,6 +39,7 @@ from cl_core.session import Session
 from cl_core.state import SearchState
 
 from .jobs import Jobs
+from .qt_audio import AudioPlayer
 
 if TYPE_CHECKING:
     from cl_core.search.query import Hit
@@ -143,7 +144,8 @@ class SearchPanel(QWidget):
         self.table.doubleClicked.connect(lambda index: self._activate(index.row()))
         self.grid.itemDoubleClicked.connect(lambda item: self._activate(self.grid.row(item)))
         self.thumbs: dict[str, Path] = {}
-        self._player: object | None = None
+        self.player = AudioPlayer(self)
+        self.player.unavailable.connect(jobs.status.emit)
         jobs.thumbnails_ready.connect(self._thumbnails_ready)
 
         top = QHBoxLayout()
@@ -334,23 +336,8 @@ class SearchPanel(QWidget):
                 self.jobs.more_like([h.row], self.state.k)
 
     def play(self, path: str) -> None:
-        """Play a sound, or stop the one playing; QtMultimedia plays asynchronously (never blocks)."""
-        try:
-            from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
-        except ImportError:
-            self.jobs.status.emit("audio playback needs QtMultimedia (PySide6-Addons)")
-            return
-        player = self._player
-        if not isinstance(player, QMediaPlayer):
-            player = QMediaPlayer(self)
-            player.setAudioOutput(QAudioOutput(self))
-            self._player = player
-        if player.playbackState() == QMediaPlayer.PlaybackState.PlayingState and \
-                player.source() == QUrl.fromLocalFile(path):
-            player.stop()
-            return
-        player.setSource(QUrl.fromLocalFile(path))
-        player.play()
+        """Play a sound, or stop the one playing (never blocks: QtMultimedia plays asynchronously)."""
+        self.player.play(path)
 
     def export_to(self, path: str | Path) -> Path:
         query = self.session.query

@@ -27,7 +27,8 @@ from cl_core.task import Progress, TaskState, Throttle
 
 # kinds whose newer request supersedes an older one; other kinds (e.g. "embed": each drop is its own
 # request) run side by side
-REPLACING_KINDS = frozenset({"model", "gallery", "search", "project", "place", "thumbs", "explain", "tissue"})
+REPLACING_KINDS = frozenset({"model", "gallery", "search", "project", "place", "thumbs", "preview", "explain",
+                             "tissue"})
 PROGRESS_INTERVAL_S = 0.1
 
 

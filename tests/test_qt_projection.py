@@ -99,6 +99,29 @@ def test_lasso_selects_the_points_inside_its_shape(mapped):
     assert {4, 7} <= session.gallery_selection
 
 
+def test_hover_previews_the_item_and_a_sound_plays_on_click(qtbot, mapped, monkeypatch):
+    session, jobs, panel, _ = mapped
+    rows = session.index.rows
+    text = next(i for i, r in enumerate(rows) if r.text)
+    panel.show_item(text)
+    assert rows[text].text in panel.preview.text()
+    image = next(i for i, r in enumerate(rows) if r.modality.value == "image")
+    with qtbot.waitSignal(jobs.thumbnails_ready, timeout=60_000):
+        panel.show_item(image)  # not drawn yet: drawn in the background, then shown
+    wait_idle(qtbot, jobs)
+    assert "<img" in panel.preview.text() and str(panel.thumbs[rows[image].source]) in panel.preview.text()
+    played = []
+    monkeypatch.setattr(panel.player, "play", lambda path, seconds=None: played.append((path, seconds)))
+    sound = next(i for i, r in enumerate(rows) if r.modality.value == "audio")
+
+    class Spot:
+        def data(self):
+            return sound
+
+    panel._clicked(None, [Spot()])
+    assert played == [(rows[sound].source, 3.0)] and session.gallery_selection == frozenset({sound})
+
+
 def test_colour_by_a_manifest_column_legend_or_colour_bar(mapped, monkeypatch):
     session, _, panel, _ = mapped
     names = [panel.colour.itemText(i) for i in range(panel.colour.count())]
