@@ -32,6 +32,8 @@ def run_app(args: argparse.Namespace) -> int:
         window.jobs.search_when_ready(args.search)
     if args.project:
         window.jobs.project_when_ready(args.project)
+    if args.colour:
+        window.projection_state().colour_by = args.colour
     if args.model:
         window.route_paths([args.model, *args.inputs], explicit_model=True)
     elif not args.empty and demo_available(DEFAULT_DEMO) and not (args.gallery or "").startswith("demo:"):

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from cl_core.actions import DEMOS, demo_available
 from cl_core.session import Session
+from cl_core.state import ProjectionState
 from cl_core.task import Progress
 
 from .jobs import Jobs
@@ -96,6 +97,12 @@ class MainWindow(QMainWindow):
         self._default_state = self.saveState(LAYOUT_VERSION)
         self._build_view_extras(view_menu)
         self.restore_layout()
+
+    def projection_state(self) -> ProjectionState:
+        """The map's settings (method, colour, pairs): `clens --colour` sets them before the map exists."""
+        panel = self.panels["projection"]
+        assert isinstance(panel, ProjectionPanel)
+        return panel.state
 
     def _update_title(self) -> None:
         """The window says what is open: the model and the gallery."""

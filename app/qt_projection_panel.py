@@ -249,9 +249,7 @@ class ProjectionPanel(QWidget):
         self.colour.clear()
         self.colour.addItems(names)
         self.colour.setCurrentText(self.state.colour_by if self.state.colour_by in names else "modality")
-        self.colour.blockSignals(False)
-        if self.state.colour_by not in names:
-            self.state.colour_by = "modality"
+        self.colour.blockSignals(False)  # a column this gallery lacks stays asked for: the next one may have it
         self._hovered = -1
         self.preview.setText(PREVIEW_HINT)
         if index is None:
