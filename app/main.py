@@ -7,7 +7,6 @@ import argparse
 import sys
 
 from cl_core.actions.demo import DEFAULT_DEMO, demo_available
-from cl_core.resources import RESOURCES
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -19,11 +18,9 @@ def run_app(args: argparse.Namespace) -> int:
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("Contrastive Lens")
-    pg.setConfigOptions(antialias=True, background="w", foreground="#333333", imageAxisOrder="row-major")
-    style = RESOURCES / "styles" / "lens.qss"
-    if style.is_file():
-        app.setStyleSheet(style.read_text(encoding="utf-8"))
+    pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
     window = MainWindow()
+    window.set_theme(args.theme or window.saved_theme())
     if args.device:
         window.jobs.settings.device = args.device
     window.jobs.settings.allow_pickle = bool(args.allow_pickle)

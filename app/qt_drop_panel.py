@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDropEvent
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDropEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -76,16 +76,24 @@ class DropPanel(QWidget):
         self.area = DropArea(self.submit)
         self.text = QLineEdit()
         self.text.setPlaceholderText("Type a sentence to compare with the inputs, then Enter")
+        self.text.setToolTip("A sentence to embed beside the dropped items (Enter embeds it)")
         self.text.returnPressed.connect(self._submit_text)
         add_text = QPushButton("Embed text")
+        add_text.setToolTip("Embed the sentence typed on the left")
         add_text.clicked.connect(self._submit_text)
         add_files = QPushButton("Add files…")
+        add_files.setToolTip("Choose images, sounds, texts or stacks to embed (or drop them above)")
         add_files.clicked.connect(self._pick_files)
+        self.remove = QPushButton("Remove")
+        self.remove.setToolTip("Remove the inputs selected in the list (Delete key does the same)")
+        self.remove.clicked.connect(self.remove_selected)
         clear = QPushButton("Clear")
+        clear.setToolTip("Remove every embedded input (the gallery stays)")
         clear.clicked.connect(session.clear_items)
         self.list = QListWidget()
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.list.itemSelectionChanged.connect(self._selection_from_list)
+        self.list.installEventFilter(self)  # Delete / Backspace on the list remove the selected inputs
         self.count = QLabel("nothing embedded yet")
         row = QHBoxLayout()
         row.addWidget(self.text, 1)
@@ -93,6 +101,7 @@ class DropPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(add_files)
         buttons.addStretch(1)
+        buttons.addWidget(self.remove)
         buttons.addWidget(clear)
         layout = QVBoxLayout(self)
         layout.addWidget(self.area)
@@ -117,6 +126,16 @@ class DropPanel(QWidget):
         paths, _ = QFileDialog.getOpenFileNames(self, "Add files to embed")
         if paths:
             self.jobs.embed(paths)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if watched is self.list and event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent) and \
+                event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            self.remove_selected()
+            return True
+        return super().eventFilter(watched, event)
+
+    def remove_selected(self) -> None:
+        self.session.remove_items(self.session.selection)
 
     def _refresh(self) -> None:
         self._syncing = True

@@ -32,6 +32,7 @@ from .qt_model_panel import ModelPanel
 from .qt_projection_panel import ProjectionPanel
 from .qt_search_panel import SearchPanel
 from .qt_similarity_panel import SimilarityPanel
+from .qt_theme import apply_theme
 from .qt_util import local_paths
 
 Area = Qt.DockWidgetArea
@@ -195,6 +196,11 @@ class MainWindow(QMainWindow):
         self.large_text.setToolTip("Bigger text everywhere, for demos on a projector")
         self.large_text.toggled.connect(self.set_large_text)
         menu.addAction(self.large_text)
+        self.dark_theme = QAction("Dark theme", self)
+        self.dark_theme.setCheckable(True)
+        self.dark_theme.setToolTip("Light text on dark panels and plots; remembered for the next start")
+        self.dark_theme.toggled.connect(lambda on: self.set_theme("dark" if on else "light"))
+        menu.addAction(self.dark_theme)
         search, projection = self.panels["search"], self.panels["projection"]
         assert isinstance(search, SearchPanel) and isinstance(projection, ProjectionPanel)
         shortcuts = (("Ctrl+L", "Focus the search box", self.focus_search),
@@ -229,6 +235,17 @@ class MainWindow(QMainWindow):
                 self._base_point_size = font.pointSizeF()
             font.setPointSizeF(self._base_point_size * (1.5 if on else 1.0))
             app.setFont(font)
+
+    def saved_theme(self) -> str:
+        return str(self.settings.value("view/theme", "light"))
+
+    def set_theme(self, name: str) -> None:
+        """Colours for the whole window and its plots; remembered in the settings."""
+        self.theme = apply_theme(name, self)
+        self.dark_theme.blockSignals(True)
+        self.dark_theme.setChecked(self.theme.name == "dark")
+        self.dark_theme.blockSignals(False)
+        self.settings.setValue("view/theme", self.theme.name)
 
     def _open_demo(self, name: str) -> None:
         self.session.clear_items()

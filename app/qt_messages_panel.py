@@ -33,6 +33,7 @@ class MessagesPanel(QWidget):
         self.tree.setColumnWidth(1, 140)
         self.summary = QLabel("No problems.")
         clear = QPushButton("Clear")
+        clear.setToolTip("Empty the list of problems (the files themselves are untouched)")
         clear.clicked.connect(self._clear)
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)

@@ -79,6 +79,7 @@ class SearchPanel(QWidget):
         self.use_selection.setToolTip("Add the inputs selected on the left to the query (fused with the text)")
         self.use_selection.toggled.connect(lambda on: setattr(self.state, "use_selection", on))
         self.search_button = QPushButton("Search")
+        self.search_button.setToolTip("Search the gallery with the query (Enter in the box does the same)")
         self.search_button.clicked.connect(self.run_search)
         self.parts = QLabel("")
         self.parts.setObjectName("queryParts")

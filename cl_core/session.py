@@ -175,6 +175,20 @@ class Session:
         self.items_changed.emit()
         self.selection_changed.emit(self.selection)
 
+    def remove_items(self, indices: Iterable[int]) -> None:
+        """Drop some embedded inputs (e.g. what a cancelled drop left that is not wanted); the rest keep
+        their vectors and order, and the selection is what remains of it."""
+        drop = {i for i in indices if 0 <= i < len(self.items)}
+        if not drop:
+            return
+        keep = [i for i in range(len(self.items)) if i not in drop]
+        renumber = {old: new for new, old in enumerate(keep)}
+        self.items = [self.items[i] for i in keep]
+        self.vectors = self.vectors[keep] if len(self.vectors) else self.vectors
+        self.selection = frozenset(renumber[i] for i in self.selection if i in renumber)
+        self.items_changed.emit()
+        self.selection_changed.emit(self.selection)
+
     def select(self, indices: Iterable[int]) -> None:
         sel = frozenset(i for i in indices if 0 <= i < len(self.items))
         if sel != self.selection:

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QPointF, QSettings  # noqa: E402
+from PySide6.QtCore import QPointF, QSettings, Qt  # noqa: E402
 from qt_helpers import drop_files  # noqa: E402
 
 from cl_core.embed.items import embed_paths  # noqa: E402
@@ -77,6 +77,12 @@ def test_drop_zone_embeds_files_and_reports_bad_ones(qtbot, session_jobs, native
     assert session.selection == frozenset({0})
     session.select([1, 2])
     assert [panel.list.row(i) for i in panel.list.selectedItems()] == [1, 2]
+    # some inputs removed (the Delete key on the list), the rest keep their vectors
+    kept_vector = session.vectors[0].copy()
+    qtbot.keyClick(panel.list, Qt.Key.Key_Delete)
+    assert [it.source.rsplit("/", 1)[-1] for it in session.items] == ["red.png"] and panel.list.count() == 1
+    np.testing.assert_array_equal(session.vectors, kept_vector[None, :])
+    assert session.selection == frozenset()
 
 
 def test_drop_without_model_says_what_to_do(qtbot, session_jobs, media_dir):

@@ -91,3 +91,45 @@ def test_app_opens_on_the_bundled_demo(qtbot, tmp_path, monkeypatch):
     assert kinds == ["image"] * 8 + ["audio"] * 8 + ["text"] * 8
     assert window.session.model.name == "shapes-and-sounds"
     window.close()
+
+
+def test_dark_theme_recolours_panels_and_plots_and_is_remembered(qtbot, tmp_path):
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    window = make_window(qtbot, tmp_path)
+    window.set_theme("light")
+    light = QApplication.instance().palette().color(QPalette.ColorRole.Window).lightness()
+    window.dark_theme.setChecked(True)  # View → Dark theme
+    app_palette = QApplication.instance().palette()
+    assert app_palette.color(QPalette.ColorRole.Window).lightness() < 60 < light
+    assert app_palette.color(QPalette.ColorRole.Text).lightness() > 180
+    plots = [p.panels[k] for p in (window,) for k in ("projection", "similarity")]
+    assert plots[0].plot.backgroundBrush().color().lightness() < 60
+    assert plots[1].view.backgroundBrush().color().lightness() < 60
+    assert window.settings.value("view/theme") == "dark"
+    again = MainWindow(settings=window.settings)
+    qtbot.addWidget(again)
+    assert again.saved_theme() == "dark"
+    window.set_theme("light")
+    assert not window.dark_theme.isChecked()
+    assert plots[0].plot.backgroundBrush().color().lightness() > 200
+
+
+def test_every_control_says_what_it_does(qtbot, tmp_path):
+    """A tooltip on every button, box and field of every panel (a person who does not program can hover
+    anything and learn what it does)."""
+    from PySide6.QtWidgets import (QAbstractButton, QAbstractItemView, QAbstractSpinBox, QComboBox, QLineEdit,
+                                   QSlider, QTabBar)
+
+    window = make_window(qtbot, tmp_path)
+    silent = []
+    for key, panel in window.panels.items():
+        controls = [w for kind in (QAbstractButton, QComboBox, QLineEdit, QAbstractSpinBox, QSlider)
+                    for w in panel.findChildren(kind)]
+        for w in controls:
+            if isinstance(w.parent(), (QComboBox, QAbstractSpinBox, QTabBar, QAbstractItemView)):
+                continue  # the inner parts of a compound control (a table's corner button) share its tooltip
+            if not w.toolTip().strip():
+                silent.append(f"{key}: {type(w).__name__} {getattr(w, 'text', lambda: '')()!r}")
+    assert not silent, silent

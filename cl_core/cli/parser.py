@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--gallery", help="open this gallery (folder, manifest, demo:NAME) once the model is ready")
     gui.add_argument("--search", help="then search it for this text")
     gui.add_argument("--project", choices=PROJECTIONS, help="then map the gallery with this method")
+    gui.add_argument("--theme", choices=("light", "dark"), help="the window's colours (else the last one chosen)")
     gui.add_argument("--colour", metavar="COLUMN", help="colour the map by this column (modality, label, or a "
                      "column of the gallery's manifest)")
     gui.add_argument("--screenshot", help="save a PNG of the window once the work is done, then quit")
