@@ -45,6 +45,22 @@ if TYPE_CHECKING:
     from cl_core.search.query import Hit
 
 COLUMNS = ["#", "z", "Score", "Modality", "Sample", "Item"]
+HIT_ROLE = Qt.ItemDataRole.UserRole  # which result a table cell belongs to
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # what a column sorts by (numbers as numbers)
+
+
+class SortItem(QTableWidgetItem):
+    """A cell that sorts by its key (rank, z and score numerically), not by the text shown."""
+
+    def __init__(self, text: str, key: float | str) -> None:
+        super().__init__(text)
+        self.setData(SORT_ROLE, key)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        a, b = self.data(SORT_ROLE), other.data(SORT_ROLE)
+        if isinstance(a, int | float) and isinstance(b, int | float):
+            return a < b
+        return str(a) < str(b)
 THUMB = 128
 MODALITY_MARK = {"image": "▣", "text": "✎", "audio": "♪", "multichannel": "▦"}
 Z_TIP = ("Calibrated score: standard deviations above this query's typical score over the target modality "
@@ -112,6 +128,8 @@ class SearchPanel(QWidget):
             if header is not None:
                 header.setToolTip(tip)
         self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSortIndicator(0, Qt.SortOrder.AscendingOrder)  # by rank until clicked
+        self.table.horizontalHeader().setToolTip("Click a column's title to sort by it")
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableWidget.SelectionMode.ExtendedSelection)
@@ -142,7 +160,7 @@ class SearchPanel(QWidget):
         for view in (self.table, self.grid):
             view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
             view.customContextMenuRequested.connect(lambda pos, v=view: self._context_menu(v, pos))
-        self.table.doubleClicked.connect(lambda index: self._activate(index.row()))
+        self.table.doubleClicked.connect(lambda index: self._activate(self._hit_of(index.row())))
         self.grid.itemDoubleClicked.connect(lambda item: self._activate(self.grid.row(item)))
         self.thumbs: dict[str, Path] = {}
         self.player = AudioPlayer(self)
@@ -308,7 +326,15 @@ class SearchPanel(QWidget):
     def _selected_hits(self, view: QWidget) -> list[int]:
         if view is self.grid:
             return sorted(self.grid.row(i) for i in self.grid.selectedItems())
-        return sorted({i.row() for i in self.table.selectedIndexes()})
+        return sorted(self._hit_of(i.row()) for i in self.table.selectionModel().selectedRows())
+
+    def _hit_of(self, table_row: int) -> int:
+        """The result a table row shows (the table may be sorted by any column)."""
+        item = self.table.item(table_row, 0)
+        return int(item.data(HIT_ROLE)) if item is not None else -1
+
+    def _table_row_of(self, hit: int) -> int:
+        return next((r for r in range(self.table.rowCount()) if self._hit_of(r) == hit), -1)
 
     def _context_menu(self, view: QWidget, pos: QPoint) -> None:
         chosen = [r for r in self._selected_hits(view) if r < len(self.session.results)]
@@ -354,9 +380,8 @@ class SearchPanel(QWidget):
     def _selection_from_table(self) -> None:
         if self._syncing:
             return
-        rows = {i.row() for i in self.table.selectedIndexes()}
         hits = self.session.results
-        self.session.select_gallery(hits[r].row for r in rows if r < len(hits))
+        self.session.select_gallery(hits[r].row for r in self._selected_hits(self.table) if 0 <= r < len(hits))
 
     def _selection_from_session(self, selection: frozenset[int]) -> None:
         """Results selected elsewhere (the map) are selected here too."""
@@ -370,7 +395,7 @@ class SearchPanel(QWidget):
         self.table.setSelectionMode(QTableWidget.SelectionMode.MultiSelection)
         for r, h in enumerate(self.session.results):
             if h.row in selection:
-                self.table.selectRow(r)
+                self.table.selectRow(self._table_row_of(r))
         self.table.setSelectionMode(mode)
         self._syncing = False
 
@@ -380,16 +405,21 @@ class SearchPanel(QWidget):
         if query is not None and query.texts and not self.state.text:
             self.state.text = query.texts[0]  # a search started elsewhere (command line, a script)
         self._syncing = True
+        self.table.setSortingEnabled(False)  # rows are filled in rank order, then sorted as the user chose
         self.table.setRowCount(len(hits))
         for r, h in enumerate(hits):
             what = h.text if h.text else Path(h.source).name
-            cells = [str(h.rank), f"{h.z:.2f}", f"{h.score:+.4f}", h.modality, h.sample_id, what]
-            for c, text in enumerate(cells):
-                item = QTableWidgetItem(text)
+            cells: list[tuple[str, float | str]] = [(str(h.rank), h.rank), (f"{h.z:.2f}", h.z),
+                                                    (f"{h.score:+.4f}", h.score), (h.modality, h.modality),
+                                                    (h.sample_id, h.sample_id), (what, what.lower())]
+            for c, (text, key) in enumerate(cells):
+                item = SortItem(text, key)
                 item.setToolTip(h.text or h.source)
+                item.setData(HIT_ROLE, r)
                 if c in (0, 1, 2):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
+        self.table.setSortingEnabled(True)
         for c in range(len(COLUMNS) - 1):  # the last column stretches, and long texts wrap in it
             self.table.resizeColumnToContents(c)
         self.table.resizeRowsToContents()

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QRectF  # noqa: E402
+from PySide6.QtCore import QRectF, Qt  # noqa: E402
 from qt_helpers import wait_idle  # noqa: E402
 
 from cl_core import actions  # noqa: E402
@@ -74,6 +74,14 @@ def test_box_selection_in_the_map_selects_results_and_back(qtbot, mapped):
     search.table.selectRow(2)  # and back: a result chosen in the table is selected in the map
     assert session.gallery_selection == frozenset({hits[2].row})
     np.testing.assert_allclose(panel.selected.getData()[0], [session.projection.coords[hits[2].row, 0]])
+    search.table.sortByColumn(3, Qt.SortOrder.AscendingOrder)  # sorted by modality: rows still mean their hit
+    shown = [search.table.item(r, 3).text() for r in range(search.table.rowCount())]
+    assert shown == sorted(shown) and sorted(shown) == sorted(h.modality for h in hits)
+    first = int(search.table.item(0, 0).text()) - 1  # the rank column names the hit
+    search.table.selectRow(0)
+    assert session.gallery_selection == frozenset({hits[first].row})
+    session.select_gallery({hits[first].row})
+    assert {i.row() for i in search.table.selectedIndexes()} == {0}
 
 
 def test_lasso_selects_the_points_inside_its_shape(mapped):
