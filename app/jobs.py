@@ -178,10 +178,10 @@ class Jobs(QObject):
 
     def _embedded(self, result: EmbedResult) -> None:
         if not self.session.add_result(result):  # embedded by a model that is no longer open: again
-            self.session.report([f for f in result.failures if f.stage == "read"])
+            self.session.report([f for f in result.failures if f.stage in ("read", "skipped")])
             self.embed(items=result.items)
             return
-        n_bad = len(result.failures)
+        n_bad = sum(1 for f in result.failures if f.stage != "skipped")
         self.status.emit(f"embedded {len(result.items)} item(s)" + (f"; {n_bad} could not be used" if n_bad else "")
                          + (" (cancelled part-way)" if result.cancelled else ""))
 

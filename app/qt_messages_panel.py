@@ -19,7 +19,7 @@ from cl_core.session import Session
 from .jobs import Jobs
 
 STAGE_TEXT = {"read": "could not be read", "encode": "could not be embedded", "quarantine": "quarantined",
-              "job": "job failed"}
+              "job": "job failed", "skipped": "skipped"}
 
 
 class MessagesPanel(QWidget):

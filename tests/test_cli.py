@@ -73,3 +73,23 @@ def test_bad_model_and_usage(tmp_path, media_dir):
     assert out.returncode == 2
     out = clens("embed", "x", "--modality", "smell", "--out", "y.npy")
     assert out.returncode == 2 and "unknown modality" in out.stderr
+
+
+def test_embed_a_gallery_folder_reads_its_captions_once(native_dir, tmp_path):
+    """A folder with a captions file and a gallery manifest (as the demo writes): the manifest lists the
+    folder's files and is skipped with a note, so each caption is embedded once."""
+    from media import make_gallery
+
+    folder = make_gallery(tmp_path / "g", n=3)
+    (folder / "captions.csv").write_text("id,caption\n" + "".join(f"s{i},caption number {i}\n" for i in range(3)),
+                                         encoding="utf-8")
+    dest = tmp_path / "e.npy"
+    out = clens("embed", native_dir, folder, "--out", dest, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "skipped" in out.stderr and "manifest.csv" in out.stderr and "gallery manifest" in out.stderr
+    rows = json.loads(dest.with_suffix(".json").read_text())["rows"]
+    texts = [r["text"] for r in rows if r["modality"] == "text"]
+    assert sorted(texts) == [f"caption number {i}" for i in range(3)]
+    assert sum(r["modality"] == "image" for r in rows) == 3 and len(np.load(dest)) == len(rows)
+    out = clens("embed", native_dir, folder / "manifest.csv", "--out", dest, "--quiet")  # named: read as asked
+    assert out.returncode in (0, 1) and "skipped" not in out.stderr

@@ -119,8 +119,15 @@ def test_dark_theme_recolours_panels_and_plots_and_is_remembered(qtbot, tmp_path
 def test_every_control_says_what_it_does(qtbot, tmp_path):
     """A tooltip on every button, box and field of every panel (a person who does not program can hover
     anything and learn what it does)."""
-    from PySide6.QtWidgets import (QAbstractButton, QAbstractItemView, QAbstractSpinBox, QComboBox, QLineEdit,
-                                   QSlider, QTabBar)
+    from PySide6.QtWidgets import (
+        QAbstractButton,
+        QAbstractItemView,
+        QAbstractSpinBox,
+        QComboBox,
+        QLineEdit,
+        QSlider,
+        QTabBar,
+    )
 
     window = make_window(qtbot, tmp_path)
     silent = []

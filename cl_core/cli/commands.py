@@ -97,7 +97,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     print(f"wrote {len(result.items)} embeddings ({opened.model.embed_dim}-d) to {out}", file=sys.stderr)
     if result.cancelled:
         return _interrupted(len(result.items), f"(written to {out})")
-    return EXIT_PARTIAL if result.failures else EXIT_OK
+    return EXIT_PARTIAL if any(f.stage != "skipped" for f in result.failures) else EXIT_OK
 
 
 def cmd_train(args: argparse.Namespace) -> int:

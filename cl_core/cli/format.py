@@ -33,7 +33,8 @@ def print_info(info: dict[str, Any]) -> None:
 
 def print_failures(failures: Sequence[Failure]) -> None:
     for f in failures:
-        print(f"{'quarantined' if f.stage == 'quarantine' else 'failed'}: {f.source}: {f.reason}", file=sys.stderr)
+        what = {"quarantine": "quarantined", "skipped": "skipped"}.get(f.stage, "failed")
+        print(f"{what}: {f.source}: {f.reason}", file=sys.stderr)
 
 
 def print_hits(hits: Sequence[Hit], failures: Sequence[Failure] = ()) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from cl_core.embed.decode_pool import DecodePool
 from cl_core.embed.preparation import fit_to
+from cl_core.embed.sources import is_gallery_manifest
 from cl_core.errors import Cancelled, ClensError, Failure, ReaderError
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, Prepared
@@ -40,16 +41,28 @@ FILE_CHUNK = 64  # files decoded and embedded together by embed_paths
 
 
 def list_files(paths: Sequence[str | Path]) -> list[Path]:
-    """The files named, folders walked (sorted; hidden files and channel-name sidecars left out)."""
+    return walk_files(paths)[0]
+
+
+def walk_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Failure]]:
+    """The files named, folders walked (sorted; hidden files and channel-name sidecars left out), and a
+    note for each gallery manifest met while walking: it lists the folder's files and is not embedded as
+    texts (a file named on its own is read whatever it is)."""
     files: list[Path] = []
+    skipped: list[Failure] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            files.extend(sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")
-                                and not x.name.endswith((".channels.json", ".channels.txt"))))
+            for x in sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")
+                            and not x.name.endswith((".channels.json", ".channels.txt"))):
+                if is_gallery_manifest(x):
+                    skipped.append(Failure(str(x), "a gallery manifest (it lists this folder's files): not "
+                                                   "embedded as texts; open it as a gallery to use it", "skipped"))
+                else:
+                    files.append(x)
         else:
             files.append(p)
-    return files
+    return files, skipped
 
 
 def collect_items(paths: Sequence[str | Path] = (), texts: Sequence[str] = (), modality: Modality | None = None,
@@ -57,8 +70,7 @@ def collect_items(paths: Sequence[str | Path] = (), texts: Sequence[str] = (), m
                   pool: DecodePool | None = None) -> tuple[list[Item], list[Failure]]:
     """Read files (folders are walked, sorted) in decoder processes, wrap texts; items in input order."""
     items: list[Item] = []
-    failures: list[Failure] = []
-    files = list_files(paths)
+    files, failures = walk_files(paths)
     if files:
         own_pool = pool is None
         pool = pool or DecodePool()
@@ -181,8 +193,8 @@ def embed_paths(model: BaseModel, paths: Sequence[str | Path] = (), texts: Seque
     """Read then embed, FILE_CHUNK files at a time: memory is bounded by a chunk of decoded items, not by the
     number of inputs. Rows in input order (files, then texts); a cancel keeps every finished chunk."""
     state = state or TaskState()
-    files = list_files(paths)
-    out = EmbedResult(vectors=np.zeros((0, model.embed_dim), np.float32))
+    files, skipped = walk_files(paths)
+    out = EmbedResult(vectors=np.zeros((0, model.embed_dim), np.float32), failures=skipped)
     own_pool = pool is None and bool(files)
     pool = pool or (DecodePool() if files else None)
     chunks = [files[i:i + FILE_CHUNK] for i in range(0, len(files), FILE_CHUNK)]

@@ -95,6 +95,22 @@ def open_source(spec: str | Path) -> Gallery:
     raise GalleryError(f"{path}: a gallery is a folder or a .csv/.tsv/.parquet manifest")
 
 
+def is_gallery_manifest(path: Path) -> bool:
+    """A CSV/TSV whose header names a file column describes other files (a gallery), so walking a folder
+    does not read it as texts (its captions would be embedded twice beside a captions file). Only the first
+    line is read."""
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            first = fh.read(65536).split(b"\n", 1)[0].decode("utf-8-sig", "replace")
+    except OSError:
+        return False
+    header = {c.strip().lower() for c in next(csv.reader([first], delimiter="\t" if path.suffix.lower() == ".tsv"
+                                                          else ","), [])}
+    return bool(header & (set(PATH_COLUMNS) | set(MODALITY_COLUMNS)))
+
+
 def read_folder(folder: Path) -> Gallery:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p.relative_to(folder))
                    and not p.name.endswith(SIDECAR_SUFFIXES))
