@@ -8,6 +8,7 @@ Writes benchmarks/results/window.json. Heavy imports stay inside functions (deco
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import platform
@@ -83,11 +84,15 @@ def heartbeat(n_samples: int = 3_334) -> dict[str, float]:
     session.set_model(opened.model, opened.fingerprint)
     gaps: list[float] = []
     last = [time.perf_counter()]
+    trace = os.environ.get("CLENS_STALL_TRACE")  # a file: every thread's stack whenever the UI misses 100 ms
+    trace_file = open(trace, "w") if trace else None  # noqa: SIM115 - open for the whole run
 
     def tick() -> None:
         now = time.perf_counter()
         gaps.append((now - last[0]) * 1000)
         last[0] = now
+        if trace_file is not None:  # faulthandler's watchdog is a C thread: it fires even while the GIL is held
+            faulthandler.dump_traceback_later(0.1, file=trace_file)
 
     timer = QTimer()
     timer.setInterval(10)
@@ -113,6 +118,9 @@ def heartbeat(n_samples: int = 3_334) -> dict[str, float]:
     jobs.open_gallery(gallery / "manifest.csv")
     loop.exec()
     timer.stop()
+    if trace_file is not None:
+        faulthandler.cancel_dump_traceback_later()
+        trace_file.close()
     jobs.shutdown()
     del app
     return {"items": len(session.index.rows) if session.index is not None else 0, **stages,
@@ -121,6 +129,9 @@ def heartbeat(n_samples: int = 3_334) -> dict[str, float]:
 
 
 def main() -> None:
+    if "--heartbeat" in sys.argv:  # only the heartbeat (e.g. with CLENS_STALL_TRACE set, to find a stall)
+        print(json.dumps(heartbeat(), indent=2))
+        return
     cache = tempfile.mkdtemp(prefix="clens-launch-")
     first = launch(cache, runs=1)  # a new cache: the demo gallery is generated and embedded
     warm = launch(cache, runs=3)  # as a person reopening the app meets it
