@@ -30,7 +30,7 @@ from cl_core.session import Session
 from cl_core.state import ModelSettings
 from cl_core.task import Progress, TaskState
 
-from .qt_worker import Job, JobRunner
+from .qt_worker import Job, JobRunner, settle_heap
 
 
 class Jobs(QObject):
@@ -134,6 +134,7 @@ class Jobs(QObject):
         reopen = self._then_gallery or ((self.session.gallery_source, "auto") if self.session.gallery_source else None)
         self._then_gallery = None
         self.session.set_model(model, opened.fingerprint)
+        settle_heap()
         pending = self.session.take_pending()
         again = [f"{len(pending)} item(s)"] if pending else []
         if reopen is not None:
@@ -218,6 +219,7 @@ class Jobs(QObject):
                 self.status.emit(f"gallery {emb.gallery.name}: {why}")
             return
         assert index is not None
+        settle_heap()
         kinds = ", ".join(f"{p.modality.value} {p.built.kind}" for p in index.parts.values())
         self.status.emit(f"gallery {emb.gallery.name}: {len(emb.rows)} items ({emb.from_cache} from the cache), "
                          f"indexed: {kinds}" + (f"; {len(emb.failures)} not used (see Messages)" if emb.failures else ""))

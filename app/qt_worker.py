@@ -12,6 +12,7 @@ Orange's ConcurrentMixin / napari's thread_worker in small, with rules:
 
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
 import time
@@ -199,3 +200,12 @@ class JobRunner(QObject):
         if ok:
             self._release_retired()
         return ok
+
+
+def settle_heap() -> None:
+    """Leave the objects alive now (libraries, the model, an opened gallery) out of later full garbage
+    collections. A full collection scans every tracked object while holding the GIL: with torch, Qt and a
+    10k-item gallery loaded (~470k objects) one took 200+ ms, started by whichever thread allocated, and froze
+    the window (found with benchmarks/bench_window.py's stall trace). Frozen objects are still freed by
+    reference counting; only cycles among them wait. Cheap: it moves list heads, it does not scan."""
+    gc.freeze()

@@ -80,8 +80,10 @@ def heartbeat(n_samples: int = 3_334) -> dict[str, float]:
     session = Session()
     jobs = Jobs(session)
     jobs.settings.cache_dir = work / "cache"
-    opened = actions.open_model(actions.demo_files("shapes_sounds").model)
-    session.set_model(opened.model, opened.fingerprint)
+    ready = QEventLoop()
+    session.model_changed.connect(lambda _m: ready.quit())
+    jobs.open_model(actions.demo_files("shapes_sounds").model)  # as the window does (the heap settled after)
+    ready.exec()
     gaps: list[float] = []
     last = [time.perf_counter()]
     trace = os.environ.get("CLENS_STALL_TRACE")  # a file: every thread's stack whenever the UI misses 100 ms
