@@ -43,6 +43,30 @@ def test_sentence_vector_equals_sentence_transformers(sentence_model):
     assert vecs.shape == (2, 16)
 
 
+def test_token_states_and_tokens_equal_transformers_bert(sentence_model):
+    """The plain-torch BERT and tokenizer.json give what transformers' BertModel and fast tokenizer give,
+    padding and truncation included (the start-up no longer imports transformers for the demo)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from cl_core.models.sentence_tower import encoder_path
+
+    _, model = sentence_model
+    tower = model.net.towers["text"]
+    path = str(encoder_path("all-MiniLM-L6-v2"))
+    texts = ["a crimson disc", "Stage II lung adenocarcinoma; " * 20, "ÉCOLE naïve café, 3.5 µm"]
+    ours = tower.tokenize(texts)
+    ref_tok = AutoTokenizer.from_pretrained(path, local_files_only=True)(
+        texts, padding=True, truncation=True, max_length=tower.max_length, return_tensors="pt")
+    assert torch.equal(ours["input_ids"], ref_tok["input_ids"])
+    assert torch.equal(ours["attention_mask"], ref_tok["attention_mask"])
+    reference = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True).eval()
+    with torch.no_grad():
+        expected = reference(**ref_tok).last_hidden_state
+    mask = ref_tok["attention_mask"].bool()
+    torch.testing.assert_close(tower.token_states(**ours)[mask], expected[mask], atol=2e-5, rtol=1e-4)
+
+
 def test_attention_pooling_is_padding_invariant_and_saved(tmp_path):
     """Training caches fixed-length token states, inference pads per batch: both give the same vector."""
     import torch

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from scipy.signal import resample_poly
 
 from cl_core.errors import ReaderError
 from cl_core.modality import AudioClip, ChannelStack, Item
@@ -156,6 +155,10 @@ def resample(clip: AudioClip, rate: int) -> np.ndarray:
     if clip.sample_rate == rate:
         return clip.waveform
     ratio = Fraction(rate, clip.sample_rate).limit_denominator(1000)
+    from scipy.signal import (
+        resample_poly,  # imported on first resampling: scipy.signal costs ~0.4 s to import
+    )
+
     return resample_poly(clip.waveform, ratio.numerator, ratio.denominator).astype(np.float32)
 
 

