@@ -76,7 +76,7 @@ class Jobs(QObject):
     def busy(self) -> bool:
         return bool(self.runner.active)
 
-    def _start(self, kind: str, name: str, fn: Any, on_result: Any) -> Job:
+    def _start(self, kind: str, name: str, fn: Any, on_result: Any, on_partial: Any = None) -> Job:
         def wire(job: Job) -> None:
             sig = job.signals
             sig.failed.connect(lambda msg: self.error.emit(f"{name} failed: {msg}"))
@@ -84,7 +84,7 @@ class Jobs(QObject):
             sig.done.connect(lambda: self._done(job))
 
         was_busy = self.busy
-        job = self.runner.submit(kind, name, fn, on_result, wire)
+        job = self.runner.submit(kind, name, fn, on_result, wire, on_partial)
         if not was_busy:
             self.busy_changed.emit(True)
         return job
@@ -284,7 +284,7 @@ class Jobs(QObject):
         def run(state: TaskState) -> dict[str, Any]:
             return actions.thumbnails(paths, cache, size, state, pool)
 
-        return self._start(kind, "drawing thumbnails", run, self.thumbnails_ready.emit)
+        return self._start(kind, "drawing thumbnails", run, self.thumbnails_ready.emit, self.thumbnails_ready.emit)
 
     def more_like(self, rows: Sequence[int], k: int = 10) -> Job | None:
         """Search with gallery rows as the query (several are fused): 'more like this'."""

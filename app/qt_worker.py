@@ -35,6 +35,7 @@ PROGRESS_INTERVAL_S = 0.1
 
 class TaskSignals(QObject):
     progress = Signal(object)  # Progress (throttled)
+    partial = Signal(object)  # part of the result, ready early
     finished = Signal(object)  # the result
     failed = Signal(str)  # a message for the user
     cancelled = Signal()
@@ -44,7 +45,7 @@ class TaskSignals(QObject):
 def _disconnect_all(signals: TaskSignals, keep_done: bool = False) -> None:
     with warnings.catch_warnings():  # PySide warns (and does nothing) for a signal with no slot left
         warnings.simplefilter("ignore", RuntimeWarning)
-        for sig in (signals.progress, signals.finished, signals.failed, signals.cancelled,
+        for sig in (signals.progress, signals.partial, signals.finished, signals.failed, signals.cancelled,
                     *(() if keep_done else (signals.done,))):
             try:
                 sig.disconnect()
@@ -126,9 +127,11 @@ class JobRunner(QObject):
 
     def submit(self, kind: str, name: str, fn: Callable[[TaskState], Any],
                on_result: Callable[[Any], None] | None = None,
-               wire: Callable[[Job], None] | None = None) -> Job:
-        """Start fn(state) on the pool. `on_result` gets the result only if no newer job of the same kind
-        was started meanwhile; `wire` connects further slots *before* the job starts."""
+               wire: Callable[[Job], None] | None = None,
+               on_partial: Callable[[Any], None] | None = None) -> Job:
+        """Start fn(state) on the pool. `on_result` (and `on_partial`, for parts reported early) get results
+        only if no newer job of the same kind was started meanwhile; `wire` connects further slots *before*
+        the job starts."""
         if kind in REPLACING_KINDS:
             self.cancel_kind(kind)
         generation = self._generation[kind] = self._generation.get(kind, 0) + 1
@@ -137,13 +140,15 @@ class JobRunner(QObject):
         # dropped on a worker thread; it is deleted in this thread once the job's worker is done with it
         signals = TaskSignals(self)
         throttle = Throttle(lambda p: signals.progress.emit(p), PROGRESS_INTERVAL_S)
-        state = TaskState(on_progress=throttle)
+        state = TaskState(on_progress=throttle, on_partial=lambda part: signals.partial.emit(part))
         job = Job(next(self._ids), kind, name, generation, state, signals)
         self.active.append(job)
         signals.progress.connect(lambda p: self._progress(job, p))
         signals.done.connect(lambda: self._forget(job))  # first: the caller's done-slots see it gone
         if on_result is not None:
             signals.finished.connect(lambda result: self.is_newest(job) and on_result(result))
+        if on_partial is not None:
+            signals.partial.connect(lambda part: self.is_newest(job) and on_partial(part))
         if wire is not None:
             wire(job)
         self.pool.start(_Runnable(fn, state, signals, job.exited))

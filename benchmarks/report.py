@@ -106,11 +106,35 @@ def window_section(data: dict) -> list[str]:
             f"{hb['ticks']:,}) | ≤ 100 ms |"]
 
 
+def thumbs_section(data: dict) -> list[str]:
+    def scroll(name: str) -> str:
+        d = data[name]
+        return (f"median {d['median ms']} ms, p95 {d['p95 ms']} ms, max {d['max ms']} ms over {d['frames']} frames "
+                f"{'✓' if d['p95 ms'] <= 50 else '✗'}")
+
+    return ["## Results grid", "",
+            f"Machine: {data['machine']}; Qt offscreen (`benchmarks/bench_thumbs.py`): a gallery of {data['results']:,} "
+            f"{data['images']} images searched with k = {data['results']:,}, {data['thumbnail px']} px thumbnails; a "
+            "scroll frame is one mouse-wheel notch (three scroll steps) applied and the grid painted synchronously.", "",
+            "| what | figure | goal |", "|---|---:|---|",
+            f"| results shown after the search (list and grid filled) | {data['search to results shown first s']} s | |",
+            f"| the first thumbnails shown (handed on in batches as drawn) | "
+            f"{data.get('first thumbnails shown first s', '–')} s | |",
+            f"| all {data['results']:,} thumbnails drawn the first time (decoder processes) | "
+            f"{data['thumbnails first s']} s | |",
+            f"| the same on reopening (a new window; from the disk cache) | {data['thumbnails reopened s']} s | |",
+            f"| scrolling top to bottom, first pass (pictures decoded as they appear) | "
+            f"{scroll('scroll first pass first')} | smooth: ≤ 50 ms |",
+            f"| scrolling again | {scroll('scroll second pass first')} | ≤ 50 ms |",
+            f"| scrolling on reopening, first pass | {scroll('scroll first pass reopened')} | ≤ 50 ms |"]
+
+
 def main() -> None:
     out = ["# Benchmark results", "", "Written by `bash benchmarks/run.sh` (figures from `benchmarks/results/*.json`).",
            "Speed and memory targets live here, never in timed tests.", ""]
     for name, section in (("embed", embed_section), ("search", search_section), ("drop", drop_section),
-                          ("projection", projection_section), ("window", window_section)):
+                          ("projection", projection_section), ("window", window_section),
+                          ("thumbs", thumbs_section)):
         path = HERE / "results" / f"{name}.json"
         if path.is_file():
             out += section(json.loads(path.read_text())) + [""]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command for the benchmarks: embedding throughput, search (100k and 1M x 512), a drop in the window,
-# then RESULTS.md.
+# projections, the window (launch, heartbeat), the results grid (1,000 thumbnails), then RESULTS.md.
 # Arguments are passed to the search benchmark, e.g. `bash benchmarks/run.sh --sizes 100000` for a quick run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +11,5 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/python benchmarks/bench_drop.py
 .venv/bin/python benchmarks/bench_projection.py
 .venv/bin/python benchmarks/bench_window.py
+.venv/bin/python benchmarks/bench_thumbs.py
 .venv/bin/python benchmarks/report.py

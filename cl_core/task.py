@@ -32,10 +32,12 @@ class TaskState:
     """Progress, cancellation and a message sink for one job; safe to share across threads."""
 
     def __init__(self, on_progress: ProgressCallback | None = None,
-                 on_message: Callable[[str], None] | None = None) -> None:
+                 on_message: Callable[[str], None] | None = None,
+                 on_partial: Callable[[object], None] | None = None) -> None:
         self._cancel = threading.Event()
         self._on_progress = on_progress
         self._on_message = on_message
+        self._on_partial = on_partial
         self.progress = Progress(0, 0)
 
     def cancel(self) -> None:
@@ -43,7 +45,7 @@ class TaskState:
 
     def child(self, on_progress: ProgressCallback | None = None) -> TaskState:
         """A state for one step of this job: cancelled with it; its progress goes to `on_progress`."""
-        sub = TaskState(on_progress=on_progress, on_message=self._on_message)
+        sub = TaskState(on_progress=on_progress, on_message=self._on_message, on_partial=self._on_partial)
         sub._cancel = self._cancel
         return sub
 
@@ -59,6 +61,11 @@ class TaskState:
         self.progress = Progress(done, total, text)
         if self._on_progress is not None:
             self._on_progress(self.progress)
+
+    def partial(self, result: object) -> None:
+        """Part of the result, ready before the whole (e.g. the first thumbnails): shown while the rest runs."""
+        if self._on_partial is not None:
+            self._on_partial(result)
 
     def message(self, text: str) -> None:
         if self._on_message is not None:

@@ -185,11 +185,11 @@ def test_results_grid_thumbnails_export_and_more_like_this(qtbot, mapped, tmp_pa
     session, jobs, _, search = mapped
     search.query.setText("caption number 4")
     search.k.setValue(12)
-    with qtbot.waitSignal(jobs.thumbnails_ready, timeout=60_000) as got:
+    with qtbot.waitSignal(jobs.thumbnails_ready, timeout=60_000):
         search.run_search()
-    wait_idle(qtbot, jobs)
+    wait_idle(qtbot, jobs)  # thumbnails come in batches as drawn: all are in once the job is done
     files = [h for h in session.results if not h.text]
-    assert files and all(str(got.args[0][h.source]).endswith("-128.png") for h in files)
+    assert files and all(str(search.thumbs[h.source]).endswith("-128.png") for h in files)
     search.as_grid.setChecked(True)
     assert search.views.currentWidget() is search.grid and search.grid.count() == len(session.results)
     for r, h in enumerate(session.results):

@@ -44,3 +44,18 @@ def test_thumbnails_are_cached_by_content(media_dir, tmp_path):
     again = actions.thumbnails(files[:2], cache, 64, pool=NoPool())  # type: ignore[arg-type]
     assert again == {k: v for k, v in first.items() if k != str(files[2])}
     cache.close()
+
+
+def test_thumbnails_are_handed_on_as_they_are_drawn(media_dir, tmp_path, monkeypatch):
+    """Cached ones first, then each drawn batch, before the whole result: a long grid fills as it goes."""
+    from cl_core.task import TaskState
+
+    monkeypatch.setattr("cl_core.embed.thumbnails.PARTIAL_EVERY_S", 0.0)
+    cache = actions.EmbeddingCache(tmp_path / "cache")
+    files = [media_dir / "red.png", media_dir / "tone.wav", media_dir / "stack.npy"]
+    actions.thumbnails(files[:1], cache, 64)  # one already on disk
+    parts: list[dict] = []
+    everything = actions.thumbnails(files, cache, 64, TaskState(on_partial=parts.append))
+    assert parts[0] == {str(files[0]): everything[str(files[0])]}  # the cached one, before any drawing
+    assert len(parts) == 3 and {k: v for p in parts for k, v in p.items()} == everything
+    cache.close()

@@ -1,8 +1,11 @@
 """Thumbnails for the results grid: drawn in decoder processes (a crashing decoder costs one picture, never
-the app) and kept on disk by file content and size, so scrolling is smooth and reopening is instant."""
+the app) and kept on disk by file content and size, so scrolling is smooth and reopening is instant. Those
+already on disk, then each batch drawn, are handed on early (`state.partial`): a grid of 1,000 fills as
+they come instead of after the last one."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +13,8 @@ from cl_core.embed.cache import EmbeddingCache
 from cl_core.embed.decode_pool import DecodePool
 from cl_core.readers.thumbnail import write_thumbnail
 from cl_core.task import TaskState
+
+PARTIAL_EVERY_S = 0.25  # how often drawn thumbnails are handed on while the rest are drawn
 
 
 def thumbnails(paths: Sequence[str | Path], cache: EmbeddingCache, size: int = 128,
@@ -31,16 +36,23 @@ def thumbnails(paths: Sequence[str | Path], cache: EmbeddingCache, size: int = 1
             out[str(path)] = target
         else:
             todo.append((str(path), target))
+    if out:
+        state.partial(dict(out))
     if todo:
         own = pool is None
         pool = pool or DecodePool()
         try:
             done = 0
+            fresh: dict[str, Path | str] = {}
+            last = time.monotonic()
             for i, error in pool.calls(write_thumbnail, [(p, size, str(t)) for p, t in todo], state):
                 source, thumb = todo[i]
-                out[source] = error if error else thumb
+                out[source] = fresh[source] = error if error else thumb
                 done += 1
                 state.set_progress(done, len(todo), "drawing thumbnails")
+                if time.monotonic() - last >= PARTIAL_EVERY_S:
+                    state.partial(fresh)
+                    fresh, last = {}, time.monotonic()
         finally:
             if own:
                 pool.close()
