@@ -97,8 +97,13 @@ def main() -> None:
         jobs.search(query)
         wait(session.results_changed)
         shown = time.perf_counter()
-        first_batch = []
-        jobs.thumbnails_ready.connect(lambda _p: first_batch or first_batch.append(time.perf_counter() - shown))
+        first_batch: list[float] = []
+
+        def first(_part: object, got: list[float] = first_batch, since: float = shown) -> None:
+            if not got:
+                got.append(time.perf_counter() - since)
+
+        jobs.thumbnails_ready.connect(first)
         while jobs.busy:
             wait(jobs.job_done)
         result[f"first thumbnails shown {attempt} s"] = round(first_batch[0], 2)
