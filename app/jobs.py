@@ -53,6 +53,7 @@ class Jobs(QObject):
         self._then_gallery: tuple[str, str] | None = None  # (source, kind) to open once a model is ready
         self._then_search: str | None = None  # a text to search once a gallery is ready
         self._then_project: str | None = None  # a method to map the gallery with once it is ready
+        self.composite: tuple[str, str, str] | None = None  # channels shown as RGB for stacks (None: default)
         self.settings.events.cache_dir.connect(self._drop_cache)
 
     # ---- shared resources ----------------------------------------------------------------------
@@ -267,24 +268,34 @@ class Jobs(QObject):
             return  # asked of a model or gallery that is no longer open
         hits = result.hits
         self.place_query()
-        self.fetch_thumbnails([h.source for h in hits if not h.text])
+        self.fetch_thumbnails([h.source for h in hits if not h.text],
+                              stacks=[h.source for h in hits if h.modality == "multichannel"])
         if result.failures:
             self.status.emit("the query could not be embedded (see Messages)")
         else:
             self.status.emit(f"{len(hits)} result(s)" if hits else "nothing relevant above the threshold")
 
-    def fetch_thumbnails(self, sources: Sequence[str], size: int = 128, kind: str = "thumbs") -> Job | None:
-        """Thumbnails of files, drawn in the decoder processes and cached on disk by content. `kind`: the
-        results' thumbnails ("thumbs") and the map's hover preview ("preview") do not cancel each other."""
+    def fetch_thumbnails(self, sources: Sequence[str], size: int = 128, kind: str = "thumbs",
+                         stacks: Sequence[str] = ()) -> Job | None:
+        """Thumbnails of files, drawn in the decoder processes and cached on disk by content; `stacks` (channel
+        stacks among them) are drawn in the chosen composite. `kind`: the results' thumbnails ("thumbs") and
+        the map's hover preview ("preview") do not cancel each other."""
         paths = list(dict.fromkeys(s for s in sources if s))
         if not paths:
             return None
         cache, pool = self.cache(), self.pool()
+        channels = {s: self.composite for s in stacks} if self.composite else None
 
         def run(state: TaskState) -> dict[str, Any]:
-            return actions.thumbnails(paths, cache, size, state, pool)
+            return actions.thumbnails(paths, cache, size, state, pool, channels)
 
         return self._start(kind, "drawing thumbnails", run, self.thumbnails_ready.emit, self.thumbnails_ready.emit)
+
+    def set_composite(self, names: tuple[str, str, str] | None) -> Job | None:
+        """The channels shown as red, green and blue for channel stacks; the shown ones are drawn again."""
+        self.composite = names
+        stacks = [h.source for h in self.session.results if h.modality == "multichannel"]
+        return self.fetch_thumbnails(stacks, stacks=stacks) if stacks else None
 
     def more_like(self, rows: Sequence[int], k: int = 10) -> Job | None:
         """Search with gallery rows as the query (several are fused): 'more like this'."""

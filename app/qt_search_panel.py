@@ -40,6 +40,7 @@ from cl_core.state import SearchState
 
 from .jobs import Jobs
 from .qt_audio import AudioPlayer
+from .qt_composite import CompositePicker
 
 if TYPE_CHECKING:
     from cl_core.search.query import Hit
@@ -183,6 +184,8 @@ class SearchPanel(QWidget):
         options.addWidget(self.only_relevant)
         options.addWidget(self.min_z)
         options.addStretch(1)
+        self.composite = CompositePicker(session, jobs)
+        options.addWidget(self.composite)
         options.addWidget(self.as_grid)
         options.addWidget(self.export)
         layout = QVBoxLayout(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
@@ -71,3 +72,39 @@ def test_a_new_model_drops_the_gallery(qtbot, panel, tmp_path):
     assert session.index is not None
     session.set_model(session.model)
     assert session.index is None and not panel.search_button.isEnabled() and panel.table.rowCount() == 0
+
+
+def test_stack_results_are_drawn_in_the_channels_chosen(qtbot, native_model, media_dir, tmp_path):
+    """mIF stacks in the results grid: a sensible three channels first; picking others draws them again."""
+    import shutil
+
+    from PIL import Image
+
+    folder = tmp_path / "stacks"
+    folder.mkdir()
+    for name in ("stack.npy", "stack.npy.channels.txt", "mif.ome.tif"):
+        shutil.copy(media_dir / name, folder / name)
+    session = Session()
+    jobs = Jobs(session)
+    jobs.settings.cache_dir = tmp_path / "cache"
+    session.set_model(native_model)
+    panel = SearchPanel(session, jobs)
+    qtbot.addWidget(panel)
+    picker = panel.composite
+    assert not picker.isHidden() and picker.chosen() == ("panCK", "CD8", "DAPI")
+    jobs.open_gallery(folder)
+    wait_idle(qtbot, jobs)
+    jobs.more_like([0], k=2)
+    wait_idle(qtbot, jobs)
+    stacks = [h for h in session.results if h.modality == "multichannel"]
+    assert len(stacks) == 2
+    before = {h.source: panel.thumbs[h.source] for h in stacks}
+    picker.pickers[0].setCurrentText("DAPI")  # red and blue both DAPI, no green
+    picker.pickers[1].setCurrentText("(none)")
+    wait_idle(qtbot, jobs)
+    assert jobs.composite == ("DAPI", "", "DAPI")
+    for h in stacks:
+        assert panel.thumbs[h.source] != before[h.source]  # drawn again, cached apart
+        rgb = np.asarray(Image.open(panel.thumbs[h.source]).convert("RGB")).astype(int)
+        assert (rgb[..., 0] == rgb[..., 2]).all() and (rgb[..., 1] == 0).all() and rgb[..., 0].std() > 10
+    jobs.shutdown()

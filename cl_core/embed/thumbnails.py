@@ -5,8 +5,9 @@ they come instead of after the last one."""
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cl_core.embed.cache import EmbeddingCache
@@ -18,8 +19,11 @@ PARTIAL_EVERY_S = 0.25  # how often drawn thumbnails are handed on while the res
 
 
 def thumbnails(paths: Sequence[str | Path], cache: EmbeddingCache, size: int = 128,
-               state: TaskState | None = None, pool: DecodePool | None = None) -> dict[str, Path | str]:
-    """For each file: the path of its thumbnail PNG, or why it has none."""
+               state: TaskState | None = None, pool: DecodePool | None = None,
+               channels: Mapping[str, Sequence[str]] | None = None) -> dict[str, Path | str]:
+    """For each file: the path of its thumbnail PNG, or why it has none. `channels`: for some files (channel
+    stacks), the channel names shown as red, green and blue; each choice is cached on its own."""
+    channels = channels or {}
     state = state or TaskState()
     folder = Path(cache.root) / "thumbs"
     folder.mkdir(parents=True, exist_ok=True)
@@ -31,7 +35,9 @@ def thumbnails(paths: Sequence[str | Path], cache: EmbeddingCache, size: int = 1
         if isinstance(digest, OSError):
             out[str(path)] = f"cannot open: {digest.strerror or digest}"
             continue
-        target = folder / f"{digest}-{size}.png"
+        chosen = channels.get(str(path))
+        key = "" if not chosen else "-" + hashlib.sha1("\0".join(chosen).encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        target = folder / f"{digest}-{size}{key}.png"
         if target.is_file():
             out[str(path)] = target
         else:
@@ -45,7 +51,8 @@ def thumbnails(paths: Sequence[str | Path], cache: EmbeddingCache, size: int = 1
             done = 0
             fresh: dict[str, Path | str] = {}
             last = time.monotonic()
-            for i, error in pool.calls(write_thumbnail, [(p, size, str(t)) for p, t in todo], state):
+            calls = [(p, size, str(t), tuple(channels[p]) if channels.get(p) else None) for p, t in todo]
+            for i, error in pool.calls(write_thumbnail, calls, state):
                 source, thumb = todo[i]
                 out[source] = fresh[source] = error if error else thumb
                 done += 1

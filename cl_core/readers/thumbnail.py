@@ -5,6 +5,8 @@ envelope. Texts are shown as text and get none. Runs in a decoder process."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from PIL import Image
 
@@ -31,7 +33,25 @@ def composite(stack: ChannelStack, channels: tuple[int, int, int] | None = None)
 
 
 def default_channels(stack: ChannelStack) -> tuple[int, int, int]:
-    names = [n.lower() for n in (stack.channel_names or ())]
+    return default_picks(stack.channel_names or (), len(stack.pixels))
+
+
+def default_channel_names(names: Sequence[str]) -> tuple[str, str, str]:
+    """The composite a panel offers first for these channel names ("" where a colour stays dark)."""
+    picks = default_picks(names, len(names))
+    return tuple(names[i] if i >= 0 else "" for i in picks)  # type: ignore[return-value]
+
+
+def channels_by_name(stack: ChannelStack, names: Sequence[str]) -> tuple[int, int, int]:
+    """The stack's channels named (case-insensitive) for red, green and blue; -1 (dark) where it lacks one."""
+    have = [n.lower() for n in (stack.channel_names or ())]
+    picks = [have.index(n.lower()) if n and n.lower() in have else -1 for n in list(names)[:3]]
+    picks += [-1] * (3 - len(picks))
+    return picks[0], picks[1], picks[2]
+
+
+def default_picks(channel_names: Sequence[str], count: int) -> tuple[int, int, int]:
+    names = [n.lower() for n in channel_names]
     picks: list[int] = []
     for wanted in COMPOSITE_PREFERENCE:  # names in order of preference; a whole-name match before a part
         found = next((i for w in wanted for i, n in enumerate(names) if n == w and i not in picks), None)
@@ -39,7 +59,7 @@ def default_channels(stack: ChannelStack) -> tuple[int, int, int]:
             found = next((i for w in wanted for i, n in enumerate(names) if w in n and i not in picks), None)
         if found is not None:
             picks.append(found)
-    rest = [i for i in range(len(stack.pixels)) if i not in picks]
+    rest = [i for i in range(count) if i not in picks]
     picks += rest[: 3 - len(picks)]
     while len(picks) < 3:
         picks.append(-1)  # fewer than three channels: that colour stays dark
@@ -63,11 +83,13 @@ def waveform_picture(clip: AudioClip, size: int) -> np.ndarray:
     return picture
 
 
-def render(item: Item, size: int) -> Image.Image | None:
+def render(item: Item, size: int, channels: Sequence[str] | None = None) -> Image.Image | None:
+    """`channels`: the names shown as red, green and blue for a stack (default: a sensible three)."""
     if item.modality is Modality.IMAGE:
         picture = item.data.convert("RGB").copy()
     elif item.modality is Modality.MULTICHANNEL:
-        picture = Image.fromarray(composite(item.data))
+        picks = channels_by_name(item.data, channels) if channels else None
+        picture = Image.fromarray(composite(item.data, picks))
     elif item.modality is Modality.AUDIO:
         return Image.fromarray(waveform_picture(item.data, size))
     else:
@@ -76,7 +98,7 @@ def render(item: Item, size: int) -> Image.Image | None:
     return picture
 
 
-def write_thumbnail(path: str, size: int, out: str) -> str | None:
+def write_thumbnail(path: str, size: int, out: str, channels: Sequence[str] | None = None) -> str | None:
     """Decode `path`, draw its thumbnail into `out` (PNG). Returns None, or why there is none."""
     from cl_core.readers import read_path
 
@@ -84,7 +106,7 @@ def write_thumbnail(path: str, size: int, out: str) -> str | None:
         items = read_path(path)
     except ReaderError as exc:
         return exc.reason
-    picture = render(items[0], size) if items else None
+    picture = render(items[0], size, channels) if items else None
     if picture is None:
         return "no picture for this kind of item"
     with atomic_write(out) as fh:
