@@ -130,6 +130,51 @@ def test_hover_previews_the_item_and_a_sound_plays_on_click(qtbot, mapped, monke
     assert played == [(rows[sound].source, 3.0)] and session.gallery_selection == frozenset({sound})
 
 
+def test_shift_drag_in_lasso_mode_draws_a_shape_and_selects_inside_it(mapped):
+    """The drag itself: the points the mouse passes through become the lasso's outline."""
+    from PySide6.QtCore import QPointF
+
+    session, _, panel, _ = mapped
+    panel.select_mode.setCurrentText("lasso")
+    target = session.projection.coords[4]
+    box = panel.view
+    path = [target + d for d in ((-1e-5, -1e-5), (1e-5, -1e-5), (1e-5, 1e-5), (-1e-5, 1e-5))]
+    scene = [box.mapFromView(QPointF(float(x), float(y))) for x, y in path]  # item coordinates, as events give
+
+    class Drag:  # what pyqtgraph hands a ViewBox while the mouse is dragged
+        def __init__(self, i: int) -> None:
+            self.i = i
+
+        def modifiers(self):
+            return Qt.KeyboardModifier.ShiftModifier
+
+        def button(self):
+            return Qt.MouseButton.LeftButton
+
+        def buttonDownPos(self):  # noqa: N802 - pyqtgraph's name
+            return scene[0]
+
+        def pos(self):
+            return scene[self.i]
+
+        def isStart(self):  # noqa: N802
+            return self.i == 1
+
+        def isFinish(self):  # noqa: N802
+            return self.i == len(scene) - 1
+
+        def accept(self):
+            pass
+
+    got = []
+    box.lasso_selected.connect(lambda polygon, add: got.append((polygon, add)))
+    for i in range(1, len(scene)):
+        box.mouseDragEvent(Drag(i))
+    assert len(got) == 1 and len(got[0][0]) == 4 and got[0][1] is False
+    np.testing.assert_allclose(got[0][0], np.array(path), atol=1e-6)
+    assert 4 in session.gallery_selection
+
+
 def test_colour_by_a_manifest_column_legend_or_colour_bar(mapped, monkeypatch):
     session, _, panel, _ = mapped
     names = [panel.colour.itemText(i) for i in range(panel.colour.count())]
