@@ -79,14 +79,18 @@ def projection_section(data: dict) -> list[str]:
         lines.append(f"| map panel at 1M points, {name}: one pan/zoom frame (range handled and painted, "
                      f"{f['points_in_view']:,} points in view) | median {f['median_ms']} ms, p95 {f['p95_ms']} ms "
                      f"{'✓' if f['p95_ms'] <= 50 else '✗'} | ≤ 50 ms |")
-    if "umap_100k_x_512_s" in data:
-        lines += [f"| UMAP of 100k × 512, numba code already loaded (by the 2k call below) | "
-                  f"{data['umap_100k_x_512_s']} s {'✓' if data['umap_100k_x_512_s'] <= 60 else '✗'} | ≤ 60 s |",
-                  f"| UMAP's first call on 2k points (loads or compiles numba code) | {data['umap_first_call_2k_s']} s | |",
+    if "umap_100k_new_process_s" in data:
+        fresh, warm = data["umap_100k_new_process_s"], data["umap_100k_x_512_s"]
+        lines += [f"| first UMAP of 100k × 512 in a new process, compiled code from numba's disk cache | "
+                  f"{fresh} s {'✓' if fresh <= 60 else '✗'} | ≤ 60 s |",
+                  f"| UMAP of 100k × 512 in a process that already ran one | {warm} s | |",
+                  f"| UMAP's first call in a process, on 6k points (compiles, or loads from the disk cache, every "
+                  f"numba function it uses) | {data['umap_first_call_6k_s']} s | |",
                   f"| openTSNE of 100k × 512 (FFT gradients, 750 iterations) | {data['tsne_100k_x_512_s']} s | say |"]
     lines += ["", "UMAP runs with a fixed seed so a map can be fitted again identically (the cache keeps coordinates, "
-              "not fitted models); umap-learn then runs single-threaded, which is what keeps it above a minute at "
-              "100k on this 2-core machine."]
+              "not fitted models), which makes umap-learn run single-threaded. Below 4,096 points umap-learn finds "
+              "neighbours exactly; above, by NN-descent, whose numba code is compiled on its first use: an earlier "
+              "version of this benchmark warmed up on 2k points, so the 100k figure (98.9 s) included that compile."]
     return lines
 
 
