@@ -167,3 +167,46 @@ def test_hf_pickle_weights_with_wrong_keys_named(tmp_path, hf_clip):
     torch.save(sd, folder / "pytorch_model.bin")
     with pytest.raises(CheckpointError, match="missing keys: visual_projection.weight"):
         open_checkpoint(folder, allow_pickle=True)
+
+
+def test_a_pickled_module_is_named_and_torchs_unsafe_advice_is_never_repeated(tmp_path):
+    """A torch.nn module inside a checkpoint: refused naming it, and the message never suggests
+    weights_only=False (torch's own advice), which would run whatever the file carries."""
+    path = tmp_path / "module.pt"
+    torch.save({"layer": torch.nn.Linear(2, 2)}, path)
+    with pytest.raises(UnsafeCheckpointError) as got:
+        safe_torch_load(path)
+    assert "torch.nn.modules.linear.Linear" in str(got.value)
+    assert "weights_only" not in str(got.value) and ".safetensors" in str(got.value)
+
+
+def test_globals_fetched_back_from_the_pickle_memo_are_named():
+    """The second global of a module reuses the memoised module name (BINGET): still named in full."""
+    import os
+
+    from cl_core.models.safety import _globals_in
+
+    for protocol in (2, 4, 5):
+        assert list(_globals_in(pickle.dumps([os.getcwd, os.listdir], protocol=protocol))) == [
+            f"{os.getcwd.__module__}.getcwd", f"{os.listdir.__module__}.listdir"]
+
+
+def test_naming_globals_never_inflates_a_zip_bomb(tmp_path):
+    """A .pkl member that inflates to 512 MB is scanned by streaming a bounded prefix."""
+    import tracemalloc
+    import zipfile
+
+    from cl_core.models import safety
+
+    bomb = tmp_path / "bomb.pt"
+    chunk = b"\0" * (1 << 20)
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("archive/data.pkl", "w") as member:
+        member.write(pickle.dumps({"a": 1})[:-1])  # an unterminated pickle, then zeros
+        for _ in range(512):
+            member.write(chunk)
+    assert bomb.stat().st_size < 4 << 20
+    tracemalloc.start()
+    safety.pickle_globals(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < safety.MAX_PICKLE_SCAN * 2.5 < 512 << 20

@@ -96,30 +96,58 @@ def is_torchscript(path: Path) -> bool:
     return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
 
 
+MAX_PICKLE_SCAN = 64 * 1024 * 1024  # bytes of a pickle read to name its globals (a zip bomb is not inflated)
+
+
 def pickle_globals(path: Path) -> list[str]:
-    """Every module.name a pickle (plain or inside a torch zip) would import, read from its opcodes."""
+    """Every module.name a pickle (plain or inside a torch zip) would import, read from its opcodes, never
+    executed; at most MAX_PICKLE_SCAN bytes of each pickle are read (streamed, never inflated whole)."""
     blobs: list[bytes] = []
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
-            blobs = [zf.read(n) for n in zf.namelist() if n.endswith(".pkl")]
+            for info in zf.infolist():
+                if info.filename.endswith(".pkl"):
+                    with zf.open(info) as member:
+                        blobs.append(member.read(MAX_PICKLE_SCAN))
     else:
-        blobs = [path.read_bytes()]
+        with open(path, "rb") as fh:
+            blobs = [fh.read(MAX_PICKLE_SCAN)]
     found: list[str] = []
     for blob in blobs:
         found.extend(_globals_in(blob))
     return list(dict.fromkeys(found))
 
 
+_STRINGS = ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8", "SHORT_BINSTRING", "BINSTRING", "STRING")
+
+
 def _globals_in(blob: bytes) -> Iterable[str]:
-    strings: list[str] = []
+    """GLOBAL names, and STACK_GLOBAL's two strings, also when they come back from the memo (a pickler
+    memoises a module name and fetches it again for the next global of that module)."""
+    recent: list[str | None] = []  # the values pushed lately: strings, or None for anything else
+    memo: dict[int, str | None] = {}
     try:
         for op, arg, _pos in pickletools.genops(blob):
-            if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-                strings.append(str(arg))
-            elif op.name == "GLOBAL":
+            name = op.name
+            if name in _STRINGS:
+                recent.append(str(arg))
+            elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                memo[int(arg)] = recent[-1] if recent else None  # type: ignore[arg-type]
+            elif name == "MEMOIZE":
+                memo[len(memo)] = recent[-1] if recent else None
+            elif name in ("BINGET", "LONG_BINGET", "GET"):
+                recent.append(memo.get(int(arg)))  # type: ignore[arg-type]
+            elif name == "GLOBAL":
                 yield str(arg).replace(" ", ".")
-            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                yield f"{strings[-2]}.{strings[-1]}"
+                recent.append(None)
+            elif name == "STACK_GLOBAL":
+                module, attr = (recent[-2], recent[-1]) if len(recent) >= 2 else (None, None)
+                if module is not None and attr is not None:
+                    yield f"{module}.{attr}"
+                recent.append(None)
+            elif op.stack_after and not op.stack_before:
+                recent.append(None)  # some other value pushed
+            recent = recent[-16:]
     except Exception:  # noqa: BLE001 - a truncated pickle still tells what it named so far
         return
 
@@ -138,13 +166,31 @@ def safe_torch_load(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every refusal or corruption becomes one clear message
-        bad = unsafe_globals(path)
+        bad = unsafe_globals(path) + refused_globals(str(exc))
         if bad:
             raise UnsafeCheckpointError(
-                f"{name}: refused: the pickle references code that would run on loading: {', '.join(bad[:8])}"
-            ) from None
-        raise CheckpointError(f"{name}: cannot load as a weights-only PyTorch checkpoint: {exc}") from None
+                f"{name}: refused: the pickle references objects that are not plain tensors and could run code "
+                f"on loading: {', '.join(dict.fromkeys(bad[:8]))}. Save the model's state_dict() as "
+                ".safetensors and open that") from None
+        raise CheckpointError(f"{name}: cannot load as a weights-only PyTorch checkpoint: {first_reason(exc)}") from None
     return extract_state_dict(obj, name)
+
+
+def refused_globals(message: str) -> list[str]:
+    """The globals torch's weights-only unpickler named when it refused (e.g. torch.nn.modules.linear.Linear,
+    which our opcode scan treats as torch's own)."""
+    import re
+
+    return re.findall(r"(?:Unsupported global|GLOBAL)\W+(?:GLOBAL\s+)?([A-Za-z_][\w.]*\.[\w]+)", message)
+
+
+def first_reason(exc: BaseException) -> str:
+    """torch's reason without its advice: it suggests turning weights-only loading off, which would run
+    whatever code the file carries, and which this app never does."""
+    lines = [li.strip() for li in str(exc).splitlines() if li.strip()]
+    keep = [li for li in lines if "weights_only" not in li and "trust" not in li.lower()
+            and not li.lower().startswith(("(1)", "(2)", "check the documentation", "please file an issue"))]
+    return (keep[0] if keep else type(exc).__name__)[:300]
 
 
 def extract_state_dict(obj: object, name: str) -> dict[str, torch.Tensor]:
