@@ -22,3 +22,12 @@ WEIGHT_SUFFIXES = (SAFETENSORS_SUFFIX, *PICKLE_SUFFIXES)
 MODEL_CARD_JSON = "model_card.json"
 MODEL_CARD_MD = "MODEL_CARD.md"
 TRAIN_STATE = "train_state.pt"  # resumable training state: not part of the model (not fingerprinted)
+
+# a channel stack's names can sit beside it (FILE.channels.json, a list, or FILE.channels.txt, one per line):
+# part of the item, so part of its cache key, and never an item of its own
+SIDECAR_SUFFIXES = (".channels.json", ".channels.txt")
+
+
+def sidecars(path: str) -> list[str]:
+    """The sidecar files a stack at `path` may have (whether or not they exist)."""
+    return [path + s for s in SIDECAR_SUFFIXES]

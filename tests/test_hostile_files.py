@@ -132,3 +132,28 @@ def test_a_huge_picture_is_decoded_at_a_reduced_scale(tmp_path):
     [item] = read_path(path)
     assert max(item.data.size) <= 4096 and item.meta["size"] == (9000, 300)
     assert item.data.getpixel((10, 10)) == (200, 30, 30)
+
+
+def test_editing_a_stacks_channel_sidecar_embeds_it_again(native_model, media_dir, tmp_path):
+    """The sidecar naming a stack's channels is part of the item: reordering the names gives another vector,
+    not the cached one; a FIFO named like a sidecar is refused, never waited on."""
+    import shutil
+
+    folder = tmp_path / "g"
+    folder.mkdir()
+    shutil.copy(media_dir / "stack.npy", folder / "stack.npy")
+    sidecar = folder / "stack.npy.channels.txt"
+    sidecar.write_text("DAPI\npanCK\nCD8\n", encoding="utf-8")
+    cache = actions.EmbeddingCache(tmp_path / "cache")
+    first = actions.open_gallery(native_model, folder, cache, "flat")
+    assert first.embedding.embedded == 1
+    again = actions.open_gallery(native_model, folder, cache, "flat")
+    assert again.embedding.from_cache == 1  # nothing changed: served by the cache
+    sidecar.write_text("CD8\npanCK\nDAPI\n", encoding="utf-8")  # the same planes, named the other way round
+    edited = actions.open_gallery(native_model, folder, cache, "flat")
+    assert edited.embedding.embedded == 1 and edited.embedding.from_cache == 0
+    assert not np.allclose(edited.embedding.vectors, first.embedding.vectors, atol=1e-4)
+    sidecar.unlink()
+    os.mkfifo(folder / "stack.npy.channels.json")
+    cache.file_digests([folder / "stack.npy"])  # returns: the FIFO is not opened for reading
+    cache.close()

@@ -13,6 +13,7 @@ commit is rolled back by SQLite's journal. Rows are never updated in place to po
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import sqlite3
 import threading
@@ -29,7 +30,8 @@ import numpy as np
 from platformdirs import user_cache_dir
 
 from cl_core.atomic import save_npy_atomic
-from cl_core.hashing import file_sha256
+from cl_core.formats import sidecars
+from cl_core.hashing import file_sha256, open_regular
 from cl_core.modality import Modality
 
 SCHEMA_VERSION = 1
@@ -165,7 +167,7 @@ class EmbeddingCache:
         if fresh:
             with self._transaction():
                 self._db.executemany("INSERT OR REPLACE INTO file_stats VALUES(?,?,?,?,?,?)", fresh)
-        return out
+        return [d if isinstance(d, OSError) else with_sidecars(where[k], d) for k, d in zip(keys, out, strict=True)]
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -341,3 +343,23 @@ class EmbeddingCache:
                 self._db.execute("DELETE FROM segments WHERE name NOT IN "
                                  "(SELECT DISTINCT segment FROM items WHERE segment IS NOT NULL)")
         return removed
+
+
+STACK_SUFFIXES = (".npy", ".tif", ".tiff")  # the files whose channel names may come from a sidecar
+
+
+def with_sidecars(path: str, digest: str) -> str:
+    """An item's key: its file's digest, combined with the content of the sidecars that name its channels,
+    so editing FILE.channels.txt embeds the stack again. Sidecars are a few bytes: read each time."""
+    if not path.lower().endswith(STACK_SUFFIXES):
+        return digest
+    parts = []
+    for side in sidecars(path):
+        try:
+            with open_regular(side) as fh:  # a FIFO named like a sidecar is refused, never waited on
+                parts.append(f"{Path(side).name}\0{hashlib.sha256(fh.read(1 << 20)).hexdigest()}")
+        except OSError:
+            continue
+    if not parts:
+        return digest
+    return hashlib.sha256("\0".join([digest, *parts]).encode()).hexdigest()

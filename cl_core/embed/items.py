@@ -18,6 +18,7 @@ from cl_core.embed.decode_pool import DecodePool
 from cl_core.embed.preparation import fit_to
 from cl_core.embed.sources import is_gallery_manifest
 from cl_core.errors import Cancelled, ClensError, Failure, ReaderError
+from cl_core.formats import SIDECAR_SUFFIXES
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel, Prepared
 from cl_core.readers import ReadLimits
@@ -54,7 +55,7 @@ def walk_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Failure]]:
         p = Path(raw)
         if p.is_dir():
             for x in sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")
-                            and not x.name.endswith((".channels.json", ".channels.txt"))):
+                            and not x.name.endswith(SIDECAR_SUFFIXES)):
                 if is_gallery_manifest(x):
                     skipped.append(Failure(str(x), "a gallery manifest (it lists this folder's files): not "
                                                    "embedded as texts; open it as a gallery to use it", "skipped"))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cl_core.errors import ClensError
+from cl_core.formats import SIDECAR_SUFFIXES
 from cl_core.modality import Modality
 from cl_core.readers.text import TEXT_COLUMNS
 
@@ -35,7 +36,6 @@ MODALITY_COLUMNS = {
     "photo": Modality.IMAGE, "audio": Modality.AUDIO, "sound": Modality.AUDIO, "wav": Modality.AUDIO,
     "multichannel": Modality.MULTICHANNEL, "mif": Modality.MULTICHANNEL, "stack": Modality.MULTICHANNEL,
 }
-SIDECAR_SUFFIXES = (".channels.json", ".channels.txt")
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".parquet")
 
 

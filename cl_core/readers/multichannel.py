@@ -15,6 +15,7 @@ import tifffile
 from PIL import Image
 
 from cl_core.errors import ReaderError
+from cl_core.formats import sidecars
 from cl_core.modality import ChannelStack, Item, Modality
 
 
@@ -49,14 +50,13 @@ def _imagej_channel_names(tif: tifffile.TiffFile) -> tuple[str, ...] | None:
 
 def _sidecar_channel_names(path: Path) -> tuple[str, ...] | None:
     """Names from `<file>.channels.json` (a list) or `<file>.channels.txt` (one per line)."""
-    js = path.with_name(path.name + ".channels.json")
+    js, txt = (Path(p) for p in sidecars(str(path)))
     if js.is_file():
         try:
             names = json.loads(js.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         return tuple(str(n) for n in names) if isinstance(names, list) else None
-    txt = path.with_name(path.name + ".channels.txt")
     if txt.is_file():
         lines = [ln.strip() for ln in txt.read_text(encoding="utf-8").splitlines() if ln.strip()]
         return tuple(lines) or None
