@@ -188,7 +188,13 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
         reader = csv.DictReader(io.StringIO(raw), delimiter=delimiter)
-        rows = [dict(r) for r in reader if any((v or "").strip() for v in r.values() if isinstance(v, str))]
+        rows = []
+        for r in reader:
+            if None in r:  # more cells than the header names: a stray delimiter or a broken quote
+                raise GalleryError(f"{path}, line {reader.line_num}: {len(reader.fieldnames or ()) + len(r[None])} "
+                                   f"cells, the header has {len(reader.fieldnames or ())}")
+            if any((v or "").strip() for v in r.values() if isinstance(v, str)):
+                rows.append(dict(r))
     except csv.Error as exc:
         raise GalleryError(f"{path}: malformed CSV: {exc}") from None
     if reader.fieldnames is None:
