@@ -164,6 +164,7 @@ class SearchPanel(QWidget):
         self.table.doubleClicked.connect(lambda index: self._activate(self._hit_of(index.row())))
         self.grid.itemDoubleClicked.connect(lambda item: self._activate(self.grid.row(item)))
         self.thumbs: dict[str, Path] = {}
+        self._cards: dict[str, list[int]] = {}  # a file's cards in the grid
         self.player = AudioPlayer(self)
         self.player.unavailable.connect(jobs.status.emit)
         jobs.thumbnails_ready.connect(self._thumbnails_ready)
@@ -300,7 +301,9 @@ class SearchPanel(QWidget):
 
     def _fill_grid(self) -> None:
         self.grid.clear()
-        for h in self.session.results:
+        self._cards = {}
+        for r, h in enumerate(self.session.results):
+            self._cards.setdefault(h.source, []).append(r)
             mark = MODALITY_MARK.get(h.modality, "•")
             body = h.text if h.text else Path(h.source).name
             if len(body) > 90:
@@ -313,12 +316,15 @@ class SearchPanel(QWidget):
             self.grid.addItem(item)
 
     def _thumbnails_ready(self, found: dict[str, object]) -> None:
-        self.thumbs.update({k: Path(str(v)) for k, v in found.items() if isinstance(v, Path)})
-        for r, h in enumerate(self.session.results):
-            thumb = self.thumbs.get(h.source)
-            item = self.grid.item(r)
-            if thumb is not None and item is not None:
-                item.setIcon(QIcon(str(thumb)))
+        """A batch of thumbnails: only the cards showing those files are touched (batches keep coming while a
+        long list is drawn; going over every card each time made 1,000 results take minutes)."""
+        new = {k: Path(str(v)) for k, v in found.items() if isinstance(v, Path)}
+        self.thumbs.update(new)
+        for source, thumb in new.items():
+            for r in self._cards.get(source, ()):
+                item = self.grid.item(r)
+                if item is not None:
+                    item.setIcon(QIcon(str(thumb)))
 
     def _selection_from_grid(self) -> None:
         if self._syncing:

@@ -107,7 +107,13 @@ def window_section(data: dict) -> list[str]:
             f"| UI heartbeat while {hb['items']:,} items are embedded ({hb['embedded and indexed s']} s) and mapped by "
             f"PCA: longest gap between 10 ms ticks | {hb['longest gap ms']} ms "
             f"{'✓' if hb['longest gap ms'] <= 100 else '✗'} ({hb['gaps over 100 ms']} gaps over 100 ms of "
-            f"{hb['ticks']:,}) | ≤ 100 ms |"]
+            f"{hb['ticks']:,}) | ≤ 100 ms |",
+            "", "Earlier figures and what changed: the demo model took 6.55 s to be ready while its frozen text encoder "
+            "was built through transformers (import and BertModel, ~2.3 s) and scipy.signal was imported up front; "
+            "it is now a plain-torch BERT read from the same safetensors. The heartbeat's one 306 ms gap was a full "
+            "garbage collection scanning ~470k objects (torch, Qt, the gallery) with the GIL held, found with "
+            "`CLENS_STALL_TRACE=FILE python benchmarks/bench_window.py --heartbeat` (every thread's stack at a "
+            "stall); the window now freezes the heap (`gc.freeze`) once the model and a gallery are in."]
 
 
 def thumbs_section(data: dict) -> list[str]:
