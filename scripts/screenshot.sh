@@ -14,4 +14,6 @@ shot screenshot
 shot search --gallery demo:shapes_sounds --search "a crimson disc"
 shot tissue --gallery demo:tissue --search "tumour necrosis present, poorly differentiated"
 shot projection --gallery demo:shapes_sounds --search "a crimson disc" --project umap
+shot projection-colour --gallery demo:shapes_sounds --project pca --colour size
+shot dark --gallery demo:tissue --search "tumour necrosis present, poorly differentiated" --theme dark
 rm -rf "$work"
