@@ -153,3 +153,42 @@ def test_weighted_mean_fusion_and_calibrated_threshold():
         search(s, np.ones((1, 8), np.float32))
     with pytest.raises(ClensError, match="at least two"):
         search(s, x[:1], Modality.TEXT, fusion="symile")
+
+
+def _rewrite(folder, prefix: str, edit) -> None:  # noqa: ANN001 - edit: bytes -> bytes
+    """Rewrite one index file and update its checksum and size, as a deliberate forger would."""
+    import hashlib
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    name = next(n for n in manifest["files"] if n.startswith(prefix))
+    blob = edit((folder / name).read_bytes())
+    (folder / name).write_bytes(blob)
+    manifest["files"][name] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "binary"])
+def test_a_forged_size_inside_an_index_file_is_refused_before_faiss_allocates(tmp_path, kind):
+    """A vector count rewritten to 2**40 with the checksum made to match: faiss would try to allocate it."""
+    import struct
+
+    save(index_of(clustered(300, 1), [Modality.IMAGE] * 300, kind), tmp_path / "ix")
+    at = 25 if kind == "binary" else 37  # the first size field after the header
+    _rewrite(tmp_path / "ix", "part-image-", lambda b: b[:at] + struct.pack("<Q", 1 << 40) + b[at + 8:])
+    with pytest.raises(IndexFileError, match="larger than the file|do not match"):
+        load(tmp_path / "ix")
+
+
+def test_forged_parts_and_rows_are_refused_with_the_file_named(tmp_path):
+    save(index_of(clustered(200, 2), [Modality.IMAGE] * 100 + [Modality.TEXT] * 100), tmp_path / "ix")
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    manifest["parts"][1]["start"] = 90  # overlapping parts
+    (tmp_path / "ix" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexFileError, match="do not tile"):
+        load(tmp_path / "ix")
+    manifest["parts"][1]["start"] = 100
+    (tmp_path / "ix" / "manifest.json").write_text(json.dumps(manifest))
+    load(tmp_path / "ix")
+    _rewrite(tmp_path / "ix", "rows-", lambda b: json.dumps([[0, "s", "x", "smell", None, None]] * 200).encode())
+    with pytest.raises(IndexFileError, match="not valid index rows"):
+        load(tmp_path / "ix")

@@ -29,6 +29,7 @@ from cl_core.errors import ClensError, DimensionMismatchError
 from cl_core.hashing import file_sha256
 from cl_core.modality import Modality
 from cl_core.search import kinds
+from cl_core.search.blob_check import BlobError, check_blob
 from cl_core.task import TaskState
 
 FORMAT = "contrastive-lens-index"
@@ -220,15 +221,23 @@ def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = N
             raise IndexFileError(f"{path}: checksum differs from the manifest (modified or corrupt)")
         blobs[name] = blob
     rows_name = next(n for n in manifest["files"] if n.startswith("rows-"))
-    rows = [Row(int(e), str(s), str(src), Modality(m), lab, txt)
-            for e, s, src, m, lab, txt in json.loads(blobs[rows_name])]
+    try:
+        rows = [Row(int(e), str(s), str(src), Modality(m), lab, txt)
+                for e, s, src, m, lab, txt in json.loads(blobs[rows_name])]
+    except (ValueError, TypeError) as exc:  # well hashed but not rows: six fields each, a known modality
+        raise IndexFileError(f"{folder / rows_name}: not valid index rows: {exc}") from None
     meta = _meta_columns(folder, manifest, blobs, len(rows))
     vec_name = next(n for n in manifest["files"] if n.startswith("vectors-"))
     vectors = np.load(folder / vec_name, mmap_mode="r", allow_pickle=False)
     if vectors.shape != (manifest["count"], manifest["dim"]) or vectors.dtype != np.float32:
         raise IndexFileError(f"{folder / vec_name}: shape {vectors.shape} {vectors.dtype} does not match the manifest")
+    _check_parts(folder, manifest, len(rows))
     parts = {}
     for p in manifest["parts"]:
+        try:  # the file's own sizes, before faiss allocates anything from them
+            check_blob(p["kind"], blobs[p["file"]], int(manifest["dim"]), p["end"] - p["start"])
+        except BlobError as exc:
+            raise IndexFileError(f"{folder / p['file']}: {exc}") from None
         built = kinds.deserialize(p["kind"], blobs[p["file"]], p["params"], p["bytes_per_vector"])
         if built.index.ntotal != p["end"] - p["start"] or built.index.d != manifest["dim"]:
             raise IndexFileError(f"{folder / p['file']}: holds {built.index.ntotal} vectors of "
@@ -237,6 +246,29 @@ def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = N
         parts[Modality(p["modality"])] = Part(Modality(p["modality"]), p["start"], p["end"], built,
                                               p.get("recall_at_10"), calib)
     return IndexSet(folder, manifest, rows, vectors, parts, meta)
+
+
+def _check_parts(folder: Path, manifest: dict[str, Any], count: int) -> None:
+    """The parts tile the rows in order, one per modality, each naming files the manifest lists."""
+    parts = manifest.get("parts")
+    where = folder / MANIFEST
+    if manifest.get("count") != count or not isinstance(manifest.get("dim"), int) or not 0 < manifest["dim"] <= 65536:
+        raise IndexFileError(f"{where}: its count or dimension does not match its rows")
+    if not isinstance(parts, list) or not parts:
+        raise IndexFileError(f"{where}: no index parts")
+    start, seen = 0, set()
+    for p in parts:
+        ok = (isinstance(p, dict) and isinstance(p.get("start"), int) and isinstance(p.get("end"), int)
+              and p["start"] == start and p["end"] > start and p.get("kind") in kinds.KINDS
+              and p.get("modality") in {m.value for m in Modality} and p["modality"] not in seen
+              and p.get("file") in manifest["files"] and p.get("calibration") in manifest["files"]
+              and isinstance(p.get("params"), dict))
+        if not ok:
+            raise IndexFileError(f"{where}: index parts do not tile its {count:,} rows (at row {start:,})")
+        seen.add(p["modality"])
+        start = p["end"]
+    if start != count:
+        raise IndexFileError(f"{where}: index parts cover {start:,} rows of {count:,}")
 
 
 def _meta_columns(folder: Path, manifest: dict[str, Any], blobs: dict[str, bytes], count: int) -> dict[str, list[Any]]:
