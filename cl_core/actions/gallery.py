@@ -10,6 +10,7 @@ from cl_core.embed.decode_pool import DecodePool
 from cl_core.embed.gallery import GalleryEmbedding, embed_gallery
 from cl_core.embed.items import summarise_failures
 from cl_core.embed.sources import open_source
+from cl_core.errors import Cancelled
 from cl_core.models.base import BaseModel
 from cl_core.search import store
 from cl_core.search.build import GalleryOpened, index_embedding, reuse_or_build
@@ -54,6 +55,10 @@ def build_index(model: BaseModel, source: str | Path, out: str | Path, kind: str
     emb = embed_source(model, source, cache, state, pool)
     if emb.cancelled or not emb.rows:
         return IndexBuilt(None, emb, None)
-    index_set = index_embedding(model, emb, kind, state)
+    try:
+        index_set = index_embedding(model, emb, kind, state)
+    except Cancelled:  # stopped while indexing: the embeddings are in the cache, nothing is written
+        emb.cancelled = True
+        return IndexBuilt(None, emb, None)
     folder = store.save(index_set, out)
     return IndexBuilt(folder, emb, index_set)
