@@ -289,3 +289,24 @@ def test_cache_info_and_prune_forget_one_model_and_old_files(native_model, tmp_p
     cache.close()
     with pytest.raises(ClensError, match="say what to prune"):
         actions.cache_prune(tmp_path / "cache")
+
+
+def test_finished_files_reach_the_cache_every_few_seconds_not_only_every_2048_rows():
+    """A slow model: a kill loses at most the last few seconds, whatever the row count."""
+    from cl_core.embed.gallery import FLUSH_EVERY_S, _Staging
+
+    now = [0.0]
+    written: list[int] = []
+
+    class Cache:
+        def put(self, fp, records, complete):  # noqa: ANN001
+            written.append(len(records))
+
+    staging = _Staging(Cache(), "fp", flush_rows=2048, clock=lambda: now[0])  # type: ignore[arg-type]
+    staging.add_file("d1", [object()] * 3, True)  # type: ignore[list-item]
+    assert written == []
+    now[0] += FLUSH_EVERY_S
+    staging.add_file("d2", [object()] * 2, True)  # type: ignore[list-item]
+    assert written == [5]
+    staging.add_file("d3", [object()], True)  # type: ignore[list-item]
+    assert written == [5]  # the clock starts again at each write

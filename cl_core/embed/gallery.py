@@ -1,14 +1,16 @@
 """Embed a gallery: cached items cost nothing, the rest are decoded in worker processes while the model runs.
 
 Decoding (DecodePool.stream, a window of files ahead) overlaps the batched forward pass. Finished files are
-written to the cache every `flush_rows` rows and when the job stops, so a cancelled or killed job keeps
-what it finished and running it again continues from there. Files that fail are listed with their reasons;
+written to the cache every `flush_rows` rows or FLUSH_EVERY_S seconds, whichever comes first, and when the
+job stops, so a cancelled job keeps what it finished, a killed one all but its last few seconds, and running
+it again continues from there. Files that fail are listed with their reasons;
 NaN/inf/zero rows are quarantined (cached as such, so they are counted again without re-embedding).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from cl_core.models.base import BaseModel, Prepared
 from cl_core.models.fingerprint import fingerprint_of
 from cl_core.readers import ReadLimits
 from cl_core.task import TaskState
+
+FLUSH_EVERY_S = 5.0  # durable progress by time too: a slow model may take minutes to reach flush_rows
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,11 @@ class GalleryEmbedding:
 class _Staging:
     """Records of finished files, waiting to be written together (or kept in memory without a cache)."""
 
-    def __init__(self, cache: EmbeddingCache | None, model_fp: str, flush_rows: int) -> None:
+    def __init__(self, cache: EmbeddingCache | None, model_fp: str, flush_rows: int,
+                 flush_seconds: float = FLUSH_EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.cache, self.fp, self.flush_rows = cache, model_fp, flush_rows
+        self.flush_seconds, self.clock = flush_seconds, clock
+        self._last = clock()
         self.records: list[Record] = []
         self.complete: dict[str, int] = {}
         self.memory: dict[str, list[Record]] = {}  # everything embedded by this job, by digest
@@ -77,18 +84,20 @@ class _Staging:
         self.records.extend(records)
         if complete:
             self.complete[digest] = len(records)
-        if len(self.records) >= self.flush_rows:
+        if len(self.records) >= self.flush_rows or self.clock() - self._last >= self.flush_seconds:
             self.flush()
 
     def flush(self) -> None:
         if self.cache is not None and (self.records or self.complete):
             self.cache.put(self.fp, self.records, self.complete)
         self.records, self.complete = [], {}
+        self._last = self.clock()
 
 
 def embed_gallery(model: BaseModel, gallery: Gallery, cache: EmbeddingCache | None = None,
                   state: TaskState | None = None, pool: DecodePool | None = None, batch_size: int | None = None,
-                  limits: ReadLimits | None = None, flush_rows: int = 2048) -> GalleryEmbedding:
+                  limits: ReadLimits | None = None, flush_rows: int = 2048,
+                  flush_seconds: float | None = None) -> GalleryEmbedding:
     """Embed every entry (cache first); partial results are returned when cancelled."""
     state = state or TaskState()
     fp = fingerprint_of(model, cache.file_digest if cache is not None else None)
@@ -112,7 +121,7 @@ def embed_gallery(model: BaseModel, gallery: Gallery, cache: EmbeddingCache | No
             digests[i] = got
     hits = cache.lookup(fp, digests.values()) if cache is not None else {}
     todo = [i for i in digests if digests[i] not in hits]
-    staging = _Staging(cache, fp, flush_rows)
+    staging = _Staging(cache, fp, flush_rows, FLUSH_EVERY_S if flush_seconds is None else flush_seconds)
     own_pool = pool is None
     pool = pool or DecodePool()
     try:
