@@ -205,10 +205,11 @@ class Jobs(QObject):
             self.error.emit("open a model first, then a gallery")
             return None
         cache, pool = self.cache(), self.pool()
+        allow_outside = self.settings.allow_outside_files
         self.status.emit(f"opening the gallery {source} ...")
 
         def run(state: TaskState) -> actions.GalleryOpened:
-            return actions.open_gallery(model, source, cache, kind, state, pool)
+            return actions.open_gallery(model, source, cache, kind, state, pool, allow_outside)
 
         return self._start("gallery", "opening the gallery", run, self._gallery_ready)
 

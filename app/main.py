@@ -24,6 +24,7 @@ def run_app(args: argparse.Namespace) -> int:
     if args.device:
         window.jobs.settings.device = args.device
     window.jobs.settings.allow_pickle = bool(args.allow_pickle)
+    window.jobs.settings.allow_outside_files = bool(args.allow_outside_files)
     window.show()
     if args.search:
         window.jobs.search_when_ready(args.search)

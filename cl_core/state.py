@@ -22,6 +22,7 @@ class ModelSettings:
     device: str = "auto"  # auto | cuda | mps | cpu
     allow_pickle: bool = False  # .bin/.pt weights where no safetensors exist (weights-only, never code)
     cache_dir: Path | None = None  # None: the user cache folder
+    allow_outside_files: bool = False  # a manifest may name files outside its own folder
 
     def device_choice(self) -> str | None:
         return None if self.device == "auto" else self.device

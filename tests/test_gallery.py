@@ -310,3 +310,41 @@ def test_finished_files_reach_the_cache_every_few_seconds_not_only_every_2048_ro
     assert written == [5]
     staging.add_file("d3", [object()], True)  # type: ignore[list-item]
     assert written == [5]  # the clock starts again at each write
+
+
+def test_a_manifest_reads_files_under_its_own_folder_unless_allowed(native_model, media_dir, tmp_path):
+    """Paths in a manifest are data: one naming a file elsewhere (absolute, ../, or through a symlink) is
+    refused by name and the rest go on; --allow-outside-files lets them be read."""
+    import os
+    import shutil
+
+    from test_cli import clens
+
+    from cl_core import actions
+
+    folder = tmp_path / "g"
+    folder.mkdir()
+    shutil.copy(media_dir / "red.png", folder / "inside.png")
+    shutil.copy(media_dir / "red.png", tmp_path / "outside.png")
+    os.symlink(tmp_path / "outside.png", folder / "link.png")
+    manifest = folder / "manifest.csv"
+    manifest.write_text("id,image,caption\na,inside.png,one\nb,../outside.png,two\n"
+                        f"c,{tmp_path / 'outside.png'},three\nd,link.png,four\n", encoding="utf-8")
+    emb = actions.embed_source(native_model, manifest)
+    assert sorted(r.source for r in emb.rows if r.modality.value == "image") == [str(folder / "inside.png")]
+    refused = [f for f in emb.failures if "outside its folder" in f.reason]
+    assert len(refused) == 3 and all("manifest.csv" in f.reason and "--allow-outside-files" in f.reason
+                                     for f in refused)
+    assert len([r for r in emb.rows if r.text]) == 4  # the texts of every row are kept
+    allowed = actions.embed_source(native_model, manifest, allow_outside=True)
+    assert len([r for r in allowed.rows if r.modality.value == "image"]) == 4 and not allowed.failures
+    out = clens("index", "build", _native_dir(native_model), manifest, "--out", tmp_path / "ix", "--no-cache",
+                "--quiet")
+    assert out.returncode == 1 and out.stderr.count("outside its folder") == 3, out.stderr
+    out = clens("index", "build", _native_dir(native_model), manifest, "--out", tmp_path / "ix", "--no-cache",
+                "--quiet", "--allow-outside-files")
+    assert out.returncode == 0, out.stderr
+
+
+def _native_dir(model) -> str:  # noqa: ANN001
+    return str(model.source)

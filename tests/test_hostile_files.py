@@ -52,10 +52,14 @@ def test_a_gallery_naming_a_fifo_and_dev_zero_embeds_the_rest(native_model, tmp_
     manifest = folder / "manifest.csv"
     manifest.write_text(manifest.read_text() + f"bad1,{fifo},,,,\nbad2,/dev/zero,,,,\n", encoding="utf-8")
     cache = actions.EmbeddingCache(tmp_path / "cache")
-    emb = actions.embed_source(native_model, manifest, cache)
+    emb = actions.embed_source(native_model, manifest, cache)  # outside the manifest's folder: not even opened
+    reasons = {f.source: f.reason for f in emb.failures}
+    assert "outside its folder" in reasons[str(fifo)] and "outside its folder" in reasons["/dev/zero"]
+    assert len(emb.rows) == 12  # 4 images, 4 sounds, 4 captions
+    emb = actions.embed_source(native_model, manifest, cache, allow_outside=True)  # allowed: refused by kind
     reasons = {f.source: f.reason for f in emb.failures}
     assert "FIFO" in reasons[str(fifo)] and "character device" in reasons["/dev/zero"]
-    assert len(emb.rows) == 12  # 4 images, 4 sounds, 4 captions
+    assert len(emb.rows) == 12
     cache.close()
 
 

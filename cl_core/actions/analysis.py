@@ -37,7 +37,7 @@ class Diagnosis:
 
 def evaluate(model: BaseModel, source: str | Path, templates: Sequence[str] | None = None,
              cache: EmbeddingCache | None = None, state: TaskState | None = None,
-             pool: DecodePool | None = None) -> Evaluation:
+             pool: DecodePool | None = None, allow_outside: bool = False) -> Evaluation:
     """Recall@K both ways for every modality pair of the paired samples, and zero-shot classification."""
     for template in templates or ():
         try:
@@ -46,14 +46,15 @@ def evaluate(model: BaseModel, source: str | Path, templates: Sequence[str] | No
             raise ClensError(f"template {template!r} is not a prompt with one {{}} for the label ({exc})") from None
         if "{}" not in template:
             raise ClensError(f"template {template!r} has no {{}} where the label goes")
-    emb = embed_source(model, source, cache, state, pool)
+    emb = embed_source(model, source, cache, state, pool, allow_outside)
     if not emb.rows:
         return Evaluation(emb, {}, {})
     return Evaluation(emb, paired_report(emb), zero_shot(model, emb, list(templates or DEFAULT_TEMPLATES)))
 
 
 def diagnose(model: BaseModel, source: str | Path, k: int = 10, cache: EmbeddingCache | None = None,
-             state: TaskState | None = None, pool: DecodePool | None = None) -> Diagnosis:
+             state: TaskState | None = None, pool: DecodePool | None = None,
+             allow_outside: bool = False) -> Diagnosis:
     """Modality gap, alignment/uniformity, spectrum, hubness, modality bias, neighbour agreement."""
-    emb = embed_source(model, source, cache, state, pool)
+    emb = embed_source(model, source, cache, state, pool, allow_outside)
     return Diagnosis(emb, measure_geometry(emb, k) if emb.rows else {})

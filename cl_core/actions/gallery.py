@@ -29,17 +29,20 @@ class IndexBuilt:
 
 
 def embed_source(model: BaseModel, source: str | Path, cache: EmbeddingCache | None = None,
-                 state: TaskState | None = None, pool: DecodePool | None = None) -> GalleryEmbedding:
-    """A folder, manifest or demo:NAME, embedded cache first; failures listed, a cancel keeps the work."""
-    emb = embed_gallery(model, open_source(source), cache, state, pool)
+                 state: TaskState | None = None, pool: DecodePool | None = None,
+                 allow_outside: bool = False) -> GalleryEmbedding:
+    """A folder, manifest or demo:NAME, embedded cache first; failures listed, a cancel keeps the work.
+    `allow_outside`: a manifest may name files outside its own folder."""
+    emb = embed_gallery(model, open_source(source, allow_outside), cache, state, pool)
     emb.failures = summarise_failures(emb.failures)
     return emb
 
 
 def open_gallery(model: BaseModel, source: str | Path, cache: EmbeddingCache, kind: str = "auto",
-                 state: TaskState | None = None, pool: DecodePool | None = None) -> GalleryOpened:
+                 state: TaskState | None = None, pool: DecodePool | None = None,
+                 allow_outside: bool = False) -> GalleryOpened:
     """The window's gallery: embedded, then indexed under the cache folder (reused while nothing changed)."""
-    emb = embed_source(model, source, cache, state, pool)
+    emb = embed_source(model, source, cache, state, pool, allow_outside)
     if emb.cancelled or not emb.rows:
         return GalleryOpened(str(source), emb, None)
     index = reuse_or_build(model, emb, cache.root, kind, state)
@@ -50,9 +53,9 @@ def open_gallery(model: BaseModel, source: str | Path, cache: EmbeddingCache, ki
 
 def build_index(model: BaseModel, source: str | Path, out: str | Path, kind: str = "auto",
                 cache: EmbeddingCache | None = None, state: TaskState | None = None,
-                pool: DecodePool | None = None) -> IndexBuilt:
+                pool: DecodePool | None = None, allow_outside: bool = False) -> IndexBuilt:
     """`clens index build`: embed (cache first), index, write the folder atomically."""
-    emb = embed_source(model, source, cache, state, pool)
+    emb = embed_source(model, source, cache, state, pool, allow_outside)
     if emb.cancelled or not emb.rows:
         return IndexBuilt(None, emb, None)
     try:

@@ -123,7 +123,8 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     cache = _cache(args)
     opened = _open(args, cache)
     with ProgressPrinter(args.quiet) as progress:
-        built = actions.build_index(opened.model, args.source, args.out, args.kind, cache, progress.state)
+        built = actions.build_index(opened.model, args.source, args.out, args.kind, cache, progress.state,
+                                    allow_outside=args.allow_outside_files)
     _summary(built.embedding, args.quiet)
     if built.embedding.cancelled:
         return _interrupted(built.embedding.embedded, "in the cache; run the same command again to continue")
@@ -290,13 +291,14 @@ def _measure(args: argparse.Namespace, run: Any, as_json: Any, as_text: Any) -> 
 def cmd_eval(args: argparse.Namespace) -> int:
     actions = _actions()
     return _measure(args, lambda model, cache, state: actions.evaluate(model, args.manifest, args.template, cache,
-                                                                       state),
+                                                                       state, allow_outside=args.allow_outside_files),
                     lambda ev: ev.to_dict(), lambda ev: print_evaluation(ev.retrieval, ev.zero_shot))
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     actions = _actions()
-    return _measure(args, lambda model, cache, state: actions.diagnose(model, args.source, args.k, cache, state),
+    return _measure(args, lambda model, cache, state: actions.diagnose(model, args.source, args.k, cache, state,
+                                                                       allow_outside=args.allow_outside_files),
                     lambda dg: dg.report, lambda dg: print_diagnosis(dg.report))
 
 

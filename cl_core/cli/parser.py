@@ -59,6 +59,11 @@ def _cache_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
+def _source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-outside-files", action="store_true",
+                   help="let a manifest name files outside its own folder (by default they are refused, each named)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clens", description="Contrastive Lens. With no verb, opens the window (clens [MODEL] [FILES...]).")
@@ -70,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--gallery", help="open this gallery (folder, manifest, demo:NAME) once the model is ready")
     gui.add_argument("--search", help="then search it for this text")
     gui.add_argument("--project", choices=PROJECTIONS, help="then map the gallery with this method")
+    _source_args(gui)
     gui.add_argument("--theme", choices=("light", "dark"), help="the window's colours (else the last one chosen)")
     gui.add_argument("--colour", metavar="COLUMN", help="colour the map by this column (modality, label, or a "
                      "column of the gallery's manifest)")
@@ -108,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="index type (default: by gallery size; the choice and its measured recall are printed)")
     build.add_argument("--json", action="store_true")
     _cache_args(build)
+    _source_args(build)
 
     se = sub.add_parser("search", help="search an index folder with files and/or texts (several are fused)")
     se.add_argument("index", help="index folder written by `clens index build`")
@@ -152,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="zero-shot prompt template with {} for the label (repeatable)")
     ev.add_argument("--json", action="store_true")
     _cache_args(ev)
+    _source_args(ev)
 
     dg = sub.add_parser("diagnose", help="geometry of the embedding space on a gallery")
     _model_args(dg)
@@ -159,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("-k", type=_positive_int, default=10, help="neighbourhood size for hubness and agreement")
     dg.add_argument("--json", action="store_true")
     _cache_args(dg)
+    _source_args(dg)
     ca = sub.add_parser("cache", help="the embedding cache: what it holds (info), making it smaller (prune)"
                         ).add_subparsers(dest="cache_verb", required=True, metavar="VERB")
     for name, text in (("info", "size per model, and of thumbnails, maps and indexes"),

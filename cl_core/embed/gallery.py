@@ -102,6 +102,7 @@ def embed_gallery(model: BaseModel, gallery: Gallery, cache: EmbeddingCache | No
     state = state or TaskState()
     fp = fingerprint_of(model, cache.file_digest if cache is not None else None)
     out = GalleryEmbedding(gallery, fp)
+    out.failures.extend(gallery.refused)
     digests: dict[int, str] = {}
     files = [i for i, e in enumerate(gallery.entries) if e.path is not None]
     found: dict[int, str | OSError] = {}

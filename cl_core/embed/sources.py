@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cl_core.errors import ClensError
+from cl_core.errors import ClensError, Failure
 from cl_core.formats import SIDECAR_SUFFIXES
 from cl_core.modality import Modality
 from cl_core.readers.text import TEXT_COLUMNS
@@ -67,13 +67,15 @@ class Gallery:
     name: str
     origin: str  # what the user opened: a folder, a manifest, demo:NAME
     entries: list[Entry]
+    refused: list[Failure] = field(default_factory=list)  # rows naming files it may not read
 
     def __len__(self) -> int:
         return len(self.entries)
 
 
-def open_source(spec: str | Path) -> Gallery:
-    """A folder, a .csv/.tsv/.parquet manifest, or `demo:NAME` (written on first use)."""
+def open_source(spec: str | Path, allow_outside: bool = False) -> Gallery:
+    """A folder, a .csv/.tsv/.parquet manifest, or `demo:NAME` (written on first use). A manifest's file
+    columns are read under its own folder only, unless `allow_outside`."""
     text = str(spec)
     if text.startswith("demo:"):
         from cl_core.demo.galleries import DEMOS, demo_manifest
@@ -91,7 +93,7 @@ def open_source(spec: str | Path) -> Gallery:
     if not path.exists():
         raise GalleryError(f"{path}: no such file or folder")
     if path.suffix.lower() in MANIFEST_SUFFIXES:
-        return read_manifest(path)
+        return read_manifest(path, allow_outside)
     raise GalleryError(f"{path}: a gallery is a folder or a .csv/.tsv/.parquet manifest")
 
 
@@ -122,7 +124,7 @@ def _hidden(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts)
 
 
-def read_manifest(path: Path) -> Gallery:
+def read_manifest(path: Path, allow_outside: bool = False) -> Gallery:
     rows = _read_rows(path)
     if not rows:
         raise GalleryError(f"{path}: the manifest has no rows")
@@ -138,7 +140,9 @@ def read_manifest(path: Path) -> Gallery:
                            f"{', '.join(PATH_COLUMNS + tuple(MODALITY_COLUMNS) + TEXT_COLUMNS)})")
     used = {id_col, path_col, text_col, label_col, modality_col, *file_cols}
     base = path.parent
+    inside = base.resolve()
     entries: list[Entry] = []
+    refused: list[Failure] = []
     for n, row in enumerate(rows, start=2 if path.suffix.lower() != ".parquet" else 0):
         sample = _cell(row, id_col) or f"row{n}"
         label = _cell(row, label_col) or None
@@ -154,12 +158,26 @@ def read_manifest(path: Path) -> Gallery:
         for col, modality in files:
             value = _cell(row, col)
             if value:
-                file = Path(value).expanduser()
-                entries.append(Entry(sample, file if file.is_absolute() else base / file, None, modality, label, meta))
+                file = Path(value)
+                file = file if file.is_absolute() else base / file
+                if not allow_outside and not _under(file, inside):
+                    refused.append(Failure(str(file), f"named by {path.name} (row {n}) but outside its folder "
+                                           f"{inside}; a manifest reads files under its own folder unless allowed "
+                                           "(--allow-outside-files)", "read"))
+                    continue
+                entries.append(Entry(sample, file, None, modality, label, meta))
         text = _cell(row, text_col)
         if text:
             entries.append(Entry(sample, None, text, Modality.TEXT, label, meta))
-    return Gallery(path.stem, str(path), entries)
+    return Gallery(path.stem, str(path), entries, refused)
+
+
+def _under(file: Path, folder: Path) -> bool:
+    """True when `file`, symbolic links followed, lies inside `folder` (a resolved path)."""
+    try:
+        return file.resolve().is_relative_to(folder)
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
 
 
 def _cell(row: dict[str, Any], column: str | None) -> str:
