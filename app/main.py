@@ -14,6 +14,7 @@ def run_app(args: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication
 
     from .qt_main_window import MainWindow
+    from .qt_signals import close_on_signals
 
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
@@ -26,6 +27,7 @@ def run_app(args: argparse.Namespace) -> int:
     window.jobs.settings.allow_pickle = bool(args.allow_pickle)
     window.jobs.settings.allow_outside_files = bool(args.allow_outside_files)
     window.show()
+    close_on_signals(window)
     if args.search:
         window.jobs.search_when_ready(args.search)
     if args.project:

@@ -64,3 +64,22 @@ def test_decoder_processes_end_when_the_app_is_killed(tmp_path):
     while not all(_gone(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)  # polling for processes outside this one: there is no event to wait on
     assert all(_gone(p) for p in workers)
+
+
+def test_ctrl_c_and_sigterm_close_the_window_with_its_jobs(tmp_path, native_dir):
+    """The window gets Ctrl+C (SIGINT) and SIGTERM although Qt's loop runs in C++: it closes the normal way,
+    its model job cancelled, and exits 0 promptly."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        ready = tmp_path / f"ready-{sig}"
+        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "CLENS_READY_FILE": str(ready),
+               "XDG_CONFIG_HOME": str(tmp_path / "config"), "CLENS_CACHE_DIR": str(tmp_path / "cache")}
+        proc = subprocess.Popen([sys.executable, "-m", "cl_core", "gui", str(native_dir)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + DEADLINE_S
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling for the window's own "ready" file, not timing anything
+        assert ready.exists(), proc.communicate(timeout=5)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=DEADLINE_S)
+        assert proc.returncode == 0 and "Traceback" not in err, err
+        assert (tmp_path / "config").exists()  # the layout was saved on the way out
