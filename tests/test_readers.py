@@ -154,3 +154,25 @@ def test_reader_error_pickles_with_its_fields():
 
     err = pickle.loads(pickle.dumps(ReaderError("a.png", "corrupt image")))  # noqa: S301 - our own bytes
     assert (err.source, err.reason) == ("a.png", "corrupt image")
+
+
+def test_long_stereo_audio_is_downmixed_block_by_block(tmp_path):
+    """Memory while reading is the mono signal plus a block, not every channel at once and their mean."""
+    import tracemalloc
+
+    import soundfile as sf
+
+    from cl_core.readers.audio import read_audio
+
+    rate, seconds = 48000, 120
+    stereo = (np.random.default_rng(0).standard_normal((rate * seconds, 2)) * 3000).astype(np.int16)
+    sf.write(tmp_path / "long.wav", stereo, rate, subtype="PCM_16")
+    expected = (stereo.astype(np.float32) / 32768).mean(axis=1)
+    del stereo
+    tracemalloc.start()
+    item = read_audio(tmp_path / "long.wav", 3600)[0]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    mono_bytes = rate * seconds * 4
+    assert peak < 1.3 * mono_bytes, f"peak {peak / 2**20:.0f} MB for {mono_bytes / 2**20:.0f} MB of mono"
+    np.testing.assert_allclose(item.data.waveform, expected, atol=1e-6)
