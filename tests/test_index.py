@@ -167,7 +167,7 @@ def _rewrite(folder, prefix: str, edit) -> None:  # noqa: ANN001 - edit: bytes -
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "binary"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq", "binary"])
 def test_a_forged_size_inside_an_index_file_is_refused_before_faiss_allocates(tmp_path, kind):
     """A vector count rewritten to 2**40 with the checksum made to match: faiss would try to allocate it."""
     import struct
@@ -175,7 +175,22 @@ def test_a_forged_size_inside_an_index_file_is_refused_before_faiss_allocates(tm
     save(index_of(clustered(300, 1), [Modality.IMAGE] * 300, kind), tmp_path / "ix")
     at = 25 if kind == "binary" else 37  # the first size field after the header
     _rewrite(tmp_path / "ix", "part-image-", lambda b: b[:at] + struct.pack("<Q", 1 << 40) + b[at + 8:])
-    with pytest.raises(IndexFileError, match="larger than the file|do not match"):
+    with pytest.raises(IndexFileError, match="larger than the file|do not match|lists for"):
+        load(tmp_path / "ix")
+
+
+def test_a_forged_inverted_list_size_is_refused(tmp_path):
+    """Deep inside an IVF-PQ file: one list's size made huge, the checksum made to match."""
+    import struct
+
+    save(index_of(clustered(300, 3), [Modality.IMAGE] * 300, "ivfpq"), tmp_path / "ix")
+
+    def forge(blob: bytes) -> bytes:
+        at = blob.index(b"full") + 4 + 8  # the first list's size, after the layout tag and the vector's length
+        return blob[:at] + struct.pack("<Q", 1 << 40) + blob[at + 8:]
+
+    _rewrite(tmp_path / "ix", "part-image-", forge)
+    with pytest.raises(IndexFileError, match="lists hold"):
         load(tmp_path / "ix")
 
 

@@ -3,8 +3,8 @@
 faiss trusts the counts inside its files: a vector's size field is used to allocate before the bytes are
 read, so a file rewritten with a huge count (and its checksum updated to match) made faiss allocate GBs.
 Here the header (kind, dimension, count) must agree with the index manifest, and every size field we walk
-must fit in the bytes that follow it; the flat kinds and the HNSW graph are walked to the last byte. An
-IVF-PQ file's header is checked; its inner lists are left to faiss after the checksum.
+must fit in the bytes that follow it; every kind we write (flat, HNSW, IVF-PQ, binary) is walked to its
+last byte, so no count in the file can make faiss allocate more than the file holds.
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ class _Reader:
     def unpack(self, s: struct.Struct) -> tuple:
         return s.unpack(self.take(s.size))
 
+    def u64s(self) -> list[int]:
+        """A size-prefixed vector of uint64, its values."""
+        start = self.pos
+        n = self.vector(8)
+        return list(struct.unpack_from(f"<{n}Q", self.blob, start + 8))
+
     def vector(self, elem: int) -> int:
         """A size-prefixed vector: its size checked against what is left, then skipped; returns the size."""
         (n,) = struct.unpack("<Q", self.take(8))
@@ -62,7 +68,7 @@ def check_blob(kind: str, blob: bytes, dim: int, count: int) -> None:
         elif kind == "hnsw":
             _hnsw(r, dim, count)
         else:
-            return  # ivfpq: header only
+            _ivfpq(r, dim, count)
     if r.pos != len(blob):
         raise BlobError(f"{len(blob) - r.pos:,} bytes after the index's end")
 
@@ -91,3 +97,48 @@ def _hnsw(r: _Reader, dim: int, count: int) -> None:
     d, ntotal, _a, _b, _trained, _metric = r.unpack(HEADER)
     _expect(d, dim, ntotal, count)
     _flat_codes(r, dim, count)
+
+
+def _ivfpq(r: _Reader, dim: int, count: int) -> None:
+    """Coarse quantizer (flat), direct map, product quantizer, then the inverted lists ("ilar"): their sizes
+    must add up to the count and each list's codes and ids must be in the file."""
+    nlist, _nprobe = struct.unpack("<QQ", r.take(16))
+    if not 0 < nlist <= max(count, 1):
+        raise BlobError(f"{nlist:,} lists for {count:,} vectors")
+    if r.take(4) != b"IxFI":
+        raise BlobError("its coarse quantizer is not a flat index")
+    d, ntotal, _a, _b, _trained, _metric = r.unpack(HEADER)
+    _expect(d, dim, ntotal, nlist)
+    _flat_codes(r, dim, nlist)
+    (map_type,) = r.take(1)
+    r.vector(8)  # the direct map's array
+    if map_type == 2:
+        r.vector(16)  # its hash table's (id, position) pairs
+    r.take(1)  # by_residual
+    (code_size,) = struct.unpack("<Q", r.take(8))
+    pq_d, m, nbits = struct.unpack("<QQQ", r.take(24))
+    if pq_d != dim or m == 0 or nbits == 0 or nbits > 16 or code_size != (m * nbits + 7) // 8:
+        raise BlobError("its product quantizer does not match its dimension and code size")
+    if r.vector(4) != dim * (1 << nbits):  # the PQ centroids
+        raise BlobError("its product quantizer's centroids do not match its shape")
+    if r.take(4) != b"ilar":
+        raise BlobError("its inverted lists are not stored in the array format")
+    lists, list_code_size = struct.unpack("<QQ", r.take(16))
+    if lists != nlist or list_code_size != code_size:
+        raise BlobError("its inverted lists do not match its list count and code size")
+    layout = r.take(4)
+    if layout == b"full":
+        sizes = r.u64s()
+        if len(sizes) != nlist:
+            raise BlobError("its list sizes do not match its list count")
+    elif layout == b"sprs":
+        pairs = r.u64s()
+        sizes = pairs[1::2]
+        if len(pairs) % 2 or any(i >= nlist for i in pairs[0::2]):
+            raise BlobError("its sparse list sizes name lists it does not have")
+    else:
+        raise BlobError(f"unknown inverted-list layout {layout!r}")
+    if sum(sizes) != count:
+        raise BlobError(f"its lists hold {sum(sizes):,} vectors, the manifest says {count:,}")
+    for n in sizes:
+        r.take(n * (code_size + 8))  # codes, then 64-bit ids
