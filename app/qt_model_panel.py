@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -57,6 +58,11 @@ class ModelPanel(QWidget):
         self.allow_pickle.toggled.connect(lambda on: setattr(jobs.settings, "allow_pickle", on))
         jobs.settings.events.device.connect(lambda text: self.device.setCurrentText(text))
         jobs.settings.events.allow_pickle.connect(lambda on: self.allow_pickle.setChecked(on))
+        self.hub = QLineEdit()
+        self.hub.setPlaceholderText("or a hub id, e.g. openai/clip-vit-base-patch32, then Enter")
+        self.hub.setToolTip("A model on the Hugging Face hub (org/name): configs, tokenizer and weights are fetched "
+                            "into your Hugging Face cache (never code); offline, the cache is used")
+        self.hub.returnPressed.connect(self.open_hub)
         buttons = QHBoxLayout()
         buttons.addWidget(open_dir)
         buttons.addWidget(open_file)
@@ -72,9 +78,15 @@ class ModelPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addLayout(buttons)
+        layout.addWidget(self.hub)
         layout.addLayout(options)
         layout.addWidget(self.tree, 1)
         session.model_changed.connect(self._show_model)
+
+    def open_hub(self) -> None:
+        text = self.hub.text().strip()
+        if text:
+            self.jobs.open_model(text)
 
     def open_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open checkpoint folder")

@@ -7,6 +7,7 @@ from pathlib import Path
 from cl_core.models.base import BaseModel
 from cl_core.models.detect import detect_format
 from cl_core.models.device import pick_device
+from cl_core.models.hub import hub_id, resolve
 from cl_core.task import TaskState
 
 
@@ -17,6 +18,10 @@ def open_checkpoint(path: str | Path, device: str | None = None, allow_pickle: b
     allow_pickle: permit .bin/.pt weights where no safetensors exist (still weights_only=True).
     """
     dev = pick_device(device)
+    if hub_id(path) is not None:  # org/name or hf-hub:org/name: the cached (or fetched) folder
+        if state is not None:
+            state.set_progress(0, 0, f"fetching {path} from the Hugging Face hub")
+        path = resolve(path, allow_pickle, state)
     found = detect_format(path)
     if state is not None:
         state.set_progress(0, 2, f"loading {found.format} checkpoint")
