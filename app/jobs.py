@@ -24,7 +24,7 @@ from cl_core.actions import (
     demo_of_gallery,
     looks_like_checkpoint,
 )
-from cl_core.errors import ClensError
+from cl_core.errors import ArchitectureNeeded, ClensError
 from cl_core.modality import Item
 from cl_core.session import Session
 from cl_core.state import ModelSettings
@@ -39,6 +39,7 @@ class Jobs(QObject):
     status = Signal(str)  # one line for the status bar
     error = Signal(str)  # a job-level failure (e.g. the model did not load)
     job_done = Signal(str)  # the job's kind (model, embed, gallery, search), after its result was handled
+    arch_needed = Signal(str, list)  # a lone state dict's path (and what was to be embedded): name its architecture
     thumbnails_ready = Signal(object)  # {source path: thumbnail PNG path} for shown results
 
     def __init__(self, session: Session, parent: QObject | None = None,
@@ -102,17 +103,29 @@ class Jobs(QObject):
 
     # ---- model ---------------------------------------------------------------------------------
 
-    def open_model(self, path: str | Path, then_embed: Sequence[str | Path] = ()) -> Job:
-        """Load a checkpoint in a worker; then embed again what was shown, and embed `then_embed`."""
+    def open_model(self, path: str | Path, then_embed: Sequence[str | Path] = (), arch: str | None = None) -> Job:
+        """Load a checkpoint in a worker; then embed again what was shown, and embed `then_embed`. A lone state
+        dict that does not say its architecture comes back as `arch_needed` (the panel asks, then calls again
+        with `arch`)."""
         device, allow_pickle, cache = self.settings.device_choice(), self.settings.allow_pickle, self.cache()
         follow_up = list(then_embed)
         self.status.emit(f"loading {path} ...")
         self.pool().warm()  # the decoders start while the model loads: the first drop decodes at once
 
-        def load(state: TaskState) -> actions.ModelOpened:
-            return actions.open_model(path, device, allow_pickle, cache, state)
+        def load(state: TaskState) -> actions.ModelOpened | ArchitectureNeeded:
+            try:
+                return actions.open_model(path, device, allow_pickle, cache, state, arch=arch)
+            except ArchitectureNeeded as exc:
+                return exc
 
-        return self._start("model", "loading the model", load, lambda got: self._model_loaded(got, follow_up))
+        def loaded(got: actions.ModelOpened | ArchitectureNeeded) -> None:
+            if isinstance(got, ArchitectureNeeded):
+                self.status.emit(str(got))
+                self.arch_needed.emit(got.path, follow_up)
+            else:
+                self._model_loaded(got, follow_up)
+
+        return self._start("model", "loading the model", load, loaded)
 
     def open_demo(self, name: str = "shapes_sounds", with_gallery: bool = True) -> Job:
         """A bundled demo: its model, its example files embedded, and its search gallery opened."""

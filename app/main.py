@@ -34,7 +34,9 @@ def run_app(args: argparse.Namespace) -> int:
         window.jobs.project_when_ready(args.project)
     if args.colour:
         window.projection_state().colour_by = args.colour
-    if args.model:
+    if args.model and getattr(args, "arch", None):
+        window.jobs.open_model(args.model, list(args.inputs), arch=args.arch)
+    elif args.model:
         window.route_paths([args.model, *args.inputs], explicit_model=True)
     elif not args.empty and demo_available(DEFAULT_DEMO) and not (args.gallery or "").startswith("demo:"):
         window.jobs.open_demo(with_gallery=not args.gallery)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -21,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cl_core.actions import DEVICE_CHOICES
+from cl_core.actions import ARCH_NAMES, DEVICE_CHOICES
 from cl_core.session import Session
 
 from .jobs import Jobs
@@ -82,6 +83,18 @@ class ModelPanel(QWidget):
         layout.addLayout(options)
         layout.addWidget(self.tree, 1)
         session.model_changed.connect(self._show_model)
+        jobs.arch_needed.connect(self.ask_arch)
+
+    def ask_arch(self, path: str, then_embed: list) -> None:
+        """A lone CLIP state dict does not say its architecture: ask once (the answer is kept beside it)."""
+        name, ok = QInputDialog.getItem(
+            self, "Which CLIP architecture?",
+            f"{Path(path).name} holds CLIP weights but does not say how they were built.\n"
+            "Pick the architecture it was trained as (its model page or training script names it);\n"
+            "“-quickgelu” is for weights trained as OpenAI's. The choice is saved beside the file.",
+            list(ARCH_NAMES), ARCH_NAMES.index("ViT-B-32"), False)
+        if ok and name:
+            self.jobs.open_model(path, then_embed, arch=name)
 
     def open_hub(self) -> None:
         text = self.hub.text().strip()

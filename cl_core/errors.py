@@ -28,6 +28,14 @@ class CheckpointError(ClensError):
     """A checkpoint cannot be opened: unknown format, missing files, wrong keys or shapes."""
 
 
+class ArchitectureNeeded(CheckpointError):
+    """A lone state dict that does not say its architecture: the user names it (--arch, or the window asks)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class UnsafeCheckpointError(CheckpointError):
     """A checkpoint would run code if loaded (pickle globals, TorchScript, remote code)."""
 

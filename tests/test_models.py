@@ -9,7 +9,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 import media
-from cl_core.errors import ClensError, DimensionMismatchError, ModalityError
+from cl_core.errors import (
+    ArchitectureNeeded,
+    CheckpointError,
+    ClensError,
+    DimensionMismatchError,
+    ModalityError,
+)
 from cl_core.modality import AudioClip, ChannelStack, Item, Modality
 from cl_core.models.clip_tokenizer import get_clip_tokenizer
 from cl_core.models.device import pick_device, run_batched
@@ -109,15 +115,18 @@ def test_openai_single_file_state_dict(tmp_path, hf_clip, openclip_dir):
     st = tmp_path / "finetuned.safetensors"
     save_file(sd, str(st))
     reference = open_checkpoint(openclip_dir).encode(Modality.TEXT, _items(Modality.TEXT, TEXTS))
+    for path in (pt, st):  # the keys do not say GELU or QuickGELU, nor the heads: never guessed
+        with pytest.raises(ArchitectureNeeded, match="--arch ViT-B-32"):
+            open_checkpoint(path, allow_pickle=True)
+    with pytest.raises(CheckpointError, match="size mismatch|do not fit|shape"):  # a real name, wrong shapes
+        open_checkpoint(st, arch="ViT-B-32")
+    assert not (tmp_path / "finetuned.json").exists()  # a failed guess is not remembered
+    side = tmp_path / "finetuned.json"
+    side.write_text((openclip_dir / "open_clip_config.json").read_text())
     for path in (pt, st):
         model = open_checkpoint(path, allow_pickle=True)
         assert model.format == "openai_clip"
-        # head width 32 in the fixture differs from OpenAI's fixed 64: a sidecar config says so
-        assert model.embed_dim == reference.shape[1]
-    side = tmp_path / "finetuned.json"
-    side.write_text((openclip_dir / "open_clip_config.json").read_text())
-    model = open_checkpoint(st)
-    np.testing.assert_allclose(model.encode(Modality.TEXT, _items(Modality.TEXT, TEXTS)), reference, atol=1e-5)
+        np.testing.assert_allclose(model.encode(Modality.TEXT, _items(Modality.TEXT, TEXTS)), reference, atol=1e-5)
 
 
 def test_image_preprocess_matches_hf_where_rounding_agrees(hf_clip):
@@ -309,3 +318,24 @@ def test_unknown_channel_scale_is_a_checkpoint_error(tmp_path):
     cfg["towers"]["multichannel"]["preprocess"]["scale"] = "log-ish"
     with pytest.raises(ClensError, match="multichannel tower preprocessing: unknown channel scale 'log-ish'"):
         open_checkpoint(tiny_models.make_native(tmp_path / "m", config=cfg))
+
+
+def test_a_named_architecture_is_remembered_beside_the_state_dict(tmp_path, openclip_dir, monkeypatch):
+    """--arch NAME opens a lone state dict and is written beside it, so the next open asks nothing."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from cl_core.models import archs
+
+    fixture_cfg = json.loads((openclip_dir / "open_clip_config.json").read_text())["model_cfg"]
+    monkeypatch.setitem(archs.ARCHS, "ViT-B-32-quickgelu", fixture_cfg)  # the tiny fixture's shapes, by that name
+    st = tmp_path / "epoch_3.safetensors"
+    save_file(load_file(str(openclip_dir / "open_clip_model.safetensors")), str(st))
+    reference = open_checkpoint(openclip_dir).encode(Modality.TEXT, _items(Modality.TEXT, TEXTS))
+    model = open_checkpoint(st, arch="ViT-B-32-quickgelu")
+    np.testing.assert_allclose(model.encode(Modality.TEXT, _items(Modality.TEXT, TEXTS)), reference, atol=1e-5)
+    remembered = json.loads((tmp_path / "epoch_3.json").read_text())
+    assert remembered["architecture"] == "ViT-B-32-quickgelu"
+    again = open_checkpoint(st)  # no question the second time
+    np.testing.assert_allclose(again.encode(Modality.TEXT, _items(Modality.TEXT, TEXTS)), reference, atol=1e-5)

@@ -157,3 +157,33 @@ def test_similarity_matrix_exports_png_and_svg(qtbot, native_model, media_dir, t
     png, svg = panel.export_to(tmp_path / "m.png"), panel.export_to(tmp_path / "m.svg")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in svg.read_bytes()[:400] and svg.stat().st_size > 1000
+
+
+def test_model_panel_asks_a_lone_state_dicts_architecture(qtbot, session_jobs, openclip_dir, tmp_path,
+                                                           monkeypatch):
+    """Dropping weights that do not say their architecture: one question, then the model opens."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from cl_core.models import archs
+
+    session, jobs = session_jobs
+    fixture_cfg = json.loads((openclip_dir / "open_clip_config.json").read_text())["model_cfg"]
+    monkeypatch.setitem(archs.ARCHS, "ViT-B-16", fixture_cfg)
+    st = tmp_path / "finetuned.safetensors"
+    save_file(load_file(str(openclip_dir / "open_clip_model.safetensors")), str(st))
+    panel = ModelPanel(session, jobs)
+    qtbot.addWidget(panel)
+    asked = []
+
+    def answer(*args, **kwargs):  # noqa: ANN002, ANN003 - QInputDialog.getItem's signature
+        asked.append(args[3])
+        return "ViT-B-16", True
+
+    monkeypatch.setattr("clens_app.qt_model_panel.QInputDialog.getItem", answer)
+    with qtbot.waitSignal(session.model_changed, timeout=60_000):
+        jobs.open_model(st)
+    assert asked and "ViT-B-16" in asked[0] and "ViT-B-32-quickgelu" in asked[0]
+    assert session.model is not None and session.model.format == "openai_clip"
+    assert (tmp_path / "finetuned.json").is_file()

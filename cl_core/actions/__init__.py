@@ -33,7 +33,7 @@ _EXPORTS = {
     "cl_core.analysis.colouring": ("Colouring", "colour_columns", "colouring"),
     "cl_core.actions.searching": ("export_hits", "open_search_index", "read_index", "search"),
     "cl_core.actions.training": ("Trained", "train"),
-    "cl_core.choices": ("DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "PROJECTIONS"),
+    "cl_core.choices": ("ARCH_NAMES", "DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "PROJECTIONS"),
     "cl_core.demo.galleries": ("DEMOS",),
     "cl_core.embed.cache": ("EmbeddingCache",),
     "cl_core.embed.decode_pool": ("DecodePool",),
@@ -74,7 +74,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.actions.training import Trained, train  # noqa: F401 - re-exported lazily
     from cl_core.analysis.colouring import Colouring, colour_columns, colouring  # noqa: F401 - re-exported lazily
     from cl_core.analysis.projection import Projected  # noqa: F401 - re-exported lazily
-    from cl_core.choices import DEVICE_CHOICES, FUSIONS, INDEX_KINDS, PROJECTIONS  # noqa: F401 - re-exported lazily
+    from cl_core.choices import ARCH_NAMES, DEVICE_CHOICES, FUSIONS, INDEX_KINDS, PROJECTIONS  # noqa: F401 - re-exported lazily
     from cl_core.demo.galleries import DEMOS  # noqa: F401 - re-exported lazily
     from cl_core.embed.cache import EmbeddingCache  # noqa: F401 - re-exported lazily
     from cl_core.embed.decode_pool import DecodePool  # noqa: F401 - re-exported lazily

@@ -21,9 +21,11 @@ class ModelOpened:
 
 
 def open_model(path: str | Path, device: str | None = None, allow_pickle: bool = False,
-               cache: EmbeddingCache | None = None, state: TaskState | None = None) -> ModelOpened:
-    """Detect the format, load the weights safely, hash them once (memoised per file in the cache)."""
-    model = open_checkpoint(path, device=device, allow_pickle=allow_pickle, state=state)
+               cache: EmbeddingCache | None = None, state: TaskState | None = None,
+               arch: str | None = None) -> ModelOpened:
+    """Detect the format, load the weights safely, hash them once (memoised per file in the cache).
+    `arch`: a lone state dict's open_clip architecture name (ArchitectureNeeded is raised without one)."""
+    model = open_checkpoint(path, device=device, allow_pickle=allow_pickle, state=state, arch=arch)
     if state is not None:
         state.set_progress(0, 0, "hashing the weights")
     fingerprint = fingerprint_of(model, cache.file_digest if cache is not None else None)

@@ -43,7 +43,7 @@ def _cache(args: argparse.Namespace) -> Any:  # EmbeddingCache | None
 
 
 def _open(args: argparse.Namespace, cache: Any = None) -> actions_t.ModelOpened:
-    return _actions().open_model(args.model, args.device, args.allow_pickle, cache)
+    return _actions().open_model(args.model, args.device, args.allow_pickle, cache, arch=getattr(args, "arch", None))
 
 
 def _out_file_ok(verb: str, out: Path) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from cl_core.choices import DEVICE_CHOICES, FUSIONS, INDEX_KINDS, PROJECTIONS
+from cl_core.choices import ARCH_NAMES, DEVICE_CHOICES, FUSIONS, INDEX_KINDS, PROJECTIONS
 from cl_core.modality import Modality
 
 VERBS = ("gui", "info", "embed", "demo", "train", "index", "search", "project", "eval", "diagnose", "doctor", "cache")
@@ -51,6 +51,9 @@ def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--device", choices=DEVICE_CHOICES, default=None, help="force a device (default: best available)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="allow .bin/.pt weights where no safetensors exist (loaded weights-only, never code)")
+    p.add_argument("--arch", choices=ARCH_NAMES, metavar="NAME", default=None,
+                   help="a lone CLIP state dict's open_clip architecture, e.g. ViT-B-32 or ViT-B-16-quickgelu "
+                        "(remembered beside the file)")
 
 
 def _cache_args(p: argparse.ArgumentParser) -> None:

@@ -12,10 +12,11 @@ from cl_core.task import TaskState
 
 
 def open_checkpoint(path: str | Path, device: str | None = None, allow_pickle: bool = False,
-                    state: TaskState | None = None) -> BaseModel:
+                    state: TaskState | None = None, arch: str | None = None) -> BaseModel:
     """Detect the format, load weights safely, move to the chosen device.
 
     allow_pickle: permit .bin/.pt weights where no safetensors exist (still weights_only=True).
+    arch: the open_clip architecture of a lone state dict (which its keys cannot tell).
     """
     dev = pick_device(device)
     if hub_id(path) is not None:  # org/name or hf-hub:org/name: the cached (or fetched) folder
@@ -40,7 +41,7 @@ def open_checkpoint(path: str | Path, device: str | None = None, allow_pickle: b
     else:
         from cl_core.models.openclip import load_openai_file
 
-        model = load_openai_file(found.path, dev, allow_pickle)
+        model = load_openai_file(found.path, dev, allow_pickle, arch)
     if state is not None:
         state.set_progress(2, 2, "model ready")
     return model

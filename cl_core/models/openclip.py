@@ -7,14 +7,17 @@ OpenAI/open_clip key layout (.safetensors, or .pt/.bin opened weights-only), arc
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from cl_core.errors import CheckpointError
+from cl_core.atomic import write_text_atomic
+from cl_core.errors import ArchitectureNeeded, CheckpointError
 from cl_core.formats import OPENCLIP_CONFIG, OPENCLIP_WEIGHTS
 from cl_core.modality import Item, Modality
+from cl_core.models.archs import arch_config
 from cl_core.models.base import BaseModel, ItemPreparer, Prepared
 from cl_core.models.clip_arch import ClipModel, infer_openai_cfg
 from cl_core.models.clip_tokenizer import get_clip_tokenizer
@@ -80,17 +83,39 @@ def load_openclip_folder(folder: Path, device: torch.device, allow_pickle: bool 
     return _build(folder.name, "open_clip", folder, model_cfg, pre, sd, device)
 
 
-def load_openai_file(path: Path, device: torch.device, allow_pickle: bool = False) -> OpenClipModel:
-    """A single CLIP state dict in OpenAI/open_clip layout; architecture inferred from shapes."""
-    sd = load_weights(path, allow_pickle=allow_pickle)
-    model_cfg = infer_openai_cfg(sd)
+def load_openai_file(path: Path, device: torch.device, allow_pickle: bool = False,
+                     arch: str | None = None) -> OpenClipModel:
+    """A single CLIP state dict in OpenAI/open_clip layout. Its keys give the sizes but not the activation
+    (GELU or QuickGELU) nor the heads' width, so these are never guessed: they come from an open_clip config
+    beside the file (NAME.json), or from `arch` (an open_clip name), which is then remembered there."""
     side_cfg = path.with_name(path.stem + ".json")
+    if not side_cfg.is_file() and arch is None:
+        raise ArchitectureNeeded(str(path), (
+            f"{path}: a lone state dict does not say its activation (GELU or QuickGELU) or its attention heads; "
+            "name its architecture: --arch ViT-B-32 (open_clip's names; add -quickgelu for weights trained "
+            f"as OpenAI's), or put its open_clip config beside it as {side_cfg.name}"))
+    sd = load_weights(path, allow_pickle=allow_pickle)
+    infer_openai_cfg(sd)  # the keys a CLIP state dict must have, checked by name
     pre: dict[str, Any] = {}
-    if side_cfg.is_file():  # open_clip style config next to the weights overrides what shapes imply
+    if arch is not None:
+        model_cfg = arch_config(arch)
+    else:
         extra = read_config(side_cfg, "open_clip config")
-        model_cfg = extra.get("model_cfg", model_cfg)
+        model_cfg = extra.get("model_cfg", extra)
         pre = extra.get("preprocess_cfg", {}) or {}
-    return _build(path.stem, "openai_clip", path, model_cfg, pre, sd, device)
+    model = _build(path.stem, "openai_clip", path, model_cfg, pre, sd, device)
+    if arch is not None and not side_cfg.exists():
+        remember_arch(side_cfg, arch, model_cfg)
+    return model
+
+
+def remember_arch(side_cfg: Path, arch: str, model_cfg: dict[str, Any]) -> None:
+    """Write the named architecture beside the weights, so the next open needs no question. A read-only
+    folder is not an error: the name is asked for again next time."""
+    try:
+        write_text_atomic(side_cfg, json.dumps({"architecture": arch, "model_cfg": model_cfg}, indent=2))
+    except OSError:
+        pass
 
 
 def looks_like_openai_state_dict(keys: set[str]) -> bool:
