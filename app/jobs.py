@@ -153,8 +153,11 @@ class Jobs(QObject):
         again = [f"{len(pending)} item(s)"] if pending else []
         if reopen is not None:
             again.append(f"the gallery {reopen[0]}")
+        only = model.modalities[0].value if len(model.modalities) == 1 else None
         self.status.emit(f"model {model.name} ready: {', '.join(m.value for m in model.modalities)}, "
                          f"{model.embed_dim}-d, on {model.device}"
+                         + (f"; it embeds {only} only: search {only} by {only} (cross-modal search needs a model "
+                            "with two modalities)" if only else "")
                          + (f"; embedding again: {' and '.join(again)}" if again else ""))
         if pending or follow_up:
             self.embed(follow_up, items=pending)

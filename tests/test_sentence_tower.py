@@ -85,3 +85,22 @@ def test_attention_pooling_is_padding_invariant_and_saved(tmp_path):
         b = tower.project_states(cached["states"], cached["mask"])
     torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
     assert "towers.text.queries" in load_file(str(folder / "model.safetensors"))
+
+
+def test_a_sentence_transformers_folder_opens_as_a_text_model_equal_to_its_library():
+    """A sentence-transformers text model (modules.json: Transformer, Pooling, Normalize) opens on its own,
+    text only, and embeds as sentence-transformers does."""
+    from sentence_transformers import SentenceTransformer
+
+    from cl_core.models.sentence_tower import encoder_path
+
+    folder = encoder_path("all-MiniLM-L6-v2")
+    model = open_checkpoint(folder)
+    assert model.format == "sentence_transformers" and model.modalities == (Modality.TEXT,)
+    texts = ["a crimson disc", "Stage II lung adenocarcinoma; " * 40, "naïve café"]
+    ours = model.encode(Modality.TEXT, [Item(t, Modality.TEXT, t) for t in texts])
+    reference = SentenceTransformer(str(folder), device="cpu").encode(texts, normalize_embeddings=True,
+                                                                      show_progress_bar=False)
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+    with pytest.raises(Exception, match="no image tower"):
+        model.encode(Modality.IMAGE, [])

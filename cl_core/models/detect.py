@@ -14,7 +14,7 @@ from cl_core.models.safety import is_torchscript, validate_safetensors
 
 @dataclass(frozen=True)
 class Detected:
-    format: str  # native | open_clip | huggingface | openai_clip
+    format: str  # native | open_clip | huggingface | sentence_transformers | openai_clip
     path: Path
 
 
@@ -25,6 +25,8 @@ def detect_format(path: str | Path) -> Detected:
     if p.is_file() and p.name in CONFIG_FILES:
         p = p.parent
     if p.is_dir():
+        if (p / "modules.json").is_file() and (p / "config.json").is_file():  # before config.json means HF
+            return Detected("sentence_transformers", p)
         for name, fmt in CONFIG_FILES.items():
             if (p / name).is_file():
                 return Detected(fmt, p)

@@ -34,6 +34,10 @@ def open_checkpoint(path: str | Path, device: str | None = None, allow_pickle: b
         from cl_core.models.openclip import load_openclip_folder
 
         model = load_openclip_folder(found.path, dev, allow_pickle)
+    elif found.format == "sentence_transformers":
+        from cl_core.models.sentence import load_sentence_folder
+
+        model = load_sentence_folder(found.path, dev)
     elif found.format == "huggingface":
         from cl_core.models.hf import load_hf_folder
 
