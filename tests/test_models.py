@@ -339,3 +339,18 @@ def test_a_named_architecture_is_remembered_beside_the_state_dict(tmp_path, open
     assert remembered["architecture"] == "ViT-B-32-quickgelu"
     again = open_checkpoint(st)  # no question the second time
     np.testing.assert_allclose(again.encode(Modality.TEXT, _items(Modality.TEXT, TEXTS)), reference, atol=1e-5)
+
+
+def test_a_missing_tokenizer_library_is_one_line_naming_what_to_install(hf_siglip, monkeypatch):
+    """SigLIP's tokenizer without sentencepiece: one CheckpointError saying what to install, no traceback."""
+    import transformers
+
+    def missing(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise ImportError("SiglipTokenizer requires the SentencePiece library but it was not found in your "
+                          "environment.\nCheckout the instructions on the installation page")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", missing)
+    with pytest.raises(CheckpointError) as got:
+        open_checkpoint(hf_siglip[0] if isinstance(hf_siglip, tuple) else hf_siglip)
+    message = str(got.value)
+    assert "SentencePiece" in message and "pip install sentencepiece protobuf" in message and "\n" not in message

@@ -234,6 +234,11 @@ def _load_part(kind: str, folder: Path) -> Any:
             read_config(folder / name, name)
     try:
         return loader.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+    except ImportError as exc:  # e.g. SigLIP's tokenizer without sentencepiece or protobuf installed
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{folder}: its {kind.removeprefix('Auto').lower()} needs a library that is not "
+                              f"installed ({first[:200]}); install it, e.g. pip install sentencepiece protobuf"
+                              ) from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
