@@ -354,3 +354,28 @@ def test_a_missing_tokenizer_library_is_one_line_naming_what_to_install(hf_sigli
         open_checkpoint(hf_siglip[0] if isinstance(hf_siglip, tuple) else hf_siglip)
     message = str(got.value)
     assert "SentencePiece" in message and "pip install sentencepiece protobuf" in message and "\n" not in message
+
+
+def test_siglip2_matches_transformers_forward(tmp_path):
+    """SigLIP2's NaFlex images (patch sequence, mask, grid shapes) and max_length-padded text, as transformers
+    runs them with its PIL image processor."""
+    from transformers import AutoImageProcessor, AutoTokenizer
+
+    import tiny_models
+
+    folder = tmp_path / "siglip2"
+    ref = tiny_models.make_hf_siglip2(folder)
+    model = open_checkpoint(folder)
+    assert {Modality.IMAGE, Modality.TEXT} <= set(model.modalities)
+    texts = ["a photo of a red circle", "the blue square", "a dog"]
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    proc = AutoImageProcessor.from_pretrained(str(folder))
+    imgs = _images(sizes=((32, 32), (48, 64), (64, 24)))
+    with torch.no_grad():
+        enc = tok(texts, padding="max_length", truncation=True, max_length=64, return_tensors="pt")
+        ref_t = _norm(_feat(ref.get_text_features(input_ids=enc["input_ids"])))
+        pix = proc(images=imgs, return_tensors="pt")
+        ref_i = _norm(_feat(ref.get_image_features(**{k: v for k, v in pix.items()})))
+    np.testing.assert_allclose(model.encode(Modality.TEXT, _items(Modality.TEXT, texts)), ref_t, atol=1e-4)
+    np.testing.assert_allclose(model.encode(Modality.IMAGE, _items(Modality.IMAGE, imgs)), ref_i, atol=1e-4)
+    assert model.preprocessing()["text"]["padding"] == "max_length"

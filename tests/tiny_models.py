@@ -134,6 +134,25 @@ def make_hf_siglip(folder: Path, seed: int = 0):
     return model
 
 
+def make_hf_siglip2(folder: Path, seed: int = 0):
+    """SigLIP2 (NaFlex): images as a padded sequence of patches with a mask and their grid shape."""
+    from transformers import Siglip2Config, Siglip2Model
+    from transformers.models.siglip2 import Siglip2ImageProcessorPil
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    _, vocab = _word_tokenizer(folder, 64)
+    cfg = Siglip2Config(
+        text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=64, pad_token_id=0, eos_token_id=2),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           num_patches=16, patch_size=8))
+    model = Siglip2Model(cfg).eval()
+    model.save_pretrained(str(folder), safe_serialization=True)
+    Siglip2ImageProcessorPil(patch_size=8, max_num_patches=16).save_pretrained(str(folder))
+    return model
+
+
 def make_hf_clap(folder: Path, seed: int = 0):
     from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
 

@@ -27,7 +27,7 @@ from cl_core.models.safety import load_weights, validate_safetensors
 FEATURE_METHODS = {Modality.IMAGE: "get_image_features", Modality.TEXT: "get_text_features",
                    Modality.AUDIO: "get_audio_features"}
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")  # tokenizers write 1e30 sentinels
-MAX_LENGTH_PADDING = ("siglip",)  # SigLIP was trained on max_length-padded text without a mask
+MAX_LENGTH_PADDING = ("siglip", "siglip2")  # trained on max_length-padded text without a mask
 
 
 def read_hf_config(folder: Path) -> dict[str, Any]:
@@ -55,7 +55,13 @@ class HFImagePreparer:
     processor: Any
 
     def __call__(self, item: Item) -> Prepared:
-        return Prepared({"pixel_values": self.processor(images=[item.data], return_tensors="pt")["pixel_values"]})
+        return Prepared(image_inputs(self.processor(images=[item.data], return_tensors="pt")))
+
+
+def image_inputs(encoded: Any) -> dict[str, torch.Tensor]:
+    """Everything the image processor made: pixel values, and for SigLIP2's NaFlex the patch mask and the
+    grid shapes (all fixed-size per image, so batches concatenate)."""
+    return {k: v for k, v in encoded.items() if isinstance(v, torch.Tensor)}
 
 
 class HFModel(BaseModel):
@@ -79,8 +85,7 @@ class HFModel(BaseModel):
                                      return_tensors="pt")
             return Prepared({k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")})
         if modality is Modality.IMAGE:
-            enc = self.image_processor(images=[it.data for it in items], return_tensors="pt")
-            return Prepared({"pixel_values": enc["pixel_values"]})
+            return Prepared(image_inputs(self.image_processor(images=[it.data for it in items], return_tensors="pt")))
         # audio stays batch-prepared here: some feature extractors pad to the longest clip of the batch
         fe = self.feature_extractor
         rate = int(fe.sampling_rate)
