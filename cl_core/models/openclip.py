@@ -89,13 +89,13 @@ def load_openai_file(path: Path, device: torch.device, allow_pickle: bool = Fals
     (GELU or QuickGELU) nor the heads' width, so these are never guessed: they come from an open_clip config
     beside the file (NAME.json), or from `arch` (an open_clip name), which is then remembered there."""
     side_cfg = path.with_name(path.stem + ".json")
+    sd = load_weights(path, allow_pickle=allow_pickle)  # first: an unsafe or unreadable file is refused as such
+    infer_openai_cfg(sd)  # the keys a CLIP state dict must have, checked by name
     if not side_cfg.is_file() and arch is None:
         raise ArchitectureNeeded(str(path), (
             f"{path}: a lone state dict does not say its activation (GELU or QuickGELU) or its attention heads; "
             "name its architecture: --arch ViT-B-32 (open_clip's names; add -quickgelu for weights trained "
             f"as OpenAI's), or put its open_clip config beside it as {side_cfg.name}"))
-    sd = load_weights(path, allow_pickle=allow_pickle)
-    infer_openai_cfg(sd)  # the keys a CLIP state dict must have, checked by name
     pre: dict[str, Any] = {}
     if arch is not None:
         model_cfg = arch_config(arch)
