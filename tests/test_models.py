@@ -379,3 +379,28 @@ def test_siglip2_matches_transformers_forward(tmp_path):
     np.testing.assert_allclose(model.encode(Modality.TEXT, _items(Modality.TEXT, texts)), ref_t, atol=1e-4)
     np.testing.assert_allclose(model.encode(Modality.IMAGE, _items(Modality.IMAGE, imgs)), ref_i, atol=1e-4)
     assert model.preprocessing()["text"]["padding"] == "max_length"
+
+
+def test_blip_retrieval_gives_its_contrastive_embeddings(tmp_path):
+    """BLIP image-text retrieval: image and text vectors whose cosines are transformers' ITC scores
+    (forward with use_itm_head=False)."""
+    from transformers import AutoImageProcessor, AutoTokenizer
+
+    import tiny_models
+
+    folder = tmp_path / "blip"
+    ref = tiny_models.make_hf_blip_itm(folder)
+    model = open_checkpoint(folder)
+    assert set(model.modalities) == {Modality.IMAGE, Modality.TEXT} and model.embed_dim == 16
+    texts = ["a photo of a red circle", "the blue square"]
+    imgs = _images(sizes=((32, 32), (48, 64)))
+    img_vecs = model.encode(Modality.IMAGE, _items(Modality.IMAGE, imgs))
+    txt_vecs = model.encode(Modality.TEXT, _items(Modality.TEXT, texts))
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    pix = AutoImageProcessor.from_pretrained(str(folder))(images=imgs, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        for i in range(len(imgs)):
+            enc = tok(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
+            scores = ref(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                         pixel_values=pix[i:i + 1].expand(len(texts), -1, -1, -1), use_itm_head=False).itm_score
+            np.testing.assert_allclose(txt_vecs @ img_vecs[i], scores.diagonal().numpy(), atol=1e-4)

@@ -153,6 +153,25 @@ def make_hf_siglip2(folder: Path, seed: int = 0):
     return model
 
 
+def make_hf_blip_itm(folder: Path, seed: int = 0):
+    """BLIP image-text retrieval (Salesforce/blip-itm-* layout): ITC projections beside the ITM head."""
+    from transformers import BlipConfig, BlipForImageTextRetrieval, BlipImageProcessor
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    _, vocab = _word_tokenizer(folder, 32)
+    cfg = BlipConfig(
+        text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=32, pad_token_id=0, encoder_hidden_size=32),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=IMAGE_SIZE, patch_size=8),
+        image_text_hidden_size=16)
+    model = BlipForImageTextRetrieval(cfg).eval()
+    model.save_pretrained(str(folder), safe_serialization=True)
+    BlipImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}).save_pretrained(str(folder))
+    return model
+
+
 def make_hf_clap(folder: Path, seed: int = 0):
     from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
 

@@ -30,6 +30,29 @@ PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")  # token
 MAX_LENGTH_PADDING = ("siglip", "siglip2")  # trained on max_length-padded text without a mask
 
 
+class BlipRetrievalFeatures(torch.nn.Module):
+    """BLIP's image-text contrastive embeddings from a BlipForImageTextRetrieval checkpoint, computed as its
+    forward does with use_itm_head=False ([CLS] states through vision_proj and text_proj); the ITM head,
+    which scores pairs jointly, is not an embedding and is not used."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.inner = model
+        self.embed_dim = int(model.config.image_text_hidden_size)
+
+    def get_image_features(self, pixel_values: torch.Tensor, **_: Any) -> torch.Tensor:
+        states = self.inner.vision_model(pixel_values=pixel_values).last_hidden_state
+        return self.inner.vision_proj(states[:, 0, :])
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                          **_: Any) -> torch.Tensor:
+        states = self.inner.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.inner.text_proj(states[:, 0, :])
+
+
+RETRIEVAL_WRAPPERS = {"BlipForImageTextRetrieval": BlipRetrievalFeatures}
+
+
 def read_hf_config(folder: Path) -> dict[str, Any]:
     path = folder / "config.json"
     cfg = read_config(path, "Hugging Face config")
@@ -200,6 +223,8 @@ def load_hf_folder(folder: Path, device: torch.device, allow_pickle: bool = Fals
     except Exception as exc:  # noqa: BLE001 - size mismatches and the like come back as ValueError/RuntimeError
         raise CheckpointError(f"{folder}: cannot load the model: {exc}") from None
     model.eval()
+    if type(model).__name__ in RETRIEVAL_WRAPPERS:
+        model = RETRIEVAL_WRAPPERS[type(model).__name__](model).eval()
     mods = [m for m, meth in FEATURE_METHODS.items() if callable(getattr(model, meth, None))]
     adapter = HFModel(name=folder.name, format="huggingface", source=folder, modalities=(),
                       embed_dim=0, device=torch.device("cpu"))
@@ -224,7 +249,7 @@ def load_hf_folder(folder: Path, device: torch.device, allow_pickle: bool = Fals
         raise CheckpointError(f"{folder}: {type(model).__name__} exposes no get_*_features method with a "
                               "processor in the folder")
     adapter.modalities = tuple(usable)
-    adapter.embed_dim = _projection_dim(config, folder)
+    adapter.embed_dim = int(getattr(model, "embed_dim", 0)) or _projection_dim(config, folder)
     adapter.logit_scale, adapter.logit_bias = _logit_params(model)
     adapter.batch_sizes = {Modality.IMAGE: 32, Modality.TEXT: 128, Modality.AUDIO: 8}
     return adapter.to(device)  # type: ignore[return-value]
