@@ -348,3 +348,14 @@ def test_a_manifest_reads_files_under_its_own_folder_unless_allowed(native_model
 
 def _native_dir(model) -> str:  # noqa: ANN001
     return str(model.source)
+
+
+def test_a_manifest_cell_with_a_nul_byte_is_refused_by_row(tmp_path):
+    """Found by the property tests: a NUL byte in a file cell is refused with its row, the rest read."""
+    from cl_core.embed.sources import read_manifest
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("id,image,caption\na,x\x00y.png,one\nb,,two\n", encoding="utf-8")
+    gallery = read_manifest(manifest)
+    assert [f.reason for f in gallery.refused] == ["named by m.csv (row 2): not a file name (it holds a NUL byte)"]
+    assert [e.text for e in gallery.entries] == ["one", "two"]

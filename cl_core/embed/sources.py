@@ -157,6 +157,10 @@ def read_manifest(path: Path, allow_outside: bool = False) -> Gallery:
         files += list(file_cols.items())
         for col, modality in files:
             value = _cell(row, col)
+            if value and "\0" in value:
+                refused.append(Failure(repr(value), f"named by {path.name} (row {n}): not a file name (it holds "
+                                       "a NUL byte)", "read"))
+                continue
             if value:
                 file = Path(value)
                 file = file if file.is_absolute() else base / file
@@ -176,7 +180,7 @@ def _under(file: Path, folder: Path) -> bool:
     """True when `file`, symbolic links followed, lies inside `folder` (a resolved path)."""
     try:
         return file.resolve().is_relative_to(folder)
-    except (OSError, RuntimeError):  # a symlink loop
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a name the system cannot take
         return False
 
 
