@@ -141,3 +141,18 @@ def test_search_refuses_an_index_of_another_model(native_dir, tmp_path, capsys):
     other = tiny_models.make_native(tmp_path / "other", seed=5)
     code = main(["search", str(tmp_path / "ix"), "--text", "x", "--model", str(other), "--quiet", "--no-cache"])
     assert code == 3 and "another model" in capsys.readouterr().err
+
+
+def test_ranks_are_computed_a_block_at_a_time_and_agree_with_the_whole_matrix(monkeypatch):
+    """Linear memory: a few queries at a time give exactly the ranks of the full score matrix."""
+    import numpy as np
+
+    from cl_core.analysis import metrics
+
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((257, 16)).astype(np.float32)
+    g = q + 0.8 * rng.standard_normal((257, 16)).astype(np.float32)
+    whole = metrics.ranks_from_scores(q @ g.T)
+    monkeypatch.setattr(metrics, "BLOCK_SCORES", 257 * 7)  # seven queries per block, a last partial one
+    np.testing.assert_array_equal(metrics.ranks(q, g), whole)
+    assert whole.min() == 1 and whole.max() > 1
