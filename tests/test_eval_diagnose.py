@@ -156,3 +156,21 @@ def test_ranks_are_computed_a_block_at_a_time_and_agree_with_the_whole_matrix(mo
     monkeypatch.setattr(metrics, "BLOCK_SCORES", 257 * 7)  # seven queries per block, a last partial one
     np.testing.assert_array_equal(metrics.ranks(q, g), whole)
     assert whole.min() == 1 and whole.max() > 1
+
+
+def test_neighbours_a_block_at_a_time_equal_the_whole_matrix(monkeypatch):
+    """top_k in blocks (linear memory) finds the same neighbour sets as one full score matrix, with a row's
+    own partner left out when asked."""
+    import numpy as np
+
+    from cl_core.analysis import diagnostics
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((203, 8)).astype(np.float32)
+    full = x @ x.T
+    np.fill_diagonal(full, -np.inf)
+    expected = [set(np.argsort(-row)[:5].tolist()) for row in full]
+    monkeypatch.setattr(diagnostics, "BLOCK_SCORES", 203 * 9)
+    got = diagnostics.top_k(x, x, 5, skip_partner=True)
+    assert [set(r.tolist()) for r in got] == expected
+    assert all(i not in row for i, row in enumerate(got.tolist()))

@@ -51,10 +51,28 @@ def uniformity(x: np.ndarray, t: float = 2.0) -> float:
     return float(objectives.uniformity([torch.from_numpy(np.asarray(x))], t))
 
 
+BLOCK_SCORES = 32 * 1024 * 1024  # similarity scores held at once (128 MB of float32), whatever n is
+
+
+def top_k(queries: np.ndarray, gallery: np.ndarray, k: int, skip_partner: bool = False) -> np.ndarray:
+    """[nq, k] indices of each query's k most similar gallery rows (in no order), a block of queries at a
+    time so memory is linear in n; `skip_partner` leaves out row i for query i (itself, or its pair)."""
+    k = min(k, len(gallery) - (1 if skip_partner else 0))
+    out = np.empty((len(queries), max(k, 0)), np.int64)
+    if k <= 0:
+        return out
+    block = max(1, BLOCK_SCORES // max(len(gallery), 1))
+    for start in range(0, len(queries), block):
+        scores = queries[start:start + block] @ gallery.T
+        if skip_partner:
+            rows = np.arange(len(scores))
+            scores[rows, start + rows] = -np.inf
+        out[start:start + len(scores)] = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return out
+
+
 def k_occurrence(queries: np.ndarray, gallery: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, len(gallery))
-    top = np.argpartition(-(queries @ gallery.T), k - 1, axis=1)[:, :k]
-    return np.bincount(top.ravel(), minlength=len(gallery))
+    return np.bincount(top_k(queries, gallery, k).ravel(), minlength=len(gallery))
 
 
 def skewness(v: np.ndarray) -> float:
@@ -77,10 +95,7 @@ def linear_probe_accuracy(x: np.ndarray, labels: np.ndarray, seed: int = 0) -> f
 
 
 def _knn_sets(x: np.ndarray, k: int) -> list[set[int]]:
-    sims = x @ x.T
-    np.fill_diagonal(sims, -np.inf)
-    k = min(k, len(x) - 1)
-    return [set(row.tolist()) for row in np.argpartition(-sims, k - 1, axis=1)[:, :k]]
+    return [set(row.tolist()) for row in top_k(x, x, k, skip_partner=True)]
 
 
 def _jaccard(a: list[set[int]], b: list[set[int]]) -> float:
@@ -135,13 +150,8 @@ def pair_diagnostics(emb: GalleryEmbedding, by_mod: dict[Modality, np.ndarray], 
         out["paired"] = len(qa)
         out["alignment"] = round(alignment(qa, gb), 4)
         intra_a, intra_b = _knn_sets(qa, k), _knn_sets(gb, k)
-        cross = qa @ gb.T
-        kk = min(k, len(gb) - 1)
-        inter = []
-        for i, row in enumerate(cross):
-            row = row.copy()
-            row[i] = -np.inf  # the partner itself is not a neighbour
-            inter.append(set(np.argpartition(-row, kk - 1)[:kk].tolist()))
+        # the partner itself is not a neighbour
+        inter = [set(row.tolist()) for row in top_k(qa, gb, k, skip_partner=True)]
         out["neighbour_agreement"] = {"k": k, "intra": round(_jaccard(intra_a, intra_b), 4),
                                       "inter": round(_jaccard(intra_a, inter), 4)}
     return out
