@@ -207,3 +207,26 @@ def test_forged_parts_and_rows_are_refused_with_the_file_named(tmp_path):
     _rewrite(tmp_path / "ix", "rows-", lambda b: json.dumps([[0, "s", "x", "smell", None, None]] * 200).encode())
     with pytest.raises(IndexFileError, match="not valid index rows"):
         load(tmp_path / "ix")
+
+
+def test_reopening_an_index_does_not_read_its_vectors_again_but_a_change_is_caught(tmp_path, monkeypatch):
+    """With the embedding cache's memo the vectors file is hashed once, then trusted while its size, mtime,
+    ctime and inode stay; an edit (which changes ctime) is hashed and refused."""
+    from cl_core import actions
+    from cl_core.embed import cache as cache_mod
+
+    save(index_of(clustered(300, 4), [Modality.IMAGE] * 300), tmp_path / "ix")
+    cache = actions.EmbeddingCache(tmp_path / "cache")
+    hashed: list[str] = []
+    real = cache_mod.file_sha256
+    monkeypatch.setattr(cache_mod, "file_sha256", lambda p: hashed.append(p.name) or real(p))
+    load(tmp_path / "ix", digest=cache.content_digest)
+    load(tmp_path / "ix", digest=cache.content_digest)
+    assert len([n for n in hashed if n.startswith("vectors-")]) == 1
+    vectors = next((tmp_path / "ix").glob("vectors-*.npy"))
+    blob = bytearray(vectors.read_bytes())
+    blob[-1] ^= 0xFF
+    vectors.write_bytes(bytes(blob))
+    with pytest.raises(IndexFileError, match="checksum"):
+        load(tmp_path / "ix", digest=cache.content_digest)
+    cache.close()

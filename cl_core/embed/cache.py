@@ -129,7 +129,15 @@ class EmbeddingCache:
             raise got
         return got
 
-    def file_digests(self, paths: Sequence[Path]) -> list[str | OSError]:
+    def content_digest(self, path: Path) -> str:
+        """sha256 of the file's bytes alone (no sidecars), memoised like file_digest: an index reopened
+        costs a stat, not a read of its vectors (raises OSError)."""
+        got = self.file_digests([path], with_sidecars=False)[0]
+        if isinstance(got, OSError):
+            raise got
+        return got
+
+    def file_digests(self, paths: Sequence[Path], with_sidecars: bool = True) -> list[str | OSError]:
         """file_digest for many files: one memo read per 500 paths and one transaction for what was new,
         not a committed (fsynced) write per file. A file that cannot be read gives its OSError.
 
@@ -167,7 +175,9 @@ class EmbeddingCache:
         if fresh:
             with self._transaction():
                 self._db.executemany("INSERT OR REPLACE INTO file_stats VALUES(?,?,?,?,?,?)", fresh)
-        return [d if isinstance(d, OSError) else with_sidecars(where[k], d) for k, d in zip(keys, out, strict=True)]
+        if not with_sidecars:
+            return out
+        return [d if isinstance(d, OSError) else combine_sidecars(where[k], d) for k, d in zip(keys, out, strict=True)]
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -348,7 +358,7 @@ class EmbeddingCache:
 STACK_SUFFIXES = (".npy", ".tif", ".tiff")  # the files whose channel names may come from a sidecar
 
 
-def with_sidecars(path: str, digest: str) -> str:
+def combine_sidecars(path: str, digest: str) -> str:
     """An item's key: its file's digest, combined with the content of the sidecars that name its channels,
     so editing FILE.channels.txt embeds the stack again. Sidecars are a few bytes: read each time."""
     if not path.lower().endswith(STACK_SUFFIXES):

@@ -15,7 +15,7 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -195,8 +195,11 @@ def save(index_set: IndexSet, folder: str | Path) -> Path:
     return folder
 
 
-def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = None) -> IndexSet:
-    """Open an index this app wrote; refuse a foreign, tampered or other-model index with the reason."""
+def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = None,
+         digest: Callable[[Path], str] | None = None) -> IndexSet:
+    """Open an index this app wrote; refuse a foreign, tampered or other-model index with the reason.
+    `digest`: how the vectors file's sha256 is had (default: read it whole; the embedding cache's
+    `content_digest` reuses it while size, mtime, ctime and inode are unchanged)."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     if fingerprint is not None and manifest["model"].get("fingerprint") != fingerprint:
@@ -213,7 +216,7 @@ def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = N
         if path.stat().st_size != meta["bytes"]:
             raise IndexFileError(f"{path}: size {path.stat().st_size} differs from the manifest's {meta['bytes']}")
         if name.endswith(".npy") and not name.endswith(".calib.npy"):
-            if file_sha256(path) != meta["sha256"]:
+            if (digest or file_sha256)(path) != meta["sha256"]:
                 raise IndexFileError(f"{path}: checksum differs from the manifest (modified or corrupt)")
             continue
         blob = path.read_bytes()
