@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from cl_core.actions.demo import DEFAULT_DEMO, demo_available
+from cl_core.resources import RESOURCES
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -19,6 +20,11 @@ def run_app(args: argparse.Namespace) -> int:
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("Contrastive Lens")
+    icon = RESOURCES / "icons" / "clens.png"
+    if icon.is_file():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(icon)))
     pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
     window = MainWindow()
     window.set_theme(args.theme or window.saved_theme())

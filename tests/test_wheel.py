@@ -22,7 +22,7 @@ def test_wheel_installs_and_runs_the_demo_from_anywhere(tmp_path):
         {"cl_core", "clens_app", "clens_resources"}  # no top-level `app`
     for needed in ("clens_resources/vocab/bpe_simple_vocab_16e6.txt.gz", "clens_resources/styles/lens.qss",
                    "clens_resources/demo/shapes_sounds/model.safetensors",
-                   "clens_resources/demo/tissue/clens_config.json"):
+                   "clens_resources/demo/tissue/clens_config.json", "clens_resources/icons/clens.png"):
         assert needed in names
     target = tmp_path / "site"
     installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Start the built bundle as a person would: copied away from the source tree, no virtualenv, a fresh home,
+# under a virtual X display; it must open the demo window and save a screenshot (looked at by a person).
+# Prints the start time to the demo window and the bundle's size.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x dist/clens/clens ] || { echo "no bundle: run bash packaging/build_bundle.sh first" >&2; exit 2; }
+where=$(mktemp -d)
+cp -r dist/clens "$where/"
+home=$(mktemp -d)
+shot="$where/bundle-demo.png"
+start=$(date +%s.%N)
+env -i HOME="$home" PATH=/usr/bin:/bin LANG=C.UTF-8 \
+  xvfb-run -a -s "-screen 0 1400x900x24" "$where/clens/clens" --screenshot "$shot"
+end=$(date +%s.%N)
+[ -s "$shot" ] || { echo "the bundle did not show its window" >&2; exit 1; }
+cp "$shot" docs/bundle.png
+echo "bundle size: $(du -sh "$where/clens" | cut -f1); launch to screenshot: $(echo "$end - $start" | bc) s"
+echo "screenshot: docs/bundle.png"
