@@ -139,12 +139,23 @@ def thumbs_section(data: dict) -> list[str]:
             f"| scrolling on reopening, first pass | {scroll('scroll first pass reopened')} | ≤ 50 ms |"]
 
 
+def bundle_section(data: dict) -> list[str]:
+    return ["## Desktop bundle", "",
+            f"Machine: {data['machine']}; built by `bash packaging/build_bundle.sh` (PyInstaller one-folder), started "
+            "by `bash packaging/check_bundle.sh` copied away from the source tree with an empty environment "
+            "(`env -i`), a fresh home and a virtual display.", "",
+            "| what | figure |", "|---|---:|",
+            f"| bundle size on disk | {data['size_mb']:,} MB |",
+            f"| start to the demo window's screenshot (first start: demo gallery generated and embedded) | "
+            f"{data['launch_to_screenshot_s']} s |"]
+
+
 def main() -> None:
     out = ["# Benchmark results", "", "Written by `bash benchmarks/run.sh` (figures from `benchmarks/results/*.json`).",
            "Speed and memory targets live here, never in timed tests.", ""]
     for name, section in (("embed", embed_section), ("search", search_section), ("drop", drop_section),
                           ("projection", projection_section), ("window", window_section),
-                          ("thumbs", thumbs_section)):
+                          ("thumbs", thumbs_section), ("bundle", bundle_section)):
         path = HERE / "results" / f"{name}.json"
         if path.is_file():
             out += section(json.loads(path.read_text())) + [""]

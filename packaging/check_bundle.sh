@@ -15,5 +15,10 @@ env -i HOME="$home" PATH=/usr/bin:/bin LANG=C.UTF-8 \
 end=$(date +%s.%N)
 [ -s "$shot" ] || { echo "the bundle did not show its window" >&2; exit 1; }
 cp "$shot" docs/bundle.png
-echo "bundle size: $(du -sh "$where/clens" | cut -f1); launch to screenshot: $(echo "$end - $start" | bc) s"
-echo "screenshot: docs/bundle.png"
+size_mb=$(du -sm "$where/clens" | cut -f1)
+seconds=$(python3 -c "print(round($end - $start, 1))")
+mkdir -p benchmarks/results
+printf '{"machine": "%s, %s cores", "size_mb": %s, "launch_to_screenshot_s": %s}\n' "$(uname -m)" "$(nproc)" \
+  "$size_mb" "$seconds" > benchmarks/results/bundle.json
+echo "bundle size: ${size_mb} MB; launch to the demo's screenshot (first start: demo gallery generated): ${seconds} s"
+echo "screenshot: docs/bundle.png; figures: benchmarks/results/bundle.json (bash benchmarks/run.sh writes RESULTS.md)"
