@@ -15,6 +15,7 @@ def save_when_idle(window: MainWindow, path: str) -> None:
         timer.stop()
         window.grab().save(path)
         print(f"screenshot saved to {path}")
+        print(f"window: {window.windowTitle()}")  # names the model and gallery shown (scripts check it)
         window.close()
         QApplication.quit()
 

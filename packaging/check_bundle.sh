@@ -8,12 +8,19 @@ cd "$(dirname "$0")/.."
 where=$(mktemp -d)
 cp -r dist/clens "$where/"
 home=$(mktemp -d)
+run() { env -i HOME="$home" PATH=/usr/bin:/bin LANG=C.UTF-8 "$where/clens/clens" "$@"; }
+# headless first: the demo model (with its frozen text encoder) opens and embeds a sentence
+demo_model=$(run demo | head -1)
+run info "$demo_model" > /dev/null
+run embed "$demo_model" --text "a crimson disc" --out "$where/check.npy" --quiet
+python3 -c "import sys; d = open(sys.argv[1], 'rb').read(); assert d[:6] == b'\x93NUMPY', 'no vectors'" "$where/check.npy"
 shot="$where/bundle-demo.png"
 start=$(date +%s.%N)
 env -i HOME="$home" PATH=/usr/bin:/bin LANG=C.UTF-8 \
-  xvfb-run -a -s "-screen 0 1400x900x24" "$where/clens/clens" --screenshot "$shot"
+  xvfb-run -a -s "-screen 0 1400x900x24" "$where/clens/clens" --screenshot "$shot" | tee "$where/out.txt"
 end=$(date +%s.%N)
 [ -s "$shot" ] || { echo "the bundle did not show its window" >&2; exit 1; }
+grep -q "^window: .*shapes-and-sounds" "$where/out.txt" || { echo "the window opened without the demo model" >&2; exit 1; }
 cp "$shot" docs/bundle.png
 size_mb=$(du -sm "$where/clens" | cut -f1)
 seconds=$(python3 -c "print(round($end - $start, 1))")
