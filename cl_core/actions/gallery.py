@@ -10,7 +10,7 @@ from cl_core.embed.decode_pool import DecodePool
 from cl_core.embed.gallery import GalleryEmbedding, embed_gallery
 from cl_core.embed.items import summarise_failures
 from cl_core.embed.sources import open_source
-from cl_core.errors import Cancelled
+from cl_core.errors import Cancelled, ClensError
 from cl_core.models.base import BaseModel
 from cl_core.search import store
 from cl_core.search.build import GalleryOpened, index_embedding, reuse_or_build
@@ -53,8 +53,21 @@ def open_gallery(model: BaseModel, source: str | Path, cache: EmbeddingCache, ki
 
 def build_index(model: BaseModel, source: str | Path, out: str | Path, kind: str = "auto",
                 cache: EmbeddingCache | None = None, state: TaskState | None = None,
-                pool: DecodePool | None = None, allow_outside: bool = False) -> IndexBuilt:
-    """`clens index build`: embed (cache first), index, write the folder atomically."""
+                pool: DecodePool | None = None, allow_outside: bool = False, engine: str = "local",
+                address: str | None = None, actors: int | None = None) -> IndexBuilt:
+    """`clens index build`: embed (cache first), index, write the folder atomically. `engine="ray"`: the
+    embedding runs on Ray actors (`address` of a cluster, else a local Ray), merged through the cache."""
+    if engine == "ray":
+        from cl_core.embed.distributed import embed_on_ray
+
+        if cache is None:
+            raise ClensError("--engine ray merges what the workers embed through the cache: drop --no-cache")
+        gallery = open_source(source, allow_outside)
+        run = embed_on_ray(model, gallery, cache, state, address, actors, model.device.type,  # same checkpoint:
+                           allow_pickle=True)  # the workers open what the driver opened (fingerprint checked)
+        if run.cancelled:
+            stub = GalleryEmbedding(gallery, "", failures=run.failures, cancelled=True, embedded=run.embedded)
+            return IndexBuilt(None, stub, None)
     emb = embed_source(model, source, cache, state, pool, allow_outside)
     if emb.cancelled or not emb.rows:
         return IndexBuilt(None, emb, None)

@@ -124,7 +124,8 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     opened = _open(args, cache)
     with ProgressPrinter(args.quiet) as progress:
         built = actions.build_index(opened.model, args.source, args.out, args.kind, cache, progress.state,
-                                    allow_outside=args.allow_outside_files)
+                                    allow_outside=args.allow_outside_files, engine=args.engine,
+                                    address=args.address, actors=args.actors)
     _summary(built.embedding, args.quiet)
     if built.embedding.cancelled:
         return _interrupted(built.embedding.embedded, "in the cache; run the same command again to continue")

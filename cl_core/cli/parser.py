@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--kind", choices=["auto", *INDEX_KINDS], default="auto",
                        help="index type (default: by gallery size; the choice and its measured recall are printed)")
     build.add_argument("--json", action="store_true")
+    build.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="ray: embed on Ray actors (a local Ray, or a cluster with --address); needs the extra "
+                            "contrastive-lens[distributed]")
+    build.add_argument("--address", default=None, help="a Ray cluster's address (with --engine ray)")
+    build.add_argument("--actors", type=_positive_int, default=None,
+                       help="Ray actors embedding at once (default: one per CPU, or per GPU with --device cuda)")
     _cache_args(build)
     _source_args(build)
 

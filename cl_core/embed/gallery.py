@@ -76,14 +76,15 @@ class _Staging:
         self.flush_seconds, self.clock = flush_seconds, clock
         self._last = clock()
         self.records: list[Record] = []
-        self.complete: dict[str, int] = {}
+        self.complete: dict[str, int] = {}  # waiting to be written
+        self.completed: dict[str, int] = {}  # every file finished whole in this job
         self.memory: dict[str, list[Record]] = {}  # everything embedded by this job, by digest
 
     def add_file(self, digest: str, records: list[Record], complete: bool) -> None:
         self.memory[digest] = records
         self.records.extend(records)
         if complete:
-            self.complete[digest] = len(records)
+            self.complete[digest] = self.completed[digest] = len(records)
         if len(self.records) >= self.flush_rows or self.clock() - self._last >= self.flush_seconds:
             self.flush()
 
@@ -92,6 +93,31 @@ class _Staging:
             self.cache.put(self.fp, self.records, self.complete)
         self.records, self.complete = [], {}
         self._last = self.clock()
+
+
+def entry_digests(gallery: Gallery, cache: EmbeddingCache | None, state: TaskState
+                  ) -> tuple[dict[int, str], list[Failure]]:
+    """Each entry's key: its file's content digest (memoised in the cache), or its text's; files that cannot
+    be opened are failures."""
+    files = [i for i, e in enumerate(gallery.entries) if e.path is not None]
+    found: dict[int, str | OSError] = {}
+    for start in range(0, len(files), 512):  # hashed in chunks: progress and cancel in between
+        state.check_cancelled()
+        state.set_progress(start, len(files), "checking files")
+        chunk = files[start:start + 512]
+        paths = [gallery.entries[i].path for i in chunk]
+        hashed = cache.file_digests(paths) if cache is not None else [  # type: ignore[arg-type]
+            f"path:{p.resolve()}" for p in paths]  # type: ignore[union-attr]
+        found.update(zip(chunk, hashed, strict=True))
+    digests: dict[int, str] = {}
+    failures: list[Failure] = []
+    for i, entry in enumerate(gallery.entries):
+        got = found[i] if i in found else text_digest(entry.text or "")
+        if isinstance(got, OSError):
+            failures.append(Failure(entry.source, f"cannot open: {got.strerror or got}", "read"))
+        else:
+            digests[i] = got
+    return digests, failures
 
 
 def embed_gallery(model: BaseModel, gallery: Gallery, cache: EmbeddingCache | None = None,
@@ -103,23 +129,8 @@ def embed_gallery(model: BaseModel, gallery: Gallery, cache: EmbeddingCache | No
     fp = fingerprint_of(model, cache.file_digest if cache is not None else None)
     out = GalleryEmbedding(gallery, fp)
     out.failures.extend(gallery.refused)
-    digests: dict[int, str] = {}
-    files = [i for i, e in enumerate(gallery.entries) if e.path is not None]
-    found: dict[int, str | OSError] = {}
-    for start in range(0, len(files), 512):  # hashed in chunks: progress and cancel in between
-        state.check_cancelled()
-        state.set_progress(start, len(files), "checking files")
-        chunk = files[start:start + 512]
-        paths = [gallery.entries[i].path for i in chunk]
-        hashed = cache.file_digests(paths) if cache is not None else [  # type: ignore[arg-type]
-            f"path:{p.resolve()}" for p in paths]  # type: ignore[union-attr]
-        found.update(zip(chunk, hashed, strict=True))
-    for i, entry in enumerate(gallery.entries):
-        got = found[i] if i in found else text_digest(entry.text or "")
-        if isinstance(got, OSError):
-            out.failures.append(Failure(entry.source, f"cannot open: {got.strerror or got}", "read"))
-        else:
-            digests[i] = got
+    digests, unreadable = entry_digests(gallery, cache, state)
+    out.failures.extend(unreadable)
     hits = cache.lookup(fp, digests.values()) if cache is not None else {}
     todo = [i for i in digests if digests[i] not in hits]
     staging = _Staging(cache, fp, flush_rows, FLUSH_EVERY_S if flush_seconds is None else flush_seconds)
@@ -135,6 +146,35 @@ def embed_gallery(model: BaseModel, gallery: Gallery, cache: EmbeddingCache | No
             pool.close()
     _assemble(model, out, digests, hits, staging.memory, cache)
     return out
+
+
+@dataclass
+class ShardResult:
+    """What one shard of a gallery gave, ready for EmbeddingCache.put on whichever machine holds the cache."""
+
+    records: list[Record]
+    complete: dict[str, int]  # digest -> item count, for files whose every item was embedded
+    failures: list[Failure]
+    embedded: int
+
+
+def embed_shard(model: BaseModel, gallery: Gallery, digests: dict[int, str], state: TaskState | None = None,
+                pool: DecodePool | None = None, batch_size: int | None = None,
+                limits: ReadLimits | None = None) -> ShardResult:
+    """Embed the given entries (keyed by the digests the caller computed) with no cache: the same decoding,
+    batching and checks as embed_gallery, the records handed back instead of stored (a Ray actor's work)."""
+    state = state or TaskState()
+    out = GalleryEmbedding(gallery, "")
+    staging = _Staging(None, "", flush_rows=1 << 62)
+    own_pool = pool is None
+    pool = pool or DecodePool()
+    try:
+        _run(model, gallery, list(digests), digests, staging, out, state, pool, batch_size, limits or ReadLimits())
+    finally:
+        if own_pool:
+            pool.close()
+    records = [r for rs in staging.memory.values() for r in rs]
+    return ShardResult(records, dict(staging.completed), out.failures, out.embedded)
 
 
 def _run(model: BaseModel, gallery: Gallery, todo: list[int], digests: dict[int, str], staging: _Staging,
