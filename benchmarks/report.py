@@ -139,6 +139,21 @@ def thumbs_section(data: dict) -> list[str]:
             f"| scrolling on reopening, first pass | {scroll('scroll first pass reopened')} | ≤ 50 ms |"]
 
 
+def ray_section(data: dict) -> list[str]:
+    return ["## Ray engine on one machine", "",
+            f"Machine: {data['machine']}; `benchmarks/bench_ray.py`: a gallery of {data['items']:,} items (image, sound, "
+            "caption per sample) embedded and indexed from an empty cache, shapes & sounds demo model.", "",
+            "| what | seconds |", "|---|---:|",
+            f"| local job (decoder processes + one model) | {data['local s']} |",
+            f"| `--engine ray`, local Ray, {data['ray actors']} actors | {data['ray s']} |",
+            f"| Ray / local (overhead on one machine) | {data['ray / local']} |", "",
+            "On one machine Ray only adds overhead (start-up, actors each loading the model, shards crossing the "
+            "object store); its use is more machines. Throughput then scales with the actors up to what the shared "
+            "file system delivers and what the driver writes to the cache (one `put` per shard): with a model "
+            "that embeds R items/s per actor and A actors, about A x R items/s until the files' read rate is "
+            "reached. Not measured here: a cluster was not available."]
+
+
 def bundle_section(data: dict) -> list[str]:
     return ["## Desktop bundle", "",
             f"Machine: {data['machine']}; built by `bash packaging/build_bundle.sh` (PyInstaller one-folder), started "
@@ -155,7 +170,8 @@ def main() -> None:
            "Speed and memory targets live here, never in timed tests.", ""]
     for name, section in (("embed", embed_section), ("search", search_section), ("drop", drop_section),
                           ("projection", projection_section), ("window", window_section),
-                          ("thumbs", thumbs_section), ("bundle", bundle_section)):
+                          ("thumbs", thumbs_section), ("bundle", bundle_section),
+                          ("ray", ray_section)):
         path = HERE / "results" / f"{name}.json"
         if path.is_file():
             out += section(json.loads(path.read_text())) + [""]

@@ -12,4 +12,5 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/python benchmarks/bench_projection.py
 .venv/bin/python benchmarks/bench_window.py
 .venv/bin/python benchmarks/bench_thumbs.py
+.venv/bin/python benchmarks/bench_ray.py
 .venv/bin/python benchmarks/report.py
