@@ -48,6 +48,9 @@ class Built:
     bytes_per_vector: float = 0.0  # resident memory per vector, float vectors on disk not counted
 
 
+ADD_CHUNK = 1 << 16  # rows handed to faiss at a time when filling an IVF-PQ index
+
+
 def build(kind: str, vectors: np.ndarray, seed: int = 0) -> Built:
     """Build `kind` over normalised float32 vectors [n, d]."""
     if kind not in KINDS:
@@ -76,7 +79,8 @@ def build(kind: str, vectors: np.ndarray, seed: int = 0) -> Built:
         rng = np.random.default_rng(seed)
         train = x[rng.choice(n, size=min(n, max(256 * 39, nlist * 50)), replace=False)] if n > 256 * 39 else x
         index.train(train)
-        index.add(x)
+        for k in range(0, n, ADD_CHUNK):  # filled shard by shard: a memory-mapped gallery is paged in a shard at a time
+            index.add(np.ascontiguousarray(x[k:k + ADD_CHUNK]))
         return Built(kind, index, {"nprobe": 16, "rerank": 10}, float(m + 8) + 4.0 * d * nlist / max(n, 1))
     bits = _sign_bits(x)
     index = faiss.IndexBinaryFlat(d)
