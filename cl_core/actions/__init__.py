@@ -30,7 +30,7 @@ _EXPORTS = {
     "cl_core.actions.model": ("ModelOpened", "open_model"),
     "cl_core.actions.projecting": ("Placed", "describe_projection", "place", "project"),
     "cl_core.analysis.projection": ("Projected",),
-    "cl_core.analysis.colouring": ("Colouring", "colour_columns", "colouring"),
+    "cl_core.analysis.colouring": ("MISSING_CATEGORY", "Colouring", "colour_columns", "colouring"),
     "cl_core.actions.searching": ("export_hits", "open_search_index", "read_index", "search"),
     "cl_core.actions.training": ("Trained", "train"),
     "cl_core.choices": ("ARCH_NAMES", "DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "PROJECTIONS"),
@@ -72,7 +72,12 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.actions.projecting import Placed, describe_projection, place, project  # noqa: F401 - re-exported lazily
     from cl_core.actions.searching import export_hits, open_search_index, read_index, search  # noqa: F401 - re-exported lazily
     from cl_core.actions.training import Trained, train  # noqa: F401 - re-exported lazily
-    from cl_core.analysis.colouring import Colouring, colour_columns, colouring  # noqa: F401 - re-exported lazily
+    from cl_core.analysis.colouring import (  # noqa: F401 - re-exported lazily
+        MISSING_CATEGORY,
+        Colouring,
+        colour_columns,
+        colouring,
+    )
     from cl_core.analysis.projection import Projected  # noqa: F401 - re-exported lazily
     from cl_core.choices import ARCH_NAMES, DEVICE_CHOICES, FUSIONS, INDEX_KINDS, PROJECTIONS  # noqa: F401 - re-exported lazily
     from cl_core.demo.galleries import DEMOS  # noqa: F401 - re-exported lazily

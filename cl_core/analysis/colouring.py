@@ -15,7 +15,7 @@ from cl_core.embed.gallery import Row
 
 BUILT_IN = ("modality", "label")
 CONTINUOUS_MIN_DISTINCT = 13  # fewer distinct numbers than this read better as categories (a legend)
-MISSING = "(none)"
+MISSING_CATEGORY = "(none)"  # the category of rows with no value in the column
 
 
 @dataclass
@@ -66,10 +66,10 @@ def colouring(rows: Sequence[Row], meta: Mapping[str, Sequence[Any]], column: st
         values = np.array([np.nan if v in (None, "") else _number(v) for v in raw], np.float64)
         finite = values[np.isfinite(values)]
         return Colouring(column, "continuous", values=values, low=float(finite.min()), high=float(finite.max()))
-    names = [MISSING if v in (None, "") else str(v) for v in raw]
+    names = [MISSING_CATEGORY if v in (None, "") else str(v) for v in raw]
     if present and all(x is not None for x in numbers):  # few distinct numbers: ordered as numbers
-        categories = sorted(set(names), key=lambda n: (n == MISSING, _number(n) or 0.0))
+        categories = sorted(set(names), key=lambda n: (n == MISSING_CATEGORY, _number(n) or 0.0))
     else:
-        categories = sorted(set(names), key=lambda n: (n == MISSING, n))
+        categories = sorted(set(names), key=lambda n: (n == MISSING_CATEGORY, n))
     lookup = {c: i for i, c in enumerate(categories)}
     return Colouring(column, "categorical", categories, np.array([lookup[n] for n in names], np.int64))
