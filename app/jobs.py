@@ -8,6 +8,7 @@ for the life of the window: started lazily, warmed when a model is ready, closed
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ class Jobs(QObject):
         self.runner = JobRunner(self)
         self.runner.progress.connect(self._relay_progress)
         self._cache: EmbeddingCache | None = None
+        self._cache_lock = threading.Lock()
         self._pool: DecodePool | None = None
         self._then_gallery: tuple[str, str] | None = None  # (source, kind) to open once a model is ready
         self._then_search: str | None = None  # a text to search once a gallery is ready
@@ -60,9 +62,15 @@ class Jobs(QObject):
     # ---- shared resources ----------------------------------------------------------------------
 
     def cache(self) -> EmbeddingCache:
-        if self._cache is None:
-            self._cache = EmbeddingCache(self.settings.cache_dir)
-        return self._cache
+        """The embedding cache, opened on first use — by a job's worker, never the UI thread (opening it
+        reads its database and looks for orphaned segments)."""
+        with self._cache_lock:
+            if self._cache is None:
+                self._cache = EmbeddingCache(self.settings.cache_dir)
+            return self._cache
+
+    def cache_root(self) -> Path:
+        return EmbeddingCache.root_for(self.settings.cache_dir)
 
     def _drop_cache(self, *_: Any) -> None:
         if self._cache is not None and not self.busy:
@@ -107,14 +115,14 @@ class Jobs(QObject):
         """Load a checkpoint in a worker; then embed again what was shown, and embed `then_embed`. A lone state
         dict that does not say its architecture comes back as `arch_needed` (the panel asks, then calls again
         with `arch`)."""
-        device, allow_pickle, cache = self.settings.device_choice(), self.settings.allow_pickle, self.cache()
+        device, allow_pickle, cache = self.settings.device_choice(), self.settings.allow_pickle, self.cache
         follow_up = list(then_embed)
         self.status.emit(f"loading {path} ...")
         self.pool().warm()  # the decoders start while the model loads: the first drop decodes at once
 
         def load(state: TaskState) -> actions.ModelOpened | ArchitectureNeeded:
             try:
-                return actions.open_model(path, device, allow_pickle, cache, state, arch=arch)
+                return actions.open_model(path, device, allow_pickle, cache(), state, arch=arch)
             except ArchitectureNeeded as exc:
                 return exc
 
@@ -129,7 +137,7 @@ class Jobs(QObject):
 
     def open_demo(self, name: str = "shapes_sounds", with_gallery: bool = True) -> Job:
         """A bundled demo: its model, its example files embedded, and its search gallery opened."""
-        device, cache = self.settings.device_choice(), self.cache()
+        device, cache = self.settings.device_choice(), self.cache
         self.status.emit(f"opening the {name.replace('_', ' & ')} demo ...")
         if with_gallery:
             self._then_gallery = (f"demo:{name}", "auto")
@@ -137,7 +145,7 @@ class Jobs(QObject):
 
         def load(state: TaskState) -> tuple[actions.ModelOpened, list[Path]]:
             demo = actions.demo_files(name)
-            return actions.open_model(demo.model, device, False, cache, state), demo.files
+            return actions.open_model(demo.model, device, False, cache(), state), demo.files
 
         return self._start("model", "opening the demo", load, lambda got: self._model_loaded(got[0], list(got[1])))
 
@@ -220,12 +228,12 @@ class Jobs(QObject):
                 return None
             self.error.emit("open a model first, then a gallery")
             return None
-        cache, pool = self.cache(), self.pool()
+        cache, pool = self.cache, self.pool()
         allow_outside = self.settings.allow_outside_files
         self.status.emit(f"opening the gallery {source} ...")
 
         def run(state: TaskState) -> actions.GalleryOpened:
-            return actions.open_gallery(model, source, cache, kind, state, pool, allow_outside)
+            return actions.open_gallery(model, source, cache(), kind, state, pool, allow_outside)
 
         return self._start("gallery", "opening the gallery", run, self._gallery_ready)
 
@@ -300,11 +308,11 @@ class Jobs(QObject):
         paths = list(dict.fromkeys(s for s in sources if s))
         if not paths:
             return None
-        cache, pool = self.cache(), self.pool()
+        cache, pool = self.cache, self.pool()
         channels = {s: self.composite for s in stacks} if self.composite else None
 
         def run(state: TaskState) -> dict[str, Any]:
-            return actions.thumbnails(paths, cache, size, state, pool, channels)
+            return actions.thumbnails(paths, cache(), size, state, pool, channels)
 
         return self._start(kind, "drawing thumbnails", run, self.thumbnails_ready.emit, self.thumbnails_ready.emit)
 
@@ -331,7 +339,7 @@ class Jobs(QObject):
         if index is None:
             self.error.emit("open a gallery first, then map it")
             return None
-        root = self.cache().root
+        root = self.cache_root()
 
         def run(state: TaskState) -> actions.Projected:
             return actions.project(index, method, params, root, state)
@@ -352,7 +360,7 @@ class Jobs(QObject):
         if projected is None or vector is None or index is None:
             self.session.set_query_point(None)
             return None
-        root = self.cache().root
+        root = self.cache_root()
 
         def run(state: TaskState) -> tuple[actions.Projected, Any]:
             mapped = projected

@@ -155,3 +155,25 @@ def test_throttle_passes_first_and_final_and_limits_rate():
     assert got[0] == 1 and got[-1] == 100
     assert 9 <= len(got) <= 12
     assert np.all(np.diff(got) > 0)
+
+
+def test_the_embedding_cache_is_opened_by_a_worker_never_the_ui_thread(qtbot, native_dir, tmp_path, monkeypatch):
+    """Opening the cache reads its database and scans for orphans: the window must not wait on it."""
+    opened_in: list[str] = []
+    real = actions.EmbeddingCache.__init__
+
+    def spy(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        opened_in.append(threading.current_thread().name)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(actions.EmbeddingCache, "__init__", spy)
+    session = Session()
+    jobs = Jobs(session)
+    jobs.settings.cache_dir = tmp_path / "cache"
+    with qtbot.waitSignal(session.model_changed, timeout=60_000):
+        jobs.open_model(native_dir)
+    jobs.open_gallery(make_gallery(tmp_path / "g", n=3) / "manifest.csv")
+    wait_idle(qtbot, jobs)
+    assert session.index is not None and opened_in
+    assert threading.main_thread().name not in opened_in
+    assert jobs.shutdown()

@@ -83,8 +83,13 @@ class Cached:
 class EmbeddingCache:
     """Thread-safe (one connection behind a lock); several processes may share a folder (SQLite locking)."""
 
+    @staticmethod
+    def root_for(root: str | Path | None) -> Path:
+        """The folder a cache opened with `root` uses, known without opening it (no database, no scan)."""
+        return Path(root) if root is not None else default_cache_dir()
+
     def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root) if root is not None else default_cache_dir()
+        self.root = self.root_for(root)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "segments").mkdir(exist_ok=True)
         self._lock = threading.Lock()
