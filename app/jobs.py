@@ -254,7 +254,7 @@ class Jobs(QObject):
             self.project(method)
         if self._then_search:
             text, self._then_search = self._then_search, None
-            self.search(actions.SearchRequest(texts=(text,)))
+            self.search(actions.SearchRequest(texts=(text,), min_relevance=actions.DEFAULT_MIN_RELEVANCE))
 
     def project_when_ready(self, method: str) -> None:
         """Map the gallery as soon as one is open (now, if one is)."""
@@ -266,7 +266,7 @@ class Jobs(QObject):
     def search_when_ready(self, text: str) -> None:
         """Search for `text` as soon as a gallery is open (now, if one is)."""
         if self.session.index is not None:
-            self.search(actions.SearchRequest(texts=(text,)))
+            self.search(actions.SearchRequest(texts=(text,), min_relevance=actions.DEFAULT_MIN_RELEVANCE))
         else:
             self._then_search = text
 
@@ -322,13 +322,16 @@ class Jobs(QObject):
         stacks = [h.source for h in self.session.results if h.modality == "multichannel"]
         return self.fetch_thumbnails(stacks, stacks=stacks) if stacks else None
 
-    def more_like(self, rows: Sequence[int], k: int = 10) -> Job | None:
-        """Search with gallery rows as the query (several are fused): 'more like this'."""
+    def more_like(self, rows: Sequence[int], k: int = 10, min_relevance: float | None = None) -> Job | None:
+        """Search with gallery rows as the query (several are fused): 'more like this'; `min_relevance` None
+        shows every hit up to k."""
         index = self.session.index
         if index is None or not rows:
             return None
         vectors = np.asarray(index.vectors[list(rows)], np.float32)
-        request = actions.SearchRequest(vectors=vectors, vector_sources=tuple(index.rows[r].source for r in rows), k=k)
+        request = actions.SearchRequest(vectors=vectors, vector_sources=tuple(index.rows[r].source for r in rows),
+                                        vector_modalities=tuple(index.rows[r].modality.value for r in rows), k=k,
+                                        min_relevance=min_relevance)
         return self.search(request)
 
     # ---- the gallery's map ----------------------------------------------------------------------

@@ -45,7 +45,7 @@ from .qt_composite import CompositePicker
 if TYPE_CHECKING:
     from cl_core.search.query import Hit
 
-COLUMNS = ["#", "z", "Score", "Modality", "Sample", "Item"]
+COLUMNS = ["#", "Relevance", "Score", "Modality", "Sample", "Item"]
 HIT_ROLE = Qt.ItemDataRole.UserRole  # which result a table cell belongs to
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # what a column sorts by (numbers as numbers)
 
@@ -64,9 +64,18 @@ class SortItem(QTableWidgetItem):
         return str(a) < str(b)
 THUMB = 128
 MODALITY_MARK = {"image": "▣", "text": "✎", "audio": "♪", "multichannel": "▦"}
-Z_TIP = ("Calibrated score: standard deviations above this query's typical score over the target modality "
-         "(a per-query z-score); results are ranked by it when every modality is searched")
+RELEVANCE_TIP = ("Relevance: the probability that this result is relevant to the query, from a mapping the index "
+                 "fitted on the gallery's own pairs for this kind of query and this kind of item (items sharing a "
+                 "sample or a label count as relevant). One scale for every modality: results are ranked by it "
+                 "when every modality is searched.")
 SCORE_TIP = "Raw score: cosine with the (fused) query, or the fusion's own score"
+
+
+def relevance_tip(h: Hit) -> str:
+    """What a hit's two numbers mean, for its tooltip."""
+    return (f"Relevance {h.relevance:.1%}: the chance that this {h.modality} item is relevant to the query, "
+            f"{h.basis}.\nRaw score {h.score:+.4f} ({h.z:+.1f} standard deviations above this query's mean "
+            f"score over the {h.modality} items).")
 
 
 class SearchPanel(QWidget):
@@ -102,7 +111,7 @@ class SearchPanel(QWidget):
         self.parts.setObjectName("queryParts")
         self.parts.setWordWrap(True)
         self.target = QComboBox()
-        self.target.setToolTip("Which modality to search; 'any' merges them by calibrated score")
+        self.target.setToolTip("Which modality to search; 'any' merges them by relevance")
         self.target.currentIndexChanged.connect(lambda _i: setattr(self.state, "target", self.target.currentData()))
         self.fusion = QComboBox()
         self.fusion.addItems(list(FUSIONS))
@@ -113,18 +122,19 @@ class SearchPanel(QWidget):
         self.k.setRange(1, 1000)
         self.k.setToolTip("How many results to show")
         self.k.valueChanged.connect(lambda v: setattr(self.state, "k", v))
-        self.only_relevant = QCheckBox("only z ≥")
+        self.only_relevant = QCheckBox("only relevance ≥")
         self.only_relevant.toggled.connect(lambda on: setattr(self.state, "threshold_on", on))
-        self.min_z = QDoubleSpinBox()
-        self.min_z.setRange(-10.0, 50.0)
-        self.min_z.setSingleStep(0.5)
-        self.min_z.valueChanged.connect(lambda v: setattr(self.state, "min_z", v))
-        for w in (self.only_relevant, self.min_z):
-            w.setToolTip("Drop results that do not stand out from this query's typical score in the gallery "
-                         "(calibrated z-score), so a search can say 'nothing relevant'")
+        self.min_relevance = QDoubleSpinBox()
+        self.min_relevance.setRange(0.0, 1.0)
+        self.min_relevance.setDecimals(2)
+        self.min_relevance.setSingleStep(0.05)
+        self.min_relevance.valueChanged.connect(lambda v: setattr(self.state, "min_relevance", v))
+        for w in (self.only_relevant, self.min_relevance):
+            w.setToolTip("Hide results less likely than this to be relevant, so a search can say 'nothing "
+                         "relevant'; untick to see every result up to the count (`clens search --all`)")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
-        for column, tip in ((1, Z_TIP), (2, SCORE_TIP)):
+        for column, tip in ((1, RELEVANCE_TIP), (2, SCORE_TIP)):
             header = self.table.horizontalHeaderItem(column)
             if header is not None:
                 header.setToolTip(tip)
@@ -183,7 +193,7 @@ class SearchPanel(QWidget):
             options.addWidget(QLabel(label))
             options.addWidget(widget)
         options.addWidget(self.only_relevant)
-        options.addWidget(self.min_z)
+        options.addWidget(self.min_relevance)
         options.addStretch(1)
         self.composite = CompositePicker(session, jobs)
         options.addWidget(self.composite)
@@ -199,7 +209,7 @@ class SearchPanel(QWidget):
         layout.addWidget(self.empty)
 
         self._show_state()
-        for name in ("text", "use_selection", "k", "fusion", "threshold_on", "min_z"):
+        for name in ("text", "use_selection", "k", "fusion", "threshold_on", "min_relevance"):
             getattr(self.state.events, name).connect(lambda *_: self._show_state())
         session.model_changed.connect(lambda _m: self._refresh_gallery())
         session.gallery_changed.connect(self._refresh_gallery)
@@ -217,7 +227,7 @@ class SearchPanel(QWidget):
         self.k.setValue(s.k)
         self.fusion.setCurrentText(s.fusion)
         self.only_relevant.setChecked(s.threshold_on)
-        self.min_z.setValue(s.min_z)
+        self.min_relevance.setValue(s.min_relevance)
         self._show_parts()
 
     # ---- gallery ---------------------------------------------------------------------------------
@@ -291,8 +301,12 @@ class SearchPanel(QWidget):
             texts=(text,) if text else (),
             vectors=self.session.vectors[rows] if rows else None,
             vector_sources=tuple(self.session.items[i].source for i in rows),
+            vector_modalities=tuple(self.session.items[i].modality.value for i in rows),
             target=Modality(s.target) if s.target else None, k=s.k, fusion=s.fusion,
-            min_z=s.min_z if s.threshold_on else None)
+            min_relevance=self._threshold())
+
+    def _threshold(self) -> float | None:
+        return self.state.min_relevance if self.state.threshold_on else None
 
     def run_search(self) -> None:
         self.jobs.search(self.request())
@@ -308,8 +322,8 @@ class SearchPanel(QWidget):
             body = h.text if h.text else Path(h.source).name
             if len(body) > 90:
                 body = body[:89] + "…"
-            item = QListWidgetItem(f"{h.rank}. {mark} z {h.z:.2f} · {h.score:+.3f}\n{body}")
-            item.setToolTip(f"{h.modality} · {h.sample_id}\n{h.text or h.source}\n{Z_TIP}")
+            item = QListWidgetItem(f"{h.rank}. {mark} {h.relevance:.0%} · {h.score:+.3f}\n{body}")
+            item.setToolTip(f"{h.modality} · {h.sample_id}\n{h.text or h.source}\n\n{relevance_tip(h)}")
             thumb = self.thumbs.get(h.source)
             if thumb is not None:
                 item.setIcon(QIcon(str(thumb)))
@@ -352,7 +366,7 @@ class SearchPanel(QWidget):
         hits = [self.session.results[r] for r in chosen]
         menu = QMenu(self)
         more = menu.addAction("More like this" if len(hits) == 1 else f"More like these {len(hits)} (fused)")
-        more.triggered.connect(lambda: self.jobs.more_like([h.row for h in hits], self.state.k))
+        more.triggered.connect(lambda: self.jobs.more_like([h.row for h in hits], self.state.k, self._threshold()))
         files = [h for h in hits if not h.text]
         if files:
             folder = menu.addAction("Open the containing folder")
@@ -369,7 +383,7 @@ class SearchPanel(QWidget):
             if h.modality == "audio":
                 self.play(h.source)
             else:
-                self.jobs.more_like([h.row], self.state.k)
+                self.jobs.more_like([h.row], self.state.k, self._threshold())
 
     def play(self, path: str) -> None:
         """Play a sound, or stop the one playing (never blocks: QtMultimedia plays asynchronously)."""
@@ -418,12 +432,12 @@ class SearchPanel(QWidget):
         self.table.setRowCount(len(hits))
         for r, h in enumerate(hits):
             what = h.text if h.text else Path(h.source).name
-            cells: list[tuple[str, float | str]] = [(str(h.rank), h.rank), (f"{h.z:.2f}", h.z),
+            cells: list[tuple[str, float | str]] = [(str(h.rank), h.rank), (f"{h.relevance:.0%}", h.logit),
                                                     (f"{h.score:+.4f}", h.score), (h.modality, h.modality),
                                                     (h.sample_id, h.sample_id), (what, what.lower())]
             for c, (text, key) in enumerate(cells):
                 item = SortItem(text, key)
-                item.setToolTip(h.text or h.source)
+                item.setToolTip(relevance_tip(h) if c in (1, 2) else h.text or h.source)
                 item.setData(HIT_ROLE, r)
                 if c in (0, 1, 2):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -435,4 +449,9 @@ class SearchPanel(QWidget):
         self._fill_grid()
         self._syncing = False
         self._selection_from_session(self.session.gallery_selection)
-        self.empty.setText("" if hits or self.session.index is None or query is None else "Nothing relevant.")
+        if self.session.results_below_threshold:
+            threshold = query.min_relevance if query is not None and query.min_relevance is not None else 0.0
+            self.empty.setText(f"Nothing relevant: no result reaches {threshold:.0%}. The closest items are shown, "
+                               "none likely relevant (untick 'only relevance' to list more).")
+        else:
+            self.empty.setText("" if hits or self.session.index is None or query is None else "Nothing relevant.")

@@ -51,6 +51,7 @@ class Session:
         self.query: SearchRequest | None = None
         self.query_vector: np.ndarray | None = None  # the fused query of the shown results
         self.results: list[Hit] = []
+        self.results_below_threshold = False  # the results are the closest hits, none passing the threshold
         self.gallery_selection: frozenset[int] = frozenset()
         self.projection: Projected | None = None
         self.query_point: np.ndarray | None = None  # [2], the query placed by the map's own transform
@@ -96,6 +97,7 @@ class Session:
         self.gallery, self.index, self.gallery_source = gallery, index, source
         self.gallery_changed.emit()
         self.query, self.query_vector, self.results = None, None, []
+        self.results_below_threshold = False
         self.results_changed.emit()
         self.select_gallery(())
         if self.projection is not None:
@@ -135,7 +137,8 @@ class Session:
         if not self._is_for_open_gallery(result.model_fingerprint, result.gallery):
             return False
         self.report(result.failures)
-        self.query, self.query_vector, self.results = result.request, result.query_vector, list(result.hits)
+        self.query, self.query_vector, self.results = result.request, result.query_vector, list(result.shown)
+        self.results_below_threshold = not result.hits and bool(result.closest)
         self.results_changed.emit()
         return True
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from psygnal import SignalGroupDescriptor
 
-DEFAULT_MIN_Z = 2.5
+from cl_core.choices import DEFAULT_MIN_RELEVANCE
 
 
 @dataclass
@@ -39,8 +39,8 @@ class SearchState:
     target: str | None = None  # a modality name, or None for any
     k: int = 10
     fusion: str = "mean"
-    threshold_on: bool = False
-    min_z: float = DEFAULT_MIN_Z
+    threshold_on: bool = True  # the same default as `clens search` (everything: untick, or --all)
+    min_relevance: float = DEFAULT_MIN_RELEVANCE
 
 
 @dataclass

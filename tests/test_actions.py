@@ -61,7 +61,7 @@ def test_index_search_eval_diagnose_agree(capsys, native_dir, gallery, tmp_path)
 
     request = actions.SearchRequest(texts=("caption number 3",), k=5)
     direct = actions.search(model, built.index, request)
-    code, out, err = run_cli(capsys, "search", tmp_path / "idx-b", "--text", "caption number 3", "-k", "5",
+    code, out, err = run_cli(capsys, "search", tmp_path / "idx-b", "--text", "caption number 3", "-k", "5", "--all",
                              "--model", native_dir, "--cache", tmp_path / "cache", "--json")
     assert code == 0, err
     hits = json.loads(out)["hits"]

@@ -8,8 +8,9 @@ import pytest
 
 from cl_core import actions
 from cl_core.embed.gallery import Row
+from cl_core.errors import ClensError
 from cl_core.modality import Modality
-from cl_core.search.store import IndexFileError, build_index_set, load, save
+from cl_core.search.store import build_index_set, load, save
 
 
 def rows(n: int) -> list[Row]:
@@ -49,22 +50,31 @@ def test_metadata_is_reordered_with_the_rows_and_survives_save_and_load(tmp_path
     assert [row.entry for row in built.rows] == [1, 3, 5, 0, 2, 4]  # grouped by modality, images first
     assert built.meta["n"] == [1, 3, 5, 0, 2, 4]
     loaded = load(save(built, tmp_path / "idx"))
-    assert loaded.meta == built.meta
+    assert {name: list(column) for name, column in loaded.meta.items()} == built.meta
+    assert loaded.meta_of(1) == {"n": 3} and built.meta_of(1) == {"n": 3}
 
 
-def test_metadata_that_is_not_plain_columns_is_refused(tmp_path):
+def test_metadata_that_is_not_plain_values_is_refused(tmp_path):
     import hashlib
     import json
 
     r = rows(3)
     vectors = np.eye(3, 8, dtype=np.float32)
     folder = save(build_index_set(r, vectors, {"fingerprint": "fp", "name": "m"}, {}, "flat",
-                                  meta={"n": [1, 2, 3]}), tmp_path / "idx")
+                                  meta={"n": [11, 22, 33]}), tmp_path / "idx")
     manifest = json.loads((folder / "manifest.json").read_text())
-    name = next(n for n in manifest["files"] if n.startswith("meta-"))
-    blob = json.dumps({"n": [1, 2]}).encode()  # one value short, checksum made to match
+    name = next(n for n in manifest["files"] if n.endswith(".jsonl"))
+    blob = (folder / name).read_bytes().replace(b'{"n": 22}', b'{"n":[2]}')  # same length, checksum made to match
     (folder / name).write_bytes(blob)
     manifest["files"][name] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexFileError, match="one column of 3 plain values"):
-        load(folder)
+    loaded = load(folder)
+    with pytest.raises(ClensError, match=r"\.jsonl: row \d is not a valid index row: metadata is not one object"):
+        list(loaded.meta["n"])
+    readable = []
+    for i in range(3):
+        try:
+            readable.append(loaded.meta_of(i)["n"])
+        except ClensError:
+            pass
+    assert sorted(readable) == [11, 33]  # the other rows still read

@@ -110,13 +110,13 @@ def test_index_build_search_eval_and_diagnose_verbs(native_dir, tmp_path, capsys
     assert all(p["recall_at_10"] == 1.0 for p in built["parts"])
 
     assert main(["search", str(tmp_path / "ix"), "--query", str(folder / "s3.png"), "--target-modality", "image",
-                 "-k", "3", "--json", *cache]) == 0
+                 "-k", "3", "--all", "--json", *cache]) == 0
     hits = json.loads(capsys.readouterr().out)["hits"]
     assert hits[0]["source"].endswith("s3.png") and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
-    assert [h["rank"] for h in hits] == [1, 2, 3]
+    assert [h["rank"] for h in hits] == [1, 2, 3] and hits[0]["relevance"] > max(h["relevance"] for h in hits[1:])
 
     assert main(["search", str(tmp_path / "ix"), "--text", "caption number 3", "--query", str(folder / "s3.wav"),
-                 "--weight", "1", "--weight", "1", "-k", "2", "--json", *cache]) == 0
+                 "--weight", "1", "--weight", "1", "-k", "2", "--all", "--json", *cache]) == 0
     assert len(json.loads(capsys.readouterr().out)["hits"]) == 2
 
     assert main(["eval", str(native_dir), str(folder / "manifest.csv"), "--json", *cache]) == 0

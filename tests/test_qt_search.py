@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cl_core.choices import DEFAULT_MIN_RELEVANCE
+
 pytest.importorskip("PySide6")
 
 from qt_helpers import wait_idle  # noqa: E402
@@ -32,6 +34,8 @@ def test_open_gallery_then_search_by_selected_input_and_text(qtbot, panel, tmp_p
     session, jobs = panel.session, panel.jobs
     folder = make_gallery(tmp_path / "g", n=8)
     assert not panel.search_button.isEnabled()
+    assert panel.only_relevant.isChecked() and panel.min_relevance.value() == pytest.approx(DEFAULT_MIN_RELEVANCE)
+    panel.only_relevant.setChecked(False)  # this tiny model's scores mean little: every hit up to k
     jobs.open_gallery(folder / "manifest.csv")
     wait_idle(qtbot, jobs)
     assert session.index is not None and len(session.gallery.rows) == 24
@@ -59,10 +63,12 @@ def test_open_gallery_then_search_by_selected_input_and_text(qtbot, panel, tmp_p
     assert panel.table.item(0, 5).text() == "caption number 5"
 
     panel.only_relevant.setChecked(True)
-    panel.min_z.setValue(49.0)
+    panel.min_relevance.setValue(1.0)
+    panel.query.setText("an unrelated sentence that is in no caption")
     panel.run_search()
     wait_idle(qtbot, jobs)
-    assert panel.table.rowCount() == 0 and panel.empty.text() == "Nothing relevant."
+    assert session.results_below_threshold and panel.table.rowCount() == len(session.results) >= 1
+    assert panel.empty.text().startswith("Nothing relevant: no result reaches 100%. The closest items are shown")
 
 
 def test_a_new_model_drops_the_gallery(qtbot, panel, tmp_path):

@@ -33,7 +33,7 @@ _EXPORTS = {
     "cl_core.analysis.colouring": ("MISSING_CATEGORY", "Colouring", "colour_columns", "colouring"),
     "cl_core.actions.searching": ("export_hits", "open_search_index", "read_index", "search"),
     "cl_core.actions.training": ("Trained", "train"),
-    "cl_core.choices": ("ARCH_NAMES", "DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "PROJECTIONS"),
+    "cl_core.choices": ("ARCH_NAMES", "DEFAULT_MIN_RELEVANCE", "DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "PROJECTIONS"),
     "cl_core.demo.galleries": ("DEMOS",),
     "cl_core.embed.cache": ("EmbeddingCache",),
     "cl_core.embed.decode_pool": ("DecodePool",),
@@ -79,7 +79,14 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         colouring,
     )
     from cl_core.analysis.projection import Projected  # noqa: F401 - re-exported lazily
-    from cl_core.choices import ARCH_NAMES, DEVICE_CHOICES, FUSIONS, INDEX_KINDS, PROJECTIONS  # noqa: F401 - re-exported lazily
+    from cl_core.choices import (  # noqa: F401 - re-exported lazily
+        ARCH_NAMES,
+        DEFAULT_MIN_RELEVANCE,
+        DEVICE_CHOICES,
+        FUSIONS,
+        INDEX_KINDS,
+        PROJECTIONS,
+    )
     from cl_core.demo.galleries import DEMOS  # noqa: F401 - re-exported lazily
     from cl_core.embed.cache import EmbeddingCache  # noqa: F401 - re-exported lazily
     from cl_core.embed.decode_pool import DecodePool  # noqa: F401 - re-exported lazily

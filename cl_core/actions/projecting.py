@@ -39,7 +39,7 @@ def describe_projection(projected: Projected, index: IndexSet) -> dict[str, Any]
 
 
 def _meta_of(index: IndexSet, row: int) -> dict[str, Any]:
-    meta = {name: values[row] for name, values in index.meta.items() if values[row] not in (None, "")}
+    meta = index.meta_of(row)
     return {"meta": meta} if meta else {}
 
 

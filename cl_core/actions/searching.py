@@ -18,6 +18,7 @@ from cl_core.search import store
 from cl_core.search.build import gallery_key
 from cl_core.search.query import Hit, SearchRequest, SearchResult
 from cl_core.search.query import search as search_index
+from cl_core.search.relevance import ANY
 from cl_core.task import TaskState
 
 
@@ -47,9 +48,12 @@ def search(model: BaseModel, index: store.IndexSet, request: SearchRequest, stat
     fp = fingerprint_of(model)
     parts: list[np.ndarray] = []
     sources: list[str] = []
+    modalities: list[str] = []
     if request.vectors is not None and len(request.vectors):
         parts.append(np.atleast_2d(np.asarray(request.vectors, np.float32)))
         sources += list(request.vector_sources) or [f"item {i}" for i in range(len(parts[0]))]
+        given = list(request.vector_modalities)
+        modalities += given if len(given) == len(parts[0]) else [ANY]
     failures: list[Failure] = []
     if request.files or request.texts:
         got = embed_paths(model, list(request.files), list(request.texts), state=state, pool=pool)
@@ -60,14 +64,23 @@ def search(model: BaseModel, index: store.IndexSet, request: SearchRequest, stat
             return SearchResult(request, [], sources, failures, fp, gallery_key(index))
         parts.append(got.vectors)
         sources += [it.source for it in got.items]
+        modalities += [it.modality.value for it in got.items]
     queries = np.concatenate(parts)
-    hits = search_index(index, queries, request.target, request.k, request.fusion,
-                        request.weights, request.min_z, request.min_score)
+    one = set(modalities)
+    hits = search_index(index, queries, request.target, request.k, request.fusion, request.weights, request.min_z,
+                        request.min_score, request.min_relevance, next(iter(one)) if len(one) == 1 else ANY)
+    closest: list[Hit] = []
+    if not hits and request.min_relevance is not None:  # "nothing relevant", and what came nearest all the same
+        closest = search_index(index, queries, request.target, min(request.k, CLOSEST), request.fusion,
+                               request.weights, None, None, None, next(iter(one)) if len(one) == 1 else ANY)
     weights = request.weights if request.weights is not None and len(request.weights) == len(queries) else None
-    return SearchResult(request, hits, sources, failures, fp, gallery_key(index), fuse(queries, weights))
+    return SearchResult(request, hits, sources, failures, fp, gallery_key(index), fuse(queries, weights), closest)
 
 
-EXPORT_COLUMNS = ("rank", "source", "sample_id", "modality", "score", "z", "label", "text")
+CLOSEST = 5  # hits shown below the threshold when none passes it
+
+
+EXPORT_COLUMNS = ("rank", "source", "sample_id", "modality", "score", "relevance", "z", "label", "text")
 
 
 def export_hits(hits: list[Hit], path: str | Path, query: list[str] | None = None) -> Path:

@@ -161,7 +161,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     cache = _cache(args)
     model, index = _index_with_model(args, cache)
     common = dict(target=args.target_modality, k=args.k, fusion=args.fusion,
-                  weights=tuple(args.weight) if args.weight else None, min_z=args.min_z, min_score=args.min_score)
+                  weights=tuple(args.weight) if args.weight else None, min_z=args.min_z, min_score=args.min_score,
+                  min_relevance=None if args.all else args.min_relevance)
     requests = [actions.SearchRequest(texts=(t,), **common) for t in batch]  # type: ignore[arg-type]
     if args.query or args.text:
         requests.insert(0, actions.SearchRequest(texts=tuple(args.text), files=tuple(args.query), **common))  # type: ignore[arg-type]
@@ -171,13 +172,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         print_failures(r.failures)
     if args.json:
         blocks = [{"query": r.query_sources, "fusion": args.fusion, "hits": [h.to_dict() for h in r.hits],
+                   "closest_below_threshold": [h.to_dict() for h in r.closest],
                    "failures": [f.to_dict() for f in r.failures]} for r in results]
         print(json.dumps(blocks[0] if len(blocks) == 1 else blocks, indent=2))
     else:
         for r in results:
             if len(results) > 1:
                 print(f"# {' + '.join(r.query_sources) or '(query could not be embedded)'}")
-            print_hits(r.hits, r.failures)
+            print_hits(r.hits, r.failures, r.closest)
     if failed:
         print("clens search: a query item could not be embedded; that query was not searched", file=sys.stderr)
         return EXIT_FAILED if len(results) == 1 else EXIT_PARTIAL

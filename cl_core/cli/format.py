@@ -37,17 +37,21 @@ def print_failures(failures: Sequence[Failure]) -> None:
         print(f"{what}: {f.source}: {f.reason}", file=sys.stderr)
 
 
-def print_hits(hits: Sequence[Hit], failures: Sequence[Failure] = ()) -> None:
+def print_hits(hits: Sequence[Hit], failures: Sequence[Failure] = (), closest: Sequence[Hit] = ()) -> None:
     if failures:
         return
     if not hits:
-        print("nothing relevant (no hit passes the threshold)")
+        print("nothing relevant (no hit passes the relevance threshold; --all shows every hit)")
+        if closest:
+            print("closest, none likely relevant:")
+            print_hits(closest)
         return
-    width = max(len(h.modality) for h in hits)
-    sample = max(len(h.sample_id) for h in hits)
+    width = max(len("modality"), *(len(h.modality) for h in hits))
+    sample = max(len("sample"), *(len(h.sample_id) for h in hits))
+    print(f"{'#':>3}  {'relev':>5}  {'score':>6}  {'modality':<{width}}  {'sample':<{sample}}  item")
     for h in hits:
         what = h.text if h.text else h.source
-        print(f"{h.rank:>3}  {h.score:+.3f}  z {h.z:6.2f}  {h.modality:<{width}}  {h.sample_id:<{sample}}  {what}")
+        print(f"{h.rank:>3}  {h.relevance:5.3f}  {h.score:+.3f}  {h.modality:<{width}}  {h.sample_id:<{sample}}  {what}")
 
 
 def print_evaluation(retrieval: dict[str, dict[str, float]], zero_shot: dict[str, Any]) -> None:

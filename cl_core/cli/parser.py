@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import math
 
-from cl_core.choices import ARCH_NAMES, DEVICE_CHOICES, FUSIONS, INDEX_KINDS, PROJECTIONS
+from cl_core.choices import (
+    ARCH_NAMES,
+    DEFAULT_MIN_RELEVANCE,
+    DEVICE_CHOICES,
+    FUSIONS,
+    INDEX_KINDS,
+    PROJECTIONS,
+)
 from cl_core.modality import Modality
 
 VERBS = ("gui", "info", "embed", "demo", "train", "index", "search", "project", "eval", "diagnose", "doctor", "cache")
@@ -35,6 +42,13 @@ def _finite(value: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
     if not math.isfinite(x):
         raise argparse.ArgumentTypeError(f"must be a finite number (got {value})")
+    return x
+
+
+def _probability(value: str) -> float:
+    x = _finite(value)
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"a probability, from 0 to 1 (got {value})")
     return x
 
 
@@ -133,13 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a file with one text query per line ('-' for stdin): each searched on its own, "
                          "with the model loaded once")
     se.add_argument("--target-modality", type=_modality, default=None,
-                    help="search only this modality (default: all, merged by calibrated score)")
+                    help="search only this modality (default: all, merged by relevance)")
     se.add_argument("-k", type=_positive_int, default=10)
     se.add_argument("--fusion", choices=FUSIONS, default="mean",
                     help="how several query items combine (default: weighted mean)")
     se.add_argument("--weight", type=_finite, action="append", default=None,
                     help="weight of each query item, in order: files first, then texts")
-    se.add_argument("--min-z", type=_finite, default=None, help="drop hits below this calibrated score (z)")
+    se.add_argument("--min-relevance", type=_probability, default=DEFAULT_MIN_RELEVANCE,
+                    help="drop hits less likely than this to be relevant (default %(default)s; the index's "
+                         "mapping per modality pair, fitted on the gallery's pairs)")
+    se.add_argument("--all", action="store_true", help="every hit up to -k, however unlikely to be relevant")
+    se.add_argument("--min-z", type=_finite, default=None,
+                    help="drop hits below this z (standard deviations above the query's mean score)")
     se.add_argument("--min-score", type=_finite, default=None, help="drop hits below this raw score")
     se.add_argument("--model", default=None, help="the model (default: the one recorded in the index)")
     _model_args(se, required=False)

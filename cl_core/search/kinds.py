@@ -145,8 +145,9 @@ def search(built: Built, queries: np.ndarray, k: int, rerank: Rerank) -> tuple[n
 
 
 def tune(built: Built, queries: np.ndarray, truth: np.ndarray, k: int, rerank: Rerank,
-         target: float = RECALL_TARGET) -> float:
+         target: float = RECALL_TARGET, exclude: np.ndarray | None = None) -> float:
     """Pick the cheapest search setting that reaches `target` recall@k against `truth`; return its recall.
+    `exclude`: a position per query left out of its answers (the query's own row; -1 for none).
 
     Settings are tried from cheap to costly; without one reaching the target, the best one is kept.
     """
@@ -156,12 +157,17 @@ def tune(built: Built, queries: np.ndarray, truth: np.ndarray, k: int, rerank: R
                                                           (64, 50), (64, 100), (128, 100), (256, 200))],
         "binary": [{"rerank": v} for v in (5, 10, 20, 50, 100, 200)],
     }.get(built.kind, [])
+    def measured() -> float:
+        extra = 0 if exclude is None else 1
+        found = search(built, queries, min(k + extra, built.index.ntotal), rerank)[1]
+        return recall_at(_drop(found, exclude, k), truth)
+
     if not grid:
-        return recall_at(search(built, queries, k, rerank)[1], truth)
+        return measured()
     best: tuple[float, dict[str, int]] = (-1.0, grid[-1])
     for setting in grid:
         built.params.update(setting)
-        got = recall_at(search(built, queries, k, rerank)[1], truth)
+        got = measured()
         if got > best[0]:
             best = (got, setting)
         if got >= target:
@@ -177,11 +183,23 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(hits)) / k if hits else 1.0
 
 
-def exact_topk(queries: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
-    """Ground-truth positions by exact inner product (faiss.knn, BLAS)."""
+def exact_topk(queries: np.ndarray, vectors: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Ground-truth positions by exact inner product (faiss.knn, BLAS); `exclude` as in `tune`."""
+    extra = 0 if exclude is None else 1
     _, idx = faiss.knn(np.ascontiguousarray(queries, np.float32), np.ascontiguousarray(vectors, np.float32),
-                       min(k, len(vectors)), metric=faiss.METRIC_INNER_PRODUCT)
-    return idx
+                       min(k + extra, len(vectors)), metric=faiss.METRIC_INNER_PRODUCT)
+    return _drop(idx, exclude, k)
+
+
+def _drop(found: np.ndarray, exclude: np.ndarray | None, k: int) -> np.ndarray:
+    """Each row's first k positions other than its excluded one."""
+    if exclude is None:
+        return found[:, :k]
+    out = np.full((len(found), k), -1, np.int64)
+    for i, (row, skip) in enumerate(zip(found, exclude, strict=True)):
+        kept = row[row != skip][:k]
+        out[i, :len(kept)] = kept
+    return out
 
 
 def serialize(built: Built) -> bytes:

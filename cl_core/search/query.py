@@ -7,9 +7,11 @@ Scores:
 - `gram`: minus the volume of the parallelotope spanned by the query vectors and the candidate (GRAM,
   Cicchetti et al., 2025): sqrt(det G) with G their Gram matrix. Computed exactly over the target modality
   with a Schur complement: det G = det(A) * (1 - b^T A^-1 b), A = Q Q^T, b = Q g.
-Each hit carries the raw score and a calibrated one: the z-score of that score against the same query's
-scores over a fixed random sample of the target modality, and the sample's tail fraction above it. A
-threshold on either lets a search answer "nothing relevant".
+
+Each hit carries the raw score, its z among the query's scores over the target modality, and its relevance:
+the probability that it is relevant, from the mapping the index fitted for this (query, target) modality
+pair (see `relevance`). Modalities merge on relevance, one scale, and one threshold on it lets a search
+answer "nothing relevant". An item identical to the query (cosine 1) is the query itself and ranks first.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from cl_core.choices import FUSIONS
 from cl_core.errors import ClensError, DimensionMismatchError, Failure
 from cl_core.modality import Modality
 from cl_core.objectives import fuse, fusion_scores, query_gram_volume, symile_vector
+from cl_core.search import relevance as rel
 from cl_core.search.store import IndexSet
 
 GRAM_CHUNK = 65_536
@@ -34,14 +37,16 @@ class Hit:
     rank: int
     row: int
     score: float  # cosine for one item / mean fusion; MIP for symile; minus volume for gram
-    z: float  # calibrated: standard deviations above this query's typical score in the target modality
-    tail: float  # fraction of the calibration sample scoring at least this much
+    z: float  # standard deviations above this query's mean score over the target modality
+    relevance: float  # probability that the hit is relevant (the index's mapping for this modality pair)
     sample_id: str
     source: str
     modality: str
     label: str | None
     text: str | None
     meta: dict[str, Any] = field(default_factory=dict)  # the gallery's other columns for this item
+    basis: str = ""  # how `relevance` was had, in words (for a tooltip, a report)
+    logit: float = field(default=0.0, repr=False)  # relevance before the sigmoid: ranks where it saturates
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,12 +61,14 @@ class SearchRequest:
     files: tuple[str, ...] = ()
     vectors: np.ndarray | None = field(default=None, compare=False)
     vector_sources: tuple[str, ...] = ()
+    vector_modalities: tuple[str, ...] = ()  # the modality of each given vector, when known
     target: Modality | None = None
     k: int = 10
     fusion: str = "mean"
     weights: tuple[float, ...] | None = None
     min_z: float | None = None
     min_score: float | None = None
+    min_relevance: float | None = None  # front ends pass DEFAULT_MIN_RELEVANCE unless asked for everything
 
     def validate(self) -> None:
         """Arguments checked before any work: a bad one is one clear message, not a traceback later."""
@@ -69,9 +76,12 @@ class SearchRequest:
             raise ClensError(f"k must be at least 1 (got {self.k})")
         if self.fusion not in FUSIONS:
             raise ClensError(f"unknown fusion {self.fusion!r}; expected one of {', '.join(FUSIONS)}")
-        for name, value in (("min_z", self.min_z), ("min_score", self.min_score)):
+        for name, value in (("min_z", self.min_z), ("min_score", self.min_score),
+                            ("min_relevance", self.min_relevance)):
             if value is not None and not np.isfinite(value):
                 raise ClensError(f"{name} must be a finite number (got {value})")
+        if self.min_relevance is not None and not 0.0 <= self.min_relevance <= 1.0:
+            raise ClensError(f"min_relevance is a probability, from 0 to 1 (got {self.min_relevance})")
         if self.weights is not None and not all(np.isfinite(w) for w in self.weights):
             raise ClensError("every query weight must be a finite number")
         if not self.texts and not self.files and (self.vectors is None or not len(self.vectors)):
@@ -87,12 +97,21 @@ class SearchResult:
     model_fingerprint: str
     gallery: str  # the index's content key: what the hits' rows refer to
     query_vector: np.ndarray | None = field(default=None, compare=False)  # the parts' weighted mean (to draw it)
+    closest: list[Hit] = field(default_factory=list)  # when no hit passes the threshold: the best ones anyway
+
+    @property
+    def shown(self) -> list[Hit]:
+        """What a front end lists: the hits, or, when none passes the threshold, the closest ones (flagged)."""
+        return self.hits or self.closest
 
 
 def search(index: IndexSet, queries: np.ndarray, target: Modality | None = None, k: int = 10,
            fusion: str = "mean", weights: Sequence[float] | None = None, min_z: float | None = None,
-           min_score: float | None = None) -> list[Hit]:
-    """Top-k rows for the (fused) query; target None searches every modality and merges by calibrated score."""
+           min_score: float | None = None, min_relevance: float | None = None,
+           query_modality: str = rel.ANY) -> list[Hit]:
+    """Top-k rows for the (fused) query; target None searches every modality and merges them by relevance.
+    `query_modality`: the modality of the query's parts when they share one (its pair's mapping is used),
+    else relevance.ANY."""
     if fusion not in FUSIONS:
         raise ClensError(f"unknown fusion {fusion!r}; expected one of {', '.join(FUSIONS)}")
     q = np.atleast_2d(np.asarray(queries, np.float32))
@@ -109,34 +128,50 @@ def search(index: IndexSet, queries: np.ndarray, target: Modality | None = None,
             raise ClensError(f"the index has no {t.value} items (it has: {have})")
     hits: list[Hit] = []
     for t in targets:
-        hits.extend(_search_one(index, q, t, k, fusion, weights))
-    hits.sort(key=lambda h: (-h.z if target is None else -h.score, h.row))
-    kept = [h for h in hits if (min_z is None or h.z >= min_z) and (min_score is None or h.score >= min_score)][:k]
+        hits.extend(_search_one(index, q, t, k, fusion, weights, query_modality))
+    if target is None:  # the query itself first, then one scale for every modality
+        hits.sort(key=lambda h: (h.score < IDENTICAL, -h.logit, -h.score, h.row))
+    else:
+        hits.sort(key=lambda h: (-h.score, h.row))
+    kept = [h for h in hits if (min_z is None or h.z >= min_z) and (min_score is None or h.score >= min_score)
+            and (min_relevance is None or h.relevance >= min_relevance)][:k]
     return [replace(h, rank=n + 1) for n, h in enumerate(kept)]
 
 
+IDENTICAL = 1.0 - 1e-5  # a cosine this close to 1 is the query's own item (for the mean of one item)
+
+
 def _search_one(index: IndexSet, q: np.ndarray, target: Modality, k: int, fusion: str,
-                weights: Sequence[float] | None) -> list[Hit]:
+                weights: Sequence[float] | None, query_modality: str) -> list[Hit]:
     part = index.parts[target]
-    calib = np.asarray(index.vectors[part.calibration], np.float32)
+    n = part.end - part.start
     if fusion == "gram":
         scores, rows = _gram_topk(index, q, target, k)
     else:
         vec = fuse(q, weights) if fusion == "mean" else symile_vector(q)
         s, r = index.search_part(target, vec[None, :], k)
         scores, rows = s[0], r[0]
-    calib_scores = fusion_scores(fusion, q, calib, weights)
-    mu, sd = float(calib_scores.mean()), float(calib_scores.std()) or 1e-6
+    keep = rows >= 0
+    scores, rows = scores[keep].astype(np.float64), rows[keep]
+    fit = rel.mapping_for(index.relevance, query_modality, target.value)
+    if fusion == "mean" and part.stats is not None:
+        mu_a, sd_a = rel.query_stats(part.stats, vec)
+        mu, sd = float(mu_a[0]), float(sd_a[0])
+    else:  # symile and gram scores are not on the cosine scale the mappings were fitted on
+        fit = None
+        calib = fusion_scores(fusion, q, np.asarray(index.vectors[part.calibration], np.float32), weights)
+        mu, sd = float(calib.mean()), float(calib.std()) or 1e-6
+    logits = rel.logit_of(fit, scores, mu, sd, n)
+    probs = rel.probability(logits)
+    basis = fit.describe() if fit is not None else rel.fallback_description(n)
+    if fusion != "mean":
+        basis = f"{fusion} fusion, {basis}"
     out = []
-    for score, row in zip(scores, rows, strict=True):
-        if row < 0:
-            continue
+    for score, row, logit, p in zip(scores, rows, logits, probs, strict=True):
         meta = index.rows[int(row)]
-        out.append(Hit(0, int(row), float(score), float((score - mu) / sd),
-                       float((np.sum(calib_scores >= score - 1e-7) + 1) / (len(calib_scores) + 1)),
+        out.append(Hit(0, int(row), float(score), float((score - mu) / sd), float(p),
                        meta.sample_id, meta.source, meta.modality.value, meta.label, meta.text,
-                       {name: values[int(row)] for name, values in index.meta.items()
-                        if values[int(row)] not in (None, "")}))
+                       index.meta_of(int(row)), basis, float(logit)))
     return out
 
 

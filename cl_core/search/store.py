@@ -15,7 +15,7 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,14 +28,16 @@ from cl_core.embed.gallery import Row
 from cl_core.errors import ClensError, DimensionMismatchError
 from cl_core.hashing import file_sha256
 from cl_core.modality import Modality
-from cl_core.search import kinds
+from cl_core.search import kinds, relevance
 from cl_core.search.blob_check import BlobError, check_blob
+from cl_core.search.rowtable import MetaColumns, RowFileError, RowTable, write_rows
 from cl_core.task import TaskState
 
 FORMAT = "contrastive-lens-index"
-VERSION = 1
+VERSION = 2  # 2: relevance mappings and score statistics per modality; rows as memory-mapped lines
 MANIFEST = "manifest.json"
 OUR_PREFIXES = ("rows-", "vectors-", "part-", "meta-")
+BLOB_SUFFIXES = (".faiss", ".calib.npy", ".stats.npy", ".offsets.npy")  # files read whole; the rest are mapped
 MAX_MANIFEST_BYTES = 16 * 1024**2
 RECALL_QUERIES = 300
 CALIBRATION_SAMPLE = 2048
@@ -55,16 +57,18 @@ class Part:
     built: kinds.Built
     recall_at_10: float | None = None
     calibration: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # global rows sampled
+    stats: np.ndarray | None = None  # [D+1, D]: the rows' mean vector and covariance (relevance.target_stats)
 
 
 @dataclass
 class IndexSet:
     folder: Path | None
     manifest: dict[str, Any]
-    rows: list[Row]
+    rows: Sequence[Row]  # a list when built, a RowTable (decoded on demand) when loaded
     vectors: np.ndarray  # [N, D] float32, memory-mapped when loaded
     parts: dict[Modality, Part]
-    meta: dict[str, list[Any]] = field(default_factory=dict)  # the manifest's other columns, one value per row
+    meta: Mapping[str, Sequence[Any]] = field(default_factory=dict)  # the manifest's other columns, one value per row
+    relevance: dict[tuple[str, str], relevance.PairFit] = field(default_factory=dict)  # (query, target) modality
 
     @property
     def dim(self) -> int:
@@ -73,6 +77,12 @@ class IndexSet:
     @property
     def model_fingerprint(self) -> str:
         return str(self.manifest["model"]["fingerprint"])
+
+    def meta_of(self, row: int) -> dict[str, Any]:
+        """One row's metadata, empty values left out (read from its line, not from whole columns)."""
+        if isinstance(self.rows, RowTable):
+            return self.rows.meta_of(row)
+        return {name: values[row] for name, values in self.meta.items() if values[row] not in (None, "")}
 
     def rerank(self, part: Part) -> kinds.Rerank:
         """Exact scores for candidate positions of `part`, read from the float vectors."""
@@ -121,27 +131,36 @@ def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, A
         chosen = kinds.auto_kind(end - start) if kind == "auto" else kind
         built = kinds.build(chosen, vectors[start:end], seed)
         calib = np.sort(rng.choice(np.arange(start, end), size=min(CALIBRATION_SAMPLE, end - start), replace=False))
-        part = Part(modality, start, end, built, None, calib)
+        part = Part(modality, start, end, built, None, calib, relevance.target_stats(vectors[start:end], rng))
         parts[modality] = part
         start = end
-    index_set = IndexSet(None, {"model": model, "gallery": gallery}, rows, vectors, parts, meta)
+    if state is not None:
+        state.set_progress(len(mods), len(mods), "fitting relevance per modality pair")
+    fits = relevance.fit_pairs(vectors, [r.modality.value for r in rows], [r.sample_id for r in rows],
+                               [r.label for r in rows], {m.value: (p.start, p.end) for m, p in parts.items()},
+                               {m.value: p.stats for m, p in parts.items() if p.stats is not None}, seed)
+    index_set = IndexSet(None, {"model": model, "gallery": gallery}, rows, vectors, parts, meta, fits)
+    qrows = measurement_rows(len(rows), rng)
+    q = np.asarray(vectors[qrows], np.float32)
     for part in parts.values():
-        q = measurement_queries(vectors, rng)
-        k = min(10, part.end - part.start)
-        truth = kinds.exact_topk(q, vectors[part.start:part.end], k)
-        part.recall_at_10 = round(kinds.tune(part.built, q, truth, k, index_set.rerank(part)), 4)
+        own = np.where((qrows >= part.start) & (qrows < part.end), qrows - part.start, -1)
+        k = min(10, part.end - part.start - 1)
+        if k < 1:
+            continue
+        truth = kinds.exact_topk(q, vectors[part.start:part.end], k, own)
+        part.recall_at_10 = round(kinds.tune(part.built, q, truth, k, index_set.rerank(part), exclude=own), 4)
     index_set.manifest = _manifest(index_set, {})
     return index_set
 
 
-def measurement_queries(vectors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Queries for the recall measurement: gallery vectors of every modality (so cross-modal queries count),
-    jittered to cosine ~0.9 with their source so that a query is never trivially its own stored vector."""
-    src = np.asarray(vectors[np.sort(rng.choice(len(vectors), size=min(RECALL_QUERIES, len(vectors)), replace=False))],
-                     np.float32)
-    noise = rng.standard_normal(src.shape).astype(np.float32) * (0.5 / np.sqrt(src.shape[1]))
-    q = src + noise
-    return q / np.linalg.norm(q, axis=1, keepdims=True)
+def measurement_rows(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Gallery rows used as queries for the recall measurement: real items of every modality (so cross-modal
+    queries count), each left out of its own results, never a noised copy of a stored vector."""
+    return np.sort(rng.choice(n, size=min(RECALL_QUERIES, n), replace=False))
+
+
+RECALL_BASIS = ("agreement with exact search: recall@10 of the index's answers against the exact top 10, for "
+                "gallery items of every modality used as queries, each left out of its own results")
 
 
 def _manifest(s: IndexSet, files: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -152,6 +171,8 @@ def _manifest(s: IndexSet, files: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "parts": [{"modality": p.modality.value, "start": p.start, "end": p.end, "kind": p.built.kind,
                    "params": p.built.params, "bytes_per_vector": p.built.bytes_per_vector,
                    "recall_at_10": p.recall_at_10, "file": f"part-{p.modality.value}"} for p in s.parts.values()],
+        "recall_measured": RECALL_BASIS,
+        "relevance": [f.to_dict() for f in s.relevance.values()],
         "files": files,
     }
 
@@ -170,21 +191,25 @@ def save(index_set: IndexSet, folder: str | Path) -> Path:
             fh.write(blob)
         files[name] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
 
-    put(f"rows-{tag}.json", json.dumps([[r.entry, r.sample_id, r.source, r.modality.value, r.label, r.text]
-                                        for r in index_set.rows], ensure_ascii=False).encode("utf-8", "surrogatepass"))
-    if index_set.meta:
-        put(f"meta-{tag}.json", json.dumps(index_set.meta, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    rows_name = f"rows-{tag}.jsonl"
+    with atomic_write(folder / rows_name) as fh:
+        offsets = write_rows(fh, index_set.rows, index_set.meta)
+    files[rows_name] = {"sha256": file_sha256(folder / rows_name), "bytes": (folder / rows_name).stat().st_size}
+    put(f"rows-{tag}.offsets.npy", _npy_bytes(offsets))
     vec_name = f"vectors-{tag}.npy"
     with atomic_write(folder / vec_name) as fh:
         np.save(fh, np.asarray(index_set.vectors, np.float32), allow_pickle=False)
     files[vec_name] = {"sha256": file_sha256(folder / vec_name), "bytes": (folder / vec_name).stat().st_size}
     manifest = _manifest(index_set, files)
+    manifest["meta_columns"] = list(index_set.meta)
     for entry, part in zip(manifest["parts"], index_set.parts.values(), strict=True):
         entry["file"] = f"part-{part.modality.value}-{tag}.faiss"
         entry["calibration"] = f"part-{part.modality.value}-{tag}.calib.npy"
         put(entry["file"], kinds.serialize(part.built))
         buf = _npy_bytes(part.calibration.astype(np.int64))
         put(entry["calibration"], buf)
+        entry["stats"] = f"part-{part.modality.value}-{tag}.stats.npy"
+        put(entry["stats"], _npy_bytes(np.asarray(part.stats, np.float32)))
     manifest["files"] = files
     write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))
     for f in folder.iterdir():  # after the commit: what the new manifest does not name is garbage
@@ -209,27 +234,22 @@ def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = N
     if dim is not None and int(manifest["dim"]) != dim:
         raise DimensionMismatchError(f"the index {folder}", int(manifest["dim"]), "the model", dim)
     blobs = {}
-    for name, meta in manifest["files"].items():
+    for name, entry in manifest["files"].items():
         path = folder / name
         if Path(name).name != name or not path.is_file():
             raise IndexFileError(f"{folder}: {name} named by the manifest is missing")
-        if path.stat().st_size != meta["bytes"]:
-            raise IndexFileError(f"{path}: size {path.stat().st_size} differs from the manifest's {meta['bytes']}")
-        if name.endswith(".npy") and not name.endswith(".calib.npy"):
-            if (digest or file_sha256)(path) != meta["sha256"]:
-                raise IndexFileError(f"{path}: checksum differs from the manifest (modified or corrupt)")
-            continue
-        blob = path.read_bytes()
-        if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
+        if path.stat().st_size != entry["bytes"]:
+            raise IndexFileError(f"{path}: size {path.stat().st_size} differs from the manifest's {entry['bytes']}")
+        blob = path.read_bytes() if name.endswith(BLOB_SUFFIXES) else None
+        if digest is not None:  # memoised by the file's identity: a changed file is hashed again
+            found = digest(path)
+        else:
+            found = hashlib.sha256(blob).hexdigest() if blob is not None else file_sha256(path)
+        if found != entry["sha256"]:
             raise IndexFileError(f"{path}: checksum differs from the manifest (modified or corrupt)")
-        blobs[name] = blob
-    rows_name = next(n for n in manifest["files"] if n.startswith("rows-"))
-    try:
-        rows = [Row(int(e), str(s), str(src), Modality(m), lab, txt)
-                for e, s, src, m, lab, txt in json.loads(blobs[rows_name])]
-    except (ValueError, TypeError) as exc:  # well hashed but not rows: six fields each, a known modality
-        raise IndexFileError(f"{folder / rows_name}: not valid index rows: {exc}") from None
-    meta = _meta_columns(folder, manifest, blobs, len(rows))
+        if blob is not None:
+            blobs[name] = blob
+    rows, meta = _rows(folder, manifest, blobs)
     vec_name = next(n for n in manifest["files"] if n.startswith("vectors-"))
     vectors = np.load(folder / vec_name, mmap_mode="r", allow_pickle=False)
     if vectors.shape != (manifest["count"], manifest["dim"]) or vectors.dtype != np.float32:
@@ -246,9 +266,30 @@ def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = N
             raise IndexFileError(f"{folder / p['file']}: holds {built.index.ntotal} vectors of "
                                  f"{built.index.d}-d, the manifest says {p['end'] - p['start']} of {manifest['dim']}-d")
         calib = np.load(io.BytesIO(blobs[p["calibration"]]), allow_pickle=False)
+        stats = np.load(io.BytesIO(blobs[p["stats"]]), allow_pickle=False)
+        d = int(manifest["dim"])
+        if stats.shape != (d + 1, d) or stats.dtype != np.float32 or not np.all(np.isfinite(stats)):
+            raise IndexFileError(f"{folder / p['stats']}: not score statistics for {d}-d vectors")
         parts[Modality(p["modality"])] = Part(Modality(p["modality"]), p["start"], p["end"], built,
-                                              p.get("recall_at_10"), calib)
-    return IndexSet(folder, manifest, rows, vectors, parts, meta)
+                                              p.get("recall_at_10"), calib, stats)
+    return IndexSet(folder, manifest, rows, vectors, parts, meta, _fits(folder, manifest))
+
+
+def _fits(folder: Path, manifest: dict[str, Any]) -> dict[tuple[str, str], relevance.PairFit]:
+    """The relevance mappings, checked: finite coefficients, modalities the index has."""
+    have = {p["modality"] for p in manifest["parts"]} | {relevance.ANY}
+    fits = {}
+    try:
+        for f in manifest.get("relevance", []):
+            fit = relevance.PairFit(str(f["query"]), str(f["target"]), tuple(float(c) for c in f["coef"]),
+                                    int(f["positives"]), int(f["queries"]), str(f["basis"]))
+            if fit.query not in have or fit.target not in have or len(fit.coef) != relevance.N_COEF \
+                    or not all(np.isfinite(fit.coef)):
+                raise ValueError(f"mapping {fit.query} -> {fit.target}")
+            fits[(fit.query, fit.target)] = fit
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IndexFileError(f"{folder / MANIFEST}: not a valid relevance mapping: {exc}") from None
+    return fits
 
 
 def _check_parts(folder: Path, manifest: dict[str, Any], count: int) -> None:
@@ -265,6 +306,7 @@ def _check_parts(folder: Path, manifest: dict[str, Any], count: int) -> None:
               and p["start"] == start and p["end"] > start and p.get("kind") in kinds.KINDS
               and p.get("modality") in {m.value for m in Modality} and p["modality"] not in seen
               and p.get("file") in manifest["files"] and p.get("calibration") in manifest["files"]
+              and p.get("stats") in manifest["files"]
               and isinstance(p.get("params"), dict))
         if not ok:
             raise IndexFileError(f"{where}: index parts do not tile its {count:,} rows (at row {start:,})")
@@ -274,21 +316,24 @@ def _check_parts(folder: Path, manifest: dict[str, Any], count: int) -> None:
         raise IndexFileError(f"{where}: index parts cover {start:,} rows of {count:,}")
 
 
-def _meta_columns(folder: Path, manifest: dict[str, Any], blobs: dict[str, bytes], count: int) -> dict[str, list[Any]]:
-    """The metadata columns, checked: an object of equal-length lists of plain values (indexes written before
-    metadata was kept have none)."""
-    name = next((n for n in manifest["files"] if n.startswith("meta-")), None)
-    if name is None:
-        return {}
+def _rows(folder: Path, manifest: dict[str, Any], blobs: dict[str, bytes]) -> tuple[RowTable, Mapping[str, Sequence[Any]]]:
+    """The rows file, mapped and cut by its offsets (each row is checked when it is read)."""
+    rows_name = next((n for n in manifest["files"] if n.startswith("rows-") and n.endswith(".jsonl")), None)
+    off_name = next((n for n in manifest["files"] if n.startswith("rows-") and n.endswith(".offsets.npy")), None)
+    columns = manifest.get("meta_columns", [])
+    if rows_name is None or off_name is None or not isinstance(columns, list) \
+            or not all(isinstance(c, str) for c in columns):
+        raise IndexFileError(f"{folder / MANIFEST}: names no rows file and offsets; rebuild the index")
     try:
-        meta = json.loads(blobs[name])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IndexFileError(f"{folder / name}: not valid metadata: {exc}") from None
-    plain = (str, int, float, bool, type(None))
-    if not isinstance(meta, dict) or any(not isinstance(v, list) or len(v) != count or
-                                         not all(isinstance(x, plain) for x in v) for v in meta.values()):
-        raise IndexFileError(f"{folder / name}: metadata is not one column of {count} plain values per name")
-    return meta
+        offsets = np.load(io.BytesIO(blobs[off_name]), allow_pickle=False)
+        table = RowTable(folder / rows_name, offsets, columns)
+    except ValueError as exc:
+        raise IndexFileError(f"{folder / off_name}: {exc}") from None
+    except RowFileError as exc:
+        raise IndexFileError(str(exc)) from None
+    if len(table) != manifest.get("count"):
+        raise IndexFileError(f"{folder / rows_name}: {len(table):,} rows, the manifest says {manifest.get('count')}")
+    return table, MetaColumns(table)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -320,7 +365,9 @@ def describe(index_set: IndexSet) -> str:
     lines = [f"{len(index_set.rows):,} items, {index_set.dim}-d, model {index_set.manifest['model'].get('name')}"]
     for p in index_set.summary():
         recall = "n/a" if p["recall_at_10"] is None else f"{p['recall_at_10']:.3f}"
-        lines.append(f"  {p['modality']:<12} {p['count']:>9,}  {p['kind']:<6} recall@10 {recall}  "
+        lines.append(f"  {p['modality']:<12} {p['count']:>9,}  {p['kind']:<6} agrees with exact search {recall}  "
                      f"{p['bytes_per_vector']:.0f} B/vector in memory")
+    lines.append("  (agreement: recall@10 against exact search, with gallery items as held-out queries; it says how "
+                 "close the index is to exact search, not how good the model is)")
     return "\n".join(lines)
 

@@ -1,0 +1,173 @@
+"""Search on real vectors: every index kind over all-MiniLM-L6-v2 embeddings of real sentences (see
+real_corpus.py), queried with held-out sentences that are not in the gallery.
+
+For each kind, the index folder is built and saved by the app's own code, then opened in a fresh process
+that measures, cold (the folder's pages dropped from the page cache first):
+- recall@10 of `search()` against exact search, on the held-out queries;
+- end-to-end `search()` time per query against the same index searched by faiss directly (and against flat);
+- opening the folder against reading its faiss files plainly (`faiss.read_index`);
+- resident memory after the queries: the process's RSS growth since before the open, plus the index
+  files' pages in the page cache (mincore), against the float32 vectors' own size.
+At 1M (`--synthetic 1000000`) the vectors are drawn from a Gaussian with the real vectors' mean and
+covariance (their spectrum), normalised, and queries likewise; the figures say so.
+
+    .venv/bin/python benchmarks/bench_real.py [--n 50000] [--queries 1000] [--kinds flat hnsw ivfpq binary]
+                                              [--synthetic 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def build(kind: str, vectors: np.ndarray, folder: Path) -> dict:
+    from cl_core.embed.gallery import Row
+    from cl_core.modality import Modality
+    from cl_core.search import store
+
+    rows = [Row(i, f"s{i}", f"sentence {i}", Modality.TEXT, None, None) for i in range(len(vectors))]
+    t = time.perf_counter()
+    index = store.build_index_set(rows, vectors, {"fingerprint": "bench", "name": "all-MiniLM-L6-v2"},
+                                  {"name": "bench"}, kind)
+    built_s = time.perf_counter() - t
+    store.save(index, folder)
+    part = next(iter(index.parts.values()))
+    return {"build_s": round(built_s, 1), "reported_agreement": part.recall_at_10, "params": part.built.params}
+
+
+def child(folder: Path, queries_path: Path, truth_path: Path) -> dict:
+    """Runs in a fresh process: open cold, query, measure."""
+    import faiss
+    from resident import cached_bytes, drop_cached, rss_bytes
+
+    from cl_core.modality import Modality
+    from cl_core.search import kinds, store
+    from cl_core.search.query import search
+
+    q = np.load(queries_path)
+    truth = np.load(truth_path)
+    files = [p for p in folder.iterdir() if p.is_file()]
+    for p in files:
+        drop_cached(p)
+    base = rss_bytes()
+    t = time.perf_counter()
+    index = store.load(folder)
+    open_s = time.perf_counter() - t
+    part = index.parts[Modality.TEXT]
+    found, e2e = [], []
+    for row in q:
+        t = time.perf_counter()
+        hits = search(index, row[None], Modality.TEXT, k=10)
+        e2e.append(time.perf_counter() - t)
+        found.append([h.row for h in hits] + [-1] * (10 - len(hits)))
+    after = rss_bytes()
+    resident = sum(cached_bytes(p) for p in files)
+    raw = []
+    rerank = index.rerank(part)
+    for row in q:
+        t = time.perf_counter()
+        kinds.search(part.built, row[None], 10, rerank)
+        raw.append(time.perf_counter() - t)
+    for p in files:
+        drop_cached(p)
+    faiss_files = [folder / p["file"] for p in index.manifest["parts"] if p.get("file", "").endswith(".faiss")]
+    t = time.perf_counter()
+    for f in faiss_files:
+        (faiss.read_index_binary if part.built.kind == "binary" else faiss.read_index)(str(f))
+    plain_open_s = time.perf_counter() - t
+    n, d = index.vectors.shape
+    return {"recall_at_10": round(kinds.recall_at(np.array(found), truth), 4),
+            "search_ms": round(1e3 * float(np.median(e2e)), 3), "faiss_ms": round(1e3 * float(np.median(raw)), 3),
+            "open_s": round(open_s, 3), "plain_faiss_open_s": round(plain_open_s, 3),
+            "rss_growth_mb": round((after - base) / 2**20, 1), "page_cache_mb": round(resident / 2**20, 1),
+            "resident_bytes_per_vector": round((after - base + resident) / n, 1), "float32_bytes_per_vector": 4 * d,
+            "queries": len(q)}
+
+
+def run(label: str, gallery: np.ndarray, queries: np.ndarray, kinds_: list[str], work: Path) -> dict:
+    from cl_core.search import kinds
+
+    print(f"\n== {label}: {len(gallery):,} x {gallery.shape[1]}, {len(queries):,} held-out queries ==", flush=True)
+    truth = kinds.exact_topk(queries, gallery, 10)
+    np.save(work / "q.npy", queries)
+    np.save(work / "truth.npy", truth)
+    out: dict = {"label": label, "n": len(gallery), "dim": int(gallery.shape[1]), "kinds": {}}
+    for kind in kinds_:
+        folder = work / f"ix-{kind}"
+        info = build(kind, gallery, folder)
+        got = subprocess.run([sys.executable, __file__, "--child", str(folder), str(work / "q.npy"),
+                              str(work / "truth.npy")], capture_output=True, text=True, check=True)
+        info.update(json.loads(got.stdout.strip().splitlines()[-1]))
+        out["kinds"][kind] = info
+        print(f"{kind:<7} recall@10 {info['recall_at_10']:.3f} (build reported {info['reported_agreement']})  "
+              f"search {info['search_ms']:.2f} ms (faiss {info['faiss_ms']:.2f})  open {info['open_s']:.2f} s "
+              f"(plain faiss {info['plain_faiss_open_s']:.2f})  resident {info['resident_bytes_per_vector']:.0f} B/vector "
+              f"(RSS +{info['rss_growth_mb']} MB, page cache {info['page_cache_mb']} MB; float32 "
+              f"{info['float32_bytes_per_vector']} B)", flush=True)
+    flat = out["kinds"].get("flat")
+    for info in out["kinds"].values():
+        if flat:
+            info["speed_vs_flat"] = round(flat["search_ms"] / info["search_ms"], 2)
+            info["memory_vs_flat"] = round(flat["resident_bytes_per_vector"] / info["resident_bytes_per_vector"], 2)
+        info["search_vs_faiss"] = round(info["search_ms"] / info["faiss_ms"], 2)
+    return out
+
+
+def spectrum_matched(real: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Unit vectors drawn from a Gaussian with the real vectors' mean and covariance."""
+    rng = np.random.default_rng(seed)
+    mean = real.mean(axis=0)
+    vals, vecs = np.linalg.eigh(np.cov(real, rowvar=False))
+    scale = vecs * np.sqrt(np.clip(vals, 0, None))
+    out = np.empty((n, real.shape[1]), np.float32)
+    for s in range(0, n, 100_000):
+        m = min(100_000, n - s)
+        x = mean + rng.standard_normal((m, real.shape[1])) @ scale.T
+        out[s:s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=50_000)
+    ap.add_argument("--queries", type=int, default=1_000)
+    ap.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivfpq", "binary"])
+    ap.add_argument("--synthetic", type=int, default=0, help="also this many spectrum-matched vectors")
+    ap.add_argument("--child", nargs=3, default=None)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(child(Path(a.child[0]), Path(a.child[1]), Path(a.child[2]))))
+        return
+    import real_corpus
+
+    gallery, queries, _, _ = real_corpus.load(a.n, a.queries)
+    report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "model": "all-MiniLM-L6-v2 (384-d)",
+              "corpus": "sentences from installed packages' docstrings and docs; queries held out", "runs": []}
+    with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
+        report["runs"].append(run("real sentences", gallery, queries, a.kinds, Path(tmp)))
+        if a.synthetic:
+            big = spectrum_matched(gallery, a.synthetic, 1)
+            q = spectrum_matched(gallery, a.queries, 2)
+            report["runs"].append(run("spectrum-matched synthetic", big, q,
+                                      [k for k in a.kinds if k != "hnsw"], Path(tmp)))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "real_search.json").write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

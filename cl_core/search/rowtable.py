@@ -1,0 +1,139 @@
+"""An index's rows on disk: one JSON line per row plus the lines' offsets, memory-mapped and read per row.
+
+Parsing a million rows into Python objects costs tens of bytes per field and seconds on every open; a hit
+list needs ten rows. So the rows file is one line per row ([entry, sample id, source, modality, label, text,
+{metadata}]) and an int64 offsets array; a row is decoded when it is asked for. Whole columns (a map
+coloured by a metadata column) are read row by row on demand, never kept.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, overload
+
+import numpy as np
+
+from cl_core.embed.gallery import Row
+from cl_core.errors import ClensError
+from cl_core.modality import Modality
+
+PLAIN = (str, int, float, bool, type(None))
+
+
+class RowFileError(ClensError):
+    """A rows file or its offsets do not describe one JSON row per line."""
+
+
+def write_rows(fh: IO[bytes], rows: Sequence[Row], meta: Mapping[str, Sequence[Any]]) -> np.ndarray:
+    """Write one line per row to `fh`; return the offsets [N+1] (line i is bytes offsets[i]:offsets[i+1])."""
+    offsets = np.zeros(len(rows) + 1, np.int64)
+    pos = 0
+    names = list(meta)
+    for i, r in enumerate(rows):
+        extra = {n: meta[n][i] for n in names if meta[n][i] not in (None, "")}
+        fields: list[Any] = [r.entry, r.sample_id, r.source, r.modality.value, r.label, r.text]
+        if extra:
+            fields.append(extra)
+        line = (json.dumps(fields, ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass")
+        fh.write(line)
+        pos += len(line)
+        offsets[i + 1] = pos
+    return offsets
+
+
+class RowTable(Sequence[Row]):
+    """The rows of an index folder, decoded one at a time from the memory-mapped file."""
+
+    def __init__(self, path: Path, offsets: np.ndarray, columns: Sequence[str]) -> None:
+        size = path.stat().st_size
+        n = len(offsets) - 1
+        if offsets.ndim != 1 or n < 1 or offsets.dtype != np.int64 or offsets[0] != 0 or offsets[-1] != size \
+                or bool(np.any(np.diff(offsets) < 1)):
+            raise RowFileError(f"{path}: its offsets do not cut it into {max(n, 0):,} rows")
+        self.path = path
+        self.offsets = offsets
+        self.columns = tuple(columns)
+        with open(path, "rb") as fh:
+            self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> Row: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Row]: ...
+
+    def __getitem__(self, i: int | slice) -> Row | list[Row]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self._decode(i)[0]
+
+    def __iter__(self) -> Iterator[Row]:
+        for i in range(len(self)):
+            yield self._decode(i)[0]
+
+    def meta_of(self, i: int) -> dict[str, Any]:
+        """Row i's metadata (the gallery's other columns; empty values left out)."""
+        return self._decode(i)[1]
+
+    def _decode(self, i: int) -> tuple[Row, dict[str, Any]]:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"row {i} of {n}")
+        i %= n
+        line = self._map[int(self.offsets[i]):int(self.offsets[i + 1])]
+        try:
+            fields = json.loads(line)
+            e, s, src, m, lab, txt, *rest = fields
+            meta = rest[0] if rest else {}
+            if len(rest) > 1 or not isinstance(meta, dict) or not all(isinstance(v, PLAIN) for v in meta.values()):
+                raise ValueError("metadata is not one object of plain values")
+            for v in (lab, txt):
+                if v is not None and not isinstance(v, str):
+                    raise ValueError("label and text are strings or null")
+            return Row(int(e), str(s), str(src), Modality(m), lab, txt), meta
+        except (ValueError, TypeError) as exc:
+            raise RowFileError(f"{self.path}: row {i:,} is not a valid index row: {exc}") from None
+
+    def close(self) -> None:
+        self._map.close()
+
+
+class MetaColumns(Mapping[str, Sequence[Any]]):
+    """The gallery's metadata as columns (name -> one value per row), read from a RowTable on demand."""
+
+    def __init__(self, table: RowTable) -> None:
+        self._table = table
+
+    def __getitem__(self, name: str) -> Sequence[Any]:
+        if name not in self._table.columns:
+            raise KeyError(name)
+        return _Column(self._table, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table.columns)
+
+    def __len__(self) -> int:
+        return len(self._table.columns)
+
+
+class _Column(Sequence[Any]):
+    def __init__(self, table: RowTable, name: str) -> None:
+        self._table, self._name = table, name
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Any]: ...
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self._table.meta_of(i).get(self._name)
