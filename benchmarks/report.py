@@ -24,9 +24,57 @@ def embed_section(data: dict) -> list[str]:
     return lines
 
 
+def real_search_section(data: dict) -> list[str]:
+    lines = ["## Search on real vectors", "",
+             f"Machine: {data['machine']}. {data['model']} embeddings of {data['corpus']} (`benchmarks/bench_real.py`, "
+             "corpus: `benchmarks/real_corpus.py`). Each index is built and saved by the app, then opened in a fresh "
+             "process with its files dropped from the page cache: recall@10 of `search()` against exact search on "
+             "held-out queries (never in the gallery); `search()` end to end against the same index searched by "
+             "faiss (for the compact kinds: faiss plus the exact re-rank of the best candidates); open with the "
+             "file digests memoised (as the app reopens an index) and the first open (every file hashed) against "
+             "`faiss.read_index` of the same files; resident memory after the queries = growth of the process's "
+             "own memory (RssAnon) + the index files' pages in the page cache (mincore), per vector.", ""]
+    for run in data["runs"]:
+        flat = run["kinds"].get("flat", {})
+        lines += [f"### {run['label']}: {run['n']:,} × {run['dim']}", "",
+                  "| index | recall@10 (held-out) | build said | search ms | faiss ms | search / faiss (goal ≤ 1.2) "
+                  "| faster than flat | reopen s | faiss open s | first open s | resident B/vector | vs float32 "
+                  "| below flat | settings |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for kind, r in run["kinds"].items():
+            ratio = r["search_vs_faiss"]
+            params = {k: v for k, v in r["params"].items() if k != "centre"}
+            lines.append(f"| {kind} | {r['recall_at_10']:.3f} {'✓' if r['recall_at_10'] >= 0.95 else '✗'} | "
+                         f"{r['reported_agreement']} | {r['search_ms']} | {r['faiss_ms']} | {ratio} "
+                         f"{'✓' if ratio <= 1.2 else '✗'} | {r.get('speed_vs_flat', '')}x | {r['open_s']} | "
+                         f"{r['plain_faiss_open_s']} | {r['first_open_s']} | {r['resident_bytes_per_vector']:.0f} | "
+                         f"{r['resident_bytes_per_vector'] / r['float32_bytes_per_vector']:.2f}x | "
+                         f"{r.get('memory_vs_flat', '')}x | {params} |")
+        lines.append("")
+        if flat:
+            f_ratio = flat["resident_bytes_per_vector"] / flat["float32_bytes_per_vector"]
+            lines.append(f"- flat keeps {f_ratio:.2f}x its float32 vectors (goal ≤ 1.2) {'✓' if f_ratio <= 1.2 else '✗'}")
+            for kind in ("ivfpq", "binary"):
+                r = run["kinds"].get(kind)
+                if r:
+                    ok = r["memory_vs_flat"] >= 8 and r["recall_at_10"] >= 0.95
+                    lines.append(f"- {kind}: {r['memory_vs_flat']}x less resident memory than flat at recall@10 "
+                                 f"{r['recall_at_10']:.3f} (goal ≥ 8x at ≥ 0.95) {'✓' if ok else '✗'}; "
+                                 f"{r['speed_vs_flat']}x flat's speed" + (" (goal at 1M: ≥ 10x "
+                                 f"{'✓' if r['speed_vs_flat'] >= 10 else '✗'})" if run["n"] >= 1_000_000 else ""))
+        lines.append("")
+    lines += ["Where the time goes when `search()` is slower than faiss: for a graph index faiss answers in about "
+              "0.2 ms, and reading, decoding and scoring the ten rows shown (relevance, metadata) costs about as much "
+              "again in Python; the kinds that read rows for exact re-ranking are bound by those reads, which are "
+              "uncached on purpose (their pages are dropped so that the index stays small in memory).", ""]
+    return lines
+
+
 def search_section(data: dict) -> list[str]:
-    lines = ["## Search", "", f"Machine: {data['machine']}, faiss {data['faiss']}. Clustered unit vectors; "
-             "recall@10 against exact search on 1000 fresh queries; search knobs tuned on 200 other queries.", ""]
+    lines = ["## Search on synthetic clusters (older run)", "",
+             f"Machine: {data['machine']}, faiss {data['faiss']}. Clustered unit vectors (not real embeddings); "
+             "recall@10 against exact search on 1000 fresh queries; search knobs tuned on 200 other queries. "
+             "Memory here is **computed from the formats, not measured**, and comes from a run before the binary "
+             "kind was centred and given product codes; the measured figures are in the section above.", ""]
     for run in data["runs"]:
         lines += [f"### {run['n']:,} × {run['dim']}", "",
                   "| index | recall@10 | single query ms | batched ms/query | speed-up vs exact | bytes/vector "
@@ -37,14 +85,9 @@ def search_section(data: dict) -> list[str]:
                          f"{r['build_s']} | {r['params']} |")
         ann = [(k, r) for k, r in run["kinds"].items() if k != "flat" and r["recall_at_10"] >= 0.95
                and r.get("speedup_vs_exact", 0) >= 10]
-        binary = run["kinds"].get("binary")
         lines.append("")
         lines.append("- ANN at recall@10 ≥ 0.95 and ≥ 10x faster than exact: "
                      + (", ".join(f"{k} ({r['speedup_vs_exact']}x, {r['recall_at_10']:.3f}) ✓" for k, r in ann) or "none ✗"))
-        if binary:
-            ok = binary["memory_vs_float32"] >= 8 and binary["recall_at_10"] >= 0.95
-            lines.append(f"- binary + re-rank: {binary['memory_vs_float32']}x less memory, recall@10 "
-                         f"{binary['recall_at_10']:.3f} {'✓' if ok else '✗'}")
         lines.append("")
     return lines
 
@@ -168,7 +211,8 @@ def bundle_section(data: dict) -> list[str]:
 def main() -> None:
     out = ["# Benchmark results", "", "Written by `bash benchmarks/run.sh` (figures from `benchmarks/results/*.json`).",
            "Speed and memory targets live here, never in timed tests.", ""]
-    for name, section in (("embed", embed_section), ("search", search_section), ("drop", drop_section),
+    for name, section in (("embed", embed_section), ("real_search", real_search_section),
+                          ("search", search_section), ("drop", drop_section),
                           ("projection", projection_section), ("window", window_section),
                           ("thumbs", thumbs_section), ("bundle", bundle_section),
                           ("ray", ray_section)):

@@ -18,12 +18,13 @@ _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
 PAGE = mmap.PAGESIZE
 
 
-def rss_bytes() -> int:
-    """This process's resident set size (VmRSS)."""
+def rss_bytes(field: str = "VmRSS") -> int:
+    """This process's resident set size (VmRSS), or one of its parts: RssAnon (the process's own memory,
+    without mapped files, which the page-cache figure counts) or RssFile."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def cached_bytes(path: Path) -> int:

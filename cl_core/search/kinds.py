@@ -3,10 +3,12 @@
 Every kind searches L2-normalised float32 vectors by inner product (= cosine):
 - flat: exact. Batched search uses BLAS once queries exceed `distance_compute_blas_threshold` (set low here).
 - hnsw: graph search (IndexHNSWFlat); efSearch tuned after building to reach the recall target.
-- ivfpq: inverted lists over product-quantised codes (d/8 bytes a vector), candidates re-ranked exactly
-  against the float vectors, which stay on disk (memory-mapped) and are read only for the candidates.
-- binary: sign bits (d/8 bytes, 32x less than float32), Hamming candidates re-ranked the same way, in the
-  spirit of QuIVer's binary quantisation for contrastive embeddings.
+- ivfpq: inverted lists over product-quantised codes (d/8 bytes a vector); its best candidates by the codes
+  are re-ranked exactly against the float vectors, which stay on disk and are read only for those rows.
+- binary: sign bits of the vectors less their mean (d/8 bytes, 32x less than float32; centring matters for
+  embeddings that share a common direction), scanned by Hamming distance, in the spirit of QuIVer's binary
+  quantisation for contrastive embeddings; the candidates are ranked by product-quantised codes held beside
+  them (another d/8 bytes), and only the best few are read from the float vectors for exact scores.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Built:
     index: Any  # faiss.Index or faiss.IndexBinary
     params: dict[str, Any] = field(default_factory=dict)  # search-time knobs (efSearch, nprobe, rerank)
     bytes_per_vector: float = 0.0  # resident memory per vector, float vectors on disk not counted
+    pq: Any = None  # binary: the product quantiser whose codes rank the Hamming candidates
+    pq_codes: np.ndarray | None = None  # binary: [n, m] uint8
 
 
 ADD_CHUNK = 1 << 16  # rows handed to faiss at a time when filling an IVF-PQ index
@@ -76,16 +80,29 @@ def build(kind: str, vectors: np.ndarray, seed: int = 0) -> Built:
         m = _pq_subquantizers(d)
         quantizer = faiss.IndexFlatIP(d)
         index = faiss.IndexIVFPQ(quantizer, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+        index.pq.cp.min_points_per_centroid = 1  # no stderr warning for a gallery under 9,984 vectors
+        index.cp.min_points_per_centroid = 1
         rng = np.random.default_rng(seed)
         train = x[rng.choice(n, size=min(n, max(256 * 39, nlist * 50)), replace=False)] if n > 256 * 39 else x
         index.train(train)
         for k in range(0, n, ADD_CHUNK):  # filled shard by shard: a memory-mapped gallery is paged in a shard at a time
             index.add(np.ascontiguousarray(x[k:k + ADD_CHUNK]))
         return Built(kind, index, {"nprobe": 16, "rerank": 10}, float(m + 8) + 4.0 * d * nlist / max(n, 1))
-    bits = _sign_bits(x)
+    centre = x.mean(axis=0)
     index = faiss.IndexBinaryFlat(d)
-    index.add(bits)
-    return Built(kind, index, {"rerank": 20}, d / 8.0)
+    for k in range(0, n, ADD_CHUNK):
+        index.add(_sign_bits(x[k:k + ADD_CHUNK] - centre))
+    m = _pq_subquantizers(d)
+    pq, codes = None, None
+    if n >= IVFPQ_MIN:  # below, every candidate is read exactly anyway
+        pq = faiss.ProductQuantizer(d, m, 8)
+        pq.cp.min_points_per_centroid = 1  # small galleries train on what they have, without a warning on stderr
+        rng = np.random.default_rng(seed)
+        pq.train(np.ascontiguousarray(x[np.sort(rng.choice(n, size=min(n, 65_536), replace=False))]))
+        codes = np.concatenate([pq.compute_codes(np.ascontiguousarray(x[k:k + ADD_CHUNK]))
+                                for k in range(0, n, ADD_CHUNK)])
+    return Built(kind, index, {"rerank": 20, "exact": 5, "centre": [float(v) for v in centre]},
+                 d / 8.0 + (m if pq is not None else 0), pq, codes)
 
 
 def _pq_subquantizers(d: int) -> int:
@@ -103,19 +120,26 @@ def _sign_bits(x: np.ndarray) -> np.ndarray:
 
 
 Rerank = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+Fetch = Callable[[np.ndarray], np.ndarray]  # positions -> their float rows [len, d]
 
 
-def exact_rerank(vectors: np.ndarray, offset: int = 0) -> Rerank:
-    """Score candidate positions exactly against float vectors (rows offset + position, memory-mapped is fine)."""
+def exact_rerank(vectors: np.ndarray | Fetch, offset: int = 0) -> Rerank:
+    """Score candidate positions exactly against float vectors: an array (rows offset + position, memory-mapped
+    is fine) or a function that reads rows on demand. The candidates of every query are read in one go."""
+    fetch: Fetch = vectors if callable(vectors) else (lambda pos: np.asarray(vectors[offset + pos], np.float32))
 
     def run(q: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores = np.full((len(q), k), -np.inf, np.float32)
         pos = np.full((len(q), k), -1, np.int64)
+        wanted = np.unique(cand[cand >= 0])  # sorted: reads the file in order
+        if not len(wanted):
+            return scores, pos
+        rows = fetch(wanted)
         for i, row in enumerate(cand):
-            c = np.unique(row[row >= 0])  # sorted: reads the file in order
+            c = np.unique(row[row >= 0])
             if not len(c):
                 continue
-            s = np.asarray(vectors[offset + c], dtype=np.float32) @ q[i]
+            s = rows[np.searchsorted(wanted, c)] @ q[i]
             top = np.argsort(-s, kind="stable")[:k]
             scores[i, :len(top)], pos[i, :len(top)] = s[top], c[top]
         return scores, pos
@@ -139,9 +163,26 @@ def search(built: Built, queries: np.ndarray, k: int, rerank: Rerank) -> tuple[n
     if built.kind == "ivfpq":
         built.index.nprobe = int(p.get("nprobe", 16))
         _, cand = built.index.search(q, fetch)
-    else:
-        _, cand = built.index.search(_sign_bits(q), fetch)
+        return rerank(q, cand, k)
+    centre = np.asarray(p.get("centre", np.zeros(q.shape[1])), np.float32)
+    _, cand = built.index.search(_sign_bits(q - centre), fetch)
+    if built.pq is not None and built.pq_codes is not None:  # rank the candidates by their codes, read the best
+        best = min(max(k * int(p.get("exact", 5)), k), fetch)
+        cand = np.stack([_by_codes(built, qi, ci, best) for qi, ci in zip(q, cand, strict=True)])
     return rerank(q, cand, k)
+
+
+def _by_codes(built: Built, q: np.ndarray, cand: np.ndarray, best: int) -> np.ndarray:
+    """The `best` candidates by the inner product with their product-quantised reconstructions."""
+    out = np.full(best, -1, np.int64)
+    c = cand[cand >= 0]
+    codes = built.pq_codes
+    if not len(c) or codes is None:
+        return out
+    s = built.pq.decode(np.ascontiguousarray(codes[c])) @ q
+    top = c[np.argsort(-s, kind="stable")[:best]]
+    out[:len(top)] = top
+    return out
 
 
 def tune(built: Built, queries: np.ndarray, truth: np.ndarray, k: int, rerank: Rerank,
@@ -153,9 +194,10 @@ def tune(built: Built, queries: np.ndarray, truth: np.ndarray, k: int, rerank: R
     """
     grid: list[dict[str, int]] = {
         "hnsw": [{"efSearch": v} for v in (16, 32, 64, 128, 256, 512, 1024)],
-        "ivfpq": [{"nprobe": p, "rerank": r} for p, r in ((8, 10), (16, 10), (16, 20), (32, 20), (32, 50),
-                                                          (64, 50), (64, 100), (128, 100), (256, 200))],
-        "binary": [{"rerank": v} for v in (5, 10, 20, 50, 100, 200)],
+        "ivfpq": [{"nprobe": p, "rerank": r} for p, r in ((8, 2), (16, 2), (16, 3), (32, 3), (32, 5), (64, 5),
+                                                          (64, 10), (128, 10), (128, 20), (256, 50))],
+        "binary": [{"rerank": r, "exact": e} for r, e in ((10, 2), (20, 2), (20, 3), (20, 5), (40, 5), (40, 10),
+                                                          (100, 10), (200, 20))],
     }.get(built.kind, [])
     def measured() -> float:
         extra = 0 if exclude is None else 1

@@ -17,8 +17,8 @@ answer "nothing relevant". An item identical to the query (cosine 1) is the quer
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -126,23 +126,36 @@ def search(index: IndexSet, queries: np.ndarray, target: Modality | None = None,
         if t not in index.parts:
             have = ", ".join(m.value for m in index.parts)
             raise ClensError(f"the index has no {t.value} items (it has: {have})")
-    hits: list[Hit] = []
+    found: list[_Found] = []
     for t in targets:
-        hits.extend(_search_one(index, q, t, k, fusion, weights, query_modality))
+        found.extend(_search_one(index, q, t, k, fusion, weights, query_modality))
     if target is None:  # the query itself first, then one scale for every modality
-        hits.sort(key=lambda h: (h.score < IDENTICAL, -h.logit, -h.score, h.row))
+        found.sort(key=lambda f: (f.score < IDENTICAL, -f.logit, -f.score, f.row))
     else:
-        hits.sort(key=lambda h: (-h.score, h.row))
-    kept = [h for h in hits if (min_z is None or h.z >= min_z) and (min_score is None or h.score >= min_score)
-            and (min_relevance is None or h.relevance >= min_relevance)][:k]
-    return [replace(h, rank=n + 1) for n, h in enumerate(kept)]
+        found.sort(key=lambda f: (-f.score, f.row))
+    kept = [f for f in found if (min_z is None or f.z >= min_z) and (min_score is None or f.score >= min_score)
+            and (min_relevance is None or f.relevance >= min_relevance)][:k]
+    items = index.rows_with_meta([f.row for f in kept])  # only the rows shown are read
+    return [Hit(n + 1, f.row, f.score, f.z, f.relevance, item.sample_id, item.source, item.modality.value,
+                item.label, item.text, meta, f.basis, f.logit) for n, (f, (item, meta)) in enumerate(zip(kept, items, strict=True))]
+
+
+class _Found(NamedTuple):
+    """A candidate before it is kept: no row read yet."""
+
+    row: int
+    score: float
+    z: float
+    relevance: float
+    logit: float
+    basis: str
 
 
 IDENTICAL = 1.0 - 1e-5  # a cosine this close to 1 is the query's own item (for the mean of one item)
 
 
 def _search_one(index: IndexSet, q: np.ndarray, target: Modality, k: int, fusion: str,
-                weights: Sequence[float] | None, query_modality: str) -> list[Hit]:
+                weights: Sequence[float] | None, query_modality: str) -> list[_Found]:
     part = index.parts[target]
     n = part.end - part.start
     if fusion == "gram":
@@ -166,13 +179,9 @@ def _search_one(index: IndexSet, q: np.ndarray, target: Modality, k: int, fusion
     basis = fit.describe() if fit is not None else rel.fallback_description(n)
     if fusion != "mean":
         basis = f"{fusion} fusion, {basis}"
-    out = []
-    for score, row, logit, p in zip(scores, rows, logits, probs, strict=True):
-        meta = index.rows[int(row)]
-        out.append(Hit(0, int(row), float(score), float((score - mu) / sd), float(p),
-                       meta.sample_id, meta.source, meta.modality.value, meta.label, meta.text,
-                       index.meta_of(int(row)), basis, float(logit)))
-    return out
+    zs = (scores - mu) / sd
+    return [_Found(int(r), float(sc), float(z), float(p), float(lg), basis)
+            for r, sc, z, p, lg in zip(rows, scores, zs, probs, logits, strict=True)]
 
 
 def _gram_topk(index: IndexSet, q: np.ndarray, target: Modality, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -80,7 +80,7 @@ def query_stats(stats: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """(mu, sd) of each query's scores over the target, from its mean and covariance."""
     q = np.atleast_2d(np.asarray(q, np.float32))
     mu = q @ stats[0]
-    var = np.einsum("qd,qd->q", q @ stats[1:], q)
+    var = ((q @ stats[1:]) * q).sum(axis=1)
     return mu, np.sqrt(np.maximum(var, 1e-12))
 
 
@@ -103,11 +103,21 @@ def logit_of(fit: PairFit | None, score: np.ndarray, mu: np.ndarray | float, sd:
 
 def _extreme_value_logit(z: np.ndarray, n: int) -> np.ndarray:
     """logit of Phi(z)^n, computed in log space (Phi(z) is 1 to machine precision for large z)."""
-    from scipy.special import log_ndtr
-
-    log_p = n * log_ndtr(np.asarray(z, np.float64))  # log Phi(z)^n, <= 0
+    z = np.atleast_1d(np.asarray(z, np.float64))
+    log_phi = np.array([_log_ndtr(float(v)) for v in z.ravel()]).reshape(z.shape)
+    log_p = n * log_phi  # log Phi(z)^n, <= 0
     log_1mp = np.log(-np.expm1(np.minimum(log_p, -1e-300)))
     return log_p - log_1mp
+
+
+def _log_ndtr(z: float) -> float:
+    """log Phi(z), accurate in both tails (a hit list is short: plain math, no scipy import)."""
+    if z >= 0:
+        return math.log1p(-0.5 * math.erfc(z / math.sqrt(2)))
+    if z > -37:
+        return math.log(0.5 * math.erfc(-z / math.sqrt(2)))
+    # beyond erfc's range: the Mills-ratio expansion of Phi(z)
+    return -0.5 * z * z - math.log(-z) - 0.5 * math.log(2 * math.pi) + math.log1p(-1 / (z * z) + 3 / z**4)
 
 
 def fallback_description(n: int) -> str:

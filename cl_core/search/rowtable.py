@@ -1,15 +1,14 @@
-"""An index's rows on disk: one JSON line per row plus the lines' offsets, memory-mapped and read per row.
+"""An index's rows on disk: one JSON line per row plus the lines' offsets, read per row when asked for.
 
 Parsing a million rows into Python objects costs tens of bytes per field and seconds on every open; a hit
 list needs ten rows. So the rows file is one line per row ([entry, sample id, source, modality, label, text,
-{metadata}]) and an int64 offsets array; a row is decoded when it is asked for. Whole columns (a map
-coloured by a metadata column) are read row by row on demand, never kept.
+{metadata}]) and an int64 offsets array; a row is read (pread, its pages not kept: see coldread) and decoded
+when it is asked for. Whole columns (a map coloured by a metadata column) are read in blocks, never kept.
 """
 
 from __future__ import annotations
 
 import json
-import mmap
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, overload
@@ -19,6 +18,7 @@ import numpy as np
 from cl_core.embed.gallery import Row
 from cl_core.errors import ClensError
 from cl_core.modality import Modality
+from cl_core.search.coldread import ColdFile
 
 PLAIN = (str, int, float, bool, type(None))
 
@@ -47,7 +47,7 @@ def write_rows(fh: IO[bytes], rows: Sequence[Row], meta: Mapping[str, Sequence[A
 class RowTable(Sequence[Row]):
     """The rows of an index folder, decoded one at a time from the memory-mapped file."""
 
-    def __init__(self, path: Path, offsets: np.ndarray, columns: Sequence[str]) -> None:
+    def __init__(self, path: Path, offsets: np.ndarray, columns: Sequence[str], keep: bool = False) -> None:
         size = path.stat().st_size
         n = len(offsets) - 1
         if offsets.ndim != 1 or n < 1 or offsets.dtype != np.int64 or offsets[0] != 0 or offsets[-1] != size \
@@ -56,8 +56,7 @@ class RowTable(Sequence[Row]):
         self.path = path
         self.offsets = offsets
         self.columns = tuple(columns)
-        with open(path, "rb") as fh:
-            self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self._file = ColdFile(path, keep)  # keep: rows read stay in the page cache (for an index of floats)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -73,8 +72,26 @@ class RowTable(Sequence[Row]):
         return self._decode(i)[0]
 
     def __iter__(self) -> Iterator[Row]:
-        for i in range(len(self)):
-            yield self._decode(i)[0]
+        for i, line in self._lines():
+            yield self._parse(i, line)[0]
+
+    def _lines(self, block: int = 4096) -> Iterator[tuple[int, bytes]]:
+        """Every row's line, read a block of rows at a time."""
+        for b in range(0, len(self), block):
+            e = min(b + block, len(self))
+            base = int(self.offsets[b])
+            (blob,) = self._file.read([(base, int(self.offsets[e]))])
+            for i in range(b, e):
+                yield i, blob[int(self.offsets[i]) - base:int(self.offsets[i + 1]) - base]
+
+    def many(self, rows: Sequence[int]) -> list[tuple[Row, dict[str, Any]]]:
+        """Rows and their metadata, read together (one batch of reads for a hit list)."""
+        n = len(self)
+        idx = [int(i) % n if -n <= int(i) < n else -1 for i in rows]
+        if any(i < 0 for i in idx):
+            raise IndexError(f"a row outside 0..{n - 1}")
+        lines = self._file.read([(int(self.offsets[i]), int(self.offsets[i + 1])) for i in idx])
+        return [self._parse(i, line) for i, line in zip(idx, lines, strict=True)]
 
     def meta_of(self, i: int) -> dict[str, Any]:
         """Row i's metadata (the gallery's other columns; empty values left out)."""
@@ -85,7 +102,10 @@ class RowTable(Sequence[Row]):
         if not -n <= i < n:
             raise IndexError(f"row {i} of {n}")
         i %= n
-        line = self._map[int(self.offsets[i]):int(self.offsets[i + 1])]
+        (line,) = self._file.read([(int(self.offsets[i]), int(self.offsets[i + 1]))])
+        return self._parse(i, line)
+
+    def _parse(self, i: int, line: bytes) -> tuple[Row, dict[str, Any]]:
         try:
             fields = json.loads(line)
             e, s, src, m, lab, txt, *rest = fields
@@ -100,7 +120,7 @@ class RowTable(Sequence[Row]):
             raise RowFileError(f"{self.path}: row {i:,} is not a valid index row: {exc}") from None
 
     def close(self) -> None:
-        self._map.close()
+        self._file.close()
 
 
 class MetaColumns(Mapping[str, Sequence[Any]]):
@@ -137,3 +157,7 @@ class _Column(Sequence[Any]):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         return self._table.meta_of(i).get(self._name)
+
+    def __iter__(self) -> Iterator[Any]:
+        for i, line in self._table._lines():
+            yield self._table._parse(i, line)[1].get(self._name)

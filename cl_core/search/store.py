@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import mmap
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from cl_core.hashing import file_sha256
 from cl_core.modality import Modality
 from cl_core.search import kinds, relevance
 from cl_core.search.blob_check import BlobError, check_blob
+from cl_core.search.coldread import ColdRows, forget, npy_data_offset
 from cl_core.search.rowtable import MetaColumns, RowFileError, RowTable, write_rows
 from cl_core.task import TaskState
 
@@ -37,8 +39,9 @@ FORMAT = "contrastive-lens-index"
 VERSION = 2  # 2: relevance mappings and score statistics per modality; rows as memory-mapped lines
 MANIFEST = "manifest.json"
 OUR_PREFIXES = ("rows-", "vectors-", "part-", "meta-")
-BLOB_SUFFIXES = (".faiss", ".calib.npy", ".stats.npy", ".offsets.npy")  # files read whole; the rest are mapped
+BLOB_SUFFIXES = (".faiss", ".calib.npy", ".stats.npy", ".offsets.npy", ".pq.npy", ".pqcodes.npy")  # read whole
 MAX_MANIFEST_BYTES = 16 * 1024**2
+COMPACT_KINDS = ("ivfpq", "binary")  # kinds chosen for memory: their rows are read and not kept cached
 RECALL_QUERIES = 300
 CALIBRATION_SAMPLE = 2048
 
@@ -69,6 +72,7 @@ class IndexSet:
     parts: dict[Modality, Part]
     meta: Mapping[str, Sequence[Any]] = field(default_factory=dict)  # the manifest's other columns, one value per row
     relevance: dict[tuple[str, str], relevance.PairFit] = field(default_factory=dict)  # (query, target) modality
+    cold: ColdRows | None = None  # loaded: float rows read on demand for exact re-ranking, never kept resident
 
     @property
     def dim(self) -> int:
@@ -78,6 +82,12 @@ class IndexSet:
     def model_fingerprint(self) -> str:
         return str(self.manifest["model"]["fingerprint"])
 
+    def rows_with_meta(self, rows: Sequence[int]) -> list[tuple[Row, dict[str, Any]]]:
+        """Several rows and their metadata in one go (a hit list)."""
+        if isinstance(self.rows, RowTable):
+            return self.rows.many(rows)
+        return [(self.rows[r], self.meta_of(r)) for r in rows]
+
     def meta_of(self, row: int) -> dict[str, Any]:
         """One row's metadata, empty values left out (read from its line, not from whole columns)."""
         if isinstance(self.rows, RowTable):
@@ -85,7 +95,11 @@ class IndexSet:
         return {name: values[row] for name, values in self.meta.items() if values[row] not in (None, "")}
 
     def rerank(self, part: Part) -> kinds.Rerank:
-        """Exact scores for candidate positions of `part`, read from the float vectors."""
+        """Exact scores for candidate positions of `part`, read from the float vectors (on demand, not kept,
+        for an index opened from its folder)."""
+        cold = self.cold
+        if cold is not None:
+            return kinds.exact_rerank(lambda pos: cold(pos + part.start))
         return kinds.exact_rerank(self.vectors, part.start)
 
     def search_part(self, modality: Modality, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -147,10 +161,38 @@ def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, A
         k = min(10, part.end - part.start - 1)
         if k < 1:
             continue
+        if part.built.kind == "hnsw":  # its own node would guide a graph search to a left-out query: held out
+            part.recall_at_10 = round(_tune_held_out(part, vectors, q, own, k, seed), 4)
+            continue
         truth = kinds.exact_topk(q, vectors[part.start:part.end], k, own)
         part.recall_at_10 = round(kinds.tune(part.built, q, truth, k, index_set.rerank(part), exclude=own), 4)
     index_set.manifest = _manifest(index_set, {})
     return index_set
+
+
+def _tune_held_out(part: Part, vectors: np.ndarray, q: np.ndarray, own: np.ndarray, k: int, seed: int) -> float:
+    """Tune a graph index on queries it has never seen: a second graph is built without the gallery rows used
+    as queries, tuned against exact search over the same rows, and its setting is kept for the real graph
+    (same size within a few hundred rows). Costs a second build; beyond a million rows, the second graph
+    is built over a random million."""
+    n = part.end - part.start
+    inside = own >= 0
+    keep = ~inside | (np.cumsum(inside) <= n // 2)  # a small part keeps at least half its rows in the graph
+    q, own = q[keep], own[keep]
+    k = min(k, n - int((own >= 0).sum()))
+    rows = np.setdiff1d(np.arange(n), own[own >= 0])
+    rng = np.random.default_rng(seed)
+    if len(rows) > HELD_OUT_GRAPH_MAX:
+        rows = np.sort(rng.choice(rows, size=HELD_OUT_GRAPH_MAX, replace=False))
+    sub = np.ascontiguousarray(vectors[part.start:part.end][rows], np.float32)
+    probe = kinds.build(part.built.kind, sub, seed)
+    truth = kinds.exact_topk(q, sub, k)
+    got = kinds.tune(probe, q, truth, k, kinds.exact_rerank(sub))
+    part.built.params.update(probe.params)
+    return got
+
+
+HELD_OUT_GRAPH_MAX = 1_000_000
 
 
 def measurement_rows(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -160,7 +202,8 @@ def measurement_rows(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 RECALL_BASIS = ("agreement with exact search: recall@10 of the index's answers against the exact top 10, for "
-                "gallery items of every modality used as queries, each left out of its own results")
+                "gallery items of every modality used as queries, each left out of its own results (for a graph "
+                "index, left out of a second graph built to tune it)")
 
 
 def _manifest(s: IndexSet, files: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -210,6 +253,12 @@ def save(index_set: IndexSet, folder: str | Path) -> Path:
         put(entry["calibration"], buf)
         entry["stats"] = f"part-{part.modality.value}-{tag}.stats.npy"
         put(entry["stats"], _npy_bytes(np.asarray(part.stats, np.float32)))
+        if part.built.pq is not None and part.built.pq_codes is not None:
+            pq = part.built.pq
+            entry["pq"] = f"part-{part.modality.value}-{tag}.pq.npy"
+            put(entry["pq"], _npy_bytes(faiss_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub)))
+            entry["pq_codes"] = f"part-{part.modality.value}-{tag}.pqcodes.npy"
+            put(entry["pq_codes"], _npy_bytes(np.ascontiguousarray(part.built.pq_codes, np.uint8)))
     manifest["files"] = files
     write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))
     for f in folder.iterdir():  # after the commit: what the new manifest does not name is garbage
@@ -233,14 +282,37 @@ def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = N
                              f"the open model's fingerprint is {fingerprint}: rebuild the index for this model")
     if dim is not None and int(manifest["dim"]) != dim:
         raise DimensionMismatchError(f"the index {folder}", int(manifest["dim"]), "the model", dim)
-    blobs = {}
+    opened: list[mmap.mmap] = []
+    try:
+        return _load(folder, manifest, digest, opened)
+    finally:
+        for m in opened:
+            try:
+                m.close()
+            except BufferError:  # still exported by an array being collected: closed when it is
+                pass
+        files = manifest.get("files")
+        for name in [MANIFEST, *(files if isinstance(files, dict) else ())]:  # what is needed is in memory now,
+            if isinstance(name, str) and Path(name).name == name:             # or is read on demand
+                forget(folder / name)
+
+
+def _load(folder: Path, manifest: dict[str, Any], digest: Callable[[Path], str] | None,
+          opened: list[mmap.mmap]) -> IndexSet:
+    blobs: dict[str, Any] = {}
     for name, entry in manifest["files"].items():
         path = folder / name
         if Path(name).name != name or not path.is_file():
             raise IndexFileError(f"{folder}: {name} named by the manifest is missing")
         if path.stat().st_size != entry["bytes"]:
             raise IndexFileError(f"{path}: size {path.stat().st_size} differs from the manifest's {entry['bytes']}")
-        blob = path.read_bytes() if name.endswith(BLOB_SUFFIXES) else None
+        blob: bytes | mmap.mmap | None = None
+        if name.endswith(".faiss") and entry["bytes"] > 0:  # mapped: faiss copies it once, no bytes in between
+            with open(path, "rb") as fh:
+                blob = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            opened.append(blob)
+        elif name.endswith(BLOB_SUFFIXES):
+            blob = path.read_bytes()
         if digest is not None:  # memoised by the file's identity: a changed file is hashed again
             found = digest(path)
         else:
@@ -270,9 +342,36 @@ def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = N
         d = int(manifest["dim"])
         if stats.shape != (d + 1, d) or stats.dtype != np.float32 or not np.all(np.isfinite(stats)):
             raise IndexFileError(f"{folder / p['stats']}: not score statistics for {d}-d vectors")
+        if "pq" in p:
+            built.pq, built.pq_codes = _pq(folder, p, blobs, d, p["end"] - p["start"])
         parts[Modality(p["modality"])] = Part(Modality(p["modality"]), p["start"], p["end"], built,
                                               p.get("recall_at_10"), calib, stats)
-    return IndexSet(folder, manifest, rows, vectors, parts, meta, _fits(folder, manifest))
+    cold = ColdRows(folder / vec_name, (int(manifest["count"]), int(manifest["dim"])), npy_data_offset(folder / vec_name))
+    return IndexSet(folder, manifest, rows, vectors, parts, meta, _fits(folder, manifest), cold)
+
+
+def _pq(folder: Path, p: dict[str, Any], blobs: dict[str, bytes], d: int, n: int) -> tuple[Any, np.ndarray]:
+    """A binary part's product quantiser and codes, checked against the part's size and dimension."""
+    import faiss
+
+    if p.get("pq") not in blobs or p.get("pq_codes") not in blobs:
+        raise IndexFileError(f"{folder / MANIFEST}: a binary part's codes are not listed")
+    centroids = np.load(io.BytesIO(blobs[p["pq"]]), allow_pickle=False)
+    codes = np.load(io.BytesIO(blobs[p["pq_codes"]]), allow_pickle=False)
+    if centroids.ndim != 3 or centroids.dtype != np.float32 or centroids.shape[1] != 256 \
+            or centroids.shape[0] * centroids.shape[2] != d or not np.all(np.isfinite(centroids)):
+        raise IndexFileError(f"{folder / p['pq']}: not a product quantiser for {d}-d vectors")
+    if codes.shape != (n, centroids.shape[0]) or codes.dtype != np.uint8:
+        raise IndexFileError(f"{folder / p['pq_codes']}: not {n:,} codes of {centroids.shape[0]} bytes")
+    pq = faiss.ProductQuantizer(d, centroids.shape[0], 8)
+    faiss.copy_array_to_vector(centroids.ravel(), pq.centroids)
+    return pq, codes
+
+
+def faiss_array(vector: Any) -> np.ndarray:
+    import faiss
+
+    return faiss.vector_to_array(vector)
 
 
 def _fits(folder: Path, manifest: dict[str, Any]) -> dict[tuple[str, str], relevance.PairFit]:
@@ -326,7 +425,8 @@ def _rows(folder: Path, manifest: dict[str, Any], blobs: dict[str, bytes]) -> tu
         raise IndexFileError(f"{folder / MANIFEST}: names no rows file and offsets; rebuild the index")
     try:
         offsets = np.load(io.BytesIO(blobs[off_name]), allow_pickle=False)
-        table = RowTable(folder / rows_name, offsets, columns)
+        compact = any(p.get("kind") in COMPACT_KINDS for p in manifest.get("parts", []))
+        table = RowTable(folder / rows_name, offsets, columns, keep=not compact)
     except ValueError as exc:
         raise IndexFileError(f"{folder / off_name}: {exc}") from None
     except RowFileError as exc:

@@ -1,0 +1,108 @@
+"""Reading a few rows of a large file without keeping it resident.
+
+An open index answers a query from what it holds in memory; the files beside it (float vectors for exact
+re-ranking, the rows' text) are read a few rows at a time. Through a memory map every row ever touched
+stays in the page cache, so after some hundreds of queries the whole file is resident again. Here rows are
+read with pread and their pages handed back to the kernel (POSIX_FADV_DONTNEED) straight away: what an
+open index keeps is what it holds, measured (benchmarks/bench_real.py).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+_ADVISE = hasattr(os, "posix_fadvise")
+PAGE = mmap.PAGESIZE
+
+
+def forget(path: str | os.PathLike[str]) -> None:
+    """Drop a file's clean pages from the page cache (best effort; a no-op where the OS has no fadvise)."""
+    if not _ADVISE:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class ColdFile:
+    """Byte ranges of one file, read with pread and forgotten after each batch (`keep`: left to the page
+    cache, faster for the next reads of the same pages)."""
+
+    def __init__(self, path: Path, keep: bool = False) -> None:
+        self.path = path
+        self.keep = keep
+        self._fd = os.open(path, os.O_RDONLY)
+        if _ADVISE and not keep:  # no readahead: neighbouring pages would arrive after they were dropped
+            os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_RANDOM)
+        self._lock = threading.Lock()  # one fd, several search threads
+
+    def read(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """The bytes [start, end) of each range, in order; adjacent ranges are read in one call."""
+        out: list[bytes] = []
+        with self._lock:
+            for start, end in ranges:
+                out.append(os.pread(self._fd, end - start, start))
+            if _ADVISE and ranges and not self.keep:  # whole pages only are dropped: widen to the pages the reads touched
+                lo = min(s for s, _ in ranges) // PAGE * PAGE
+                hi = -(-max(e for _, e in ranges) // PAGE) * PAGE
+                os.posix_fadvise(self._fd, lo, hi - lo, os.POSIX_FADV_DONTNEED)
+        return out
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __del__(self) -> None:
+        try:
+            os.close(self._fd)
+        except (OSError, AttributeError):
+            pass
+
+
+class ColdRows:
+    """Float rows of a float32 .npy matrix read on demand (for exact re-ranking), never kept resident."""
+
+    def __init__(self, path: Path, shape: tuple[int, int], data_offset: int) -> None:
+        self.file = ColdFile(path)
+        self.shape = shape
+        self.offset = data_offset
+        self.row_bytes = shape[1] * 4
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """[len(rows), D] float32 for global row numbers (any order, repeats allowed)."""
+        rows = np.asarray(rows, np.int64)
+        uniq = np.unique(rows)
+        ranges = _runs(uniq, self.offset, self.row_bytes)
+        blob = b"".join(self.file.read(ranges))
+        got = np.frombuffer(blob, np.float32).reshape(len(uniq), self.shape[1])
+        return got[np.searchsorted(uniq, rows)]
+
+
+def _runs(sorted_rows: np.ndarray, offset: int, row_bytes: int) -> list[tuple[int, int]]:
+    """Byte ranges covering sorted rows, consecutive rows merged into one range."""
+    if not len(sorted_rows):
+        return []
+    breaks = np.flatnonzero(np.diff(sorted_rows) != 1) + 1
+    starts = np.r_[sorted_rows[0], sorted_rows[breaks]]
+    ends = np.r_[sorted_rows[breaks - 1], sorted_rows[-1]] + 1
+    return [(offset + int(s) * row_bytes, offset + int(e) * row_bytes) for s, e in zip(starts, ends, strict=True)]
+
+
+def npy_data_offset(path: Path) -> int:
+    """Where a .npy file's array data starts (after its header)."""
+    fmt = np.lib.format
+    with open(path, "rb") as fh:
+        version = fmt.read_magic(fh)
+        (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fh)
+        return fh.tell()

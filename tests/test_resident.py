@@ -1,0 +1,101 @@
+"""What an open index keeps: rows and float vectors read on demand are not left in the page cache, the
+binary kind answers from its codes, and its files are checked like every other."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cl_core.atomic import atomic_write
+from cl_core.embed.gallery import Row
+from cl_core.modality import Modality
+from cl_core.search import kinds
+from cl_core.search.coldread import ColdRows, npy_data_offset
+from cl_core.search.query import search
+from cl_core.search.store import IndexFileError, build_index_set, load, save
+
+_spec = importlib.util.spec_from_file_location("resident", Path(__file__).parents[1] / "benchmarks" / "resident.py")
+assert _spec is not None and _spec.loader is not None
+resident = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(resident)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_rows_read_on_demand_are_right_and_not_kept(tmp_path):
+    x = np.random.default_rng(0).standard_normal((4000, 256)).astype(np.float32)
+    path = tmp_path / "v.npy"
+    with atomic_write(path) as fh:  # fsynced: clean pages, which the kernel can drop
+        np.save(fh, x)
+    resident.drop_cached(path)
+    rows = ColdRows(path, x.shape, npy_data_offset(path))
+    want = np.array([3999, 5, 6, 7, 5, 1200, 0])
+    np.testing.assert_array_equal(rows(want), x[want])
+    assert resident.cached_bytes(path) == 0
+    np.load(path, mmap_mode="r")[want].sum()  # the same reads through a memory map stay cached
+    assert resident.cached_bytes(path) > 0
+
+
+def test_an_open_compact_index_keeps_no_file_pages(tmp_path):
+    rng = np.random.default_rng(1)
+    x = unit(rng.standard_normal((3000, 64)) + 2 * rng.standard_normal((1, 64)))  # a shared direction
+    rows = [Row(i, f"s{i}", f"f{i}", Modality.IMAGE) for i in range(3000)]
+    save(build_index_set(rows, x, {"fingerprint": "fp", "name": "m"}, {}, "binary"), tmp_path / "ix")
+    index = load(tmp_path / "ix")
+    for q in x[:20]:
+        search(index, q[None], Modality.IMAGE, k=10)
+    assert sum(resident.cached_bytes(p) for p in (tmp_path / "ix").iterdir()) == 0
+
+
+def test_binary_codes_are_centred_and_ranked_by_product_codes():
+    rng = np.random.default_rng(2)
+    centres = rng.standard_normal((40, 64)) + 3.0  # every vector leans one way: raw sign bits say little
+    both = unit(centres[rng.integers(0, 40, 5200)] + 0.7 * rng.standard_normal((5200, 64)))
+    x, q = both[:5000], both[5000:]
+    built = kinds.build("binary", x)
+    assert built.pq is not None and built.pq_codes is not None and built.pq_codes.shape == (5000, 8)
+    assert abs(np.mean(built.params["centre"]) - float(x.mean())) < 1e-4
+    truth = kinds.exact_topk(q, x, 10)
+    got = kinds.tune(built, q, truth, 10, kinds.exact_rerank(x))
+    assert got >= kinds.RECALL_TARGET
+    uncentred = kinds.search(kinds.Built("binary", built.index, {**built.params, "centre": [0.0] * 64}, 0, built.pq,
+                                         built.pq_codes), q, 10, kinds.exact_rerank(x))[1]
+    assert kinds.recall_at(uncentred, truth) < got  # the centre is what makes the bits informative
+
+
+def test_a_binary_index_answers_the_same_after_saving_and_forged_codes_are_refused(tmp_path):
+    rng = np.random.default_rng(3)
+    x = unit(rng.standard_normal((600, 32)))
+    rows = [Row(i, f"s{i}", f"f{i}", Modality.TEXT) for i in range(600)]
+    s = build_index_set(rows, x, {"fingerprint": "fp", "name": "m"}, {}, "binary")
+    save(s, tmp_path / "ix")
+    again = load(tmp_path / "ix")
+    assert [h.row for h in search(again, x[:1], Modality.TEXT, k=5)] == [h.row for h in search(s, x[:1], Modality.TEXT, k=5)]
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    name = manifest["parts"][0]["pq_codes"]
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((599, 4), np.uint8))  # one row short, checksum made to match
+    blob = buf.getvalue()
+    (tmp_path / "ix" / name).write_bytes(blob)
+    manifest["files"][name] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+    (tmp_path / "ix" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexFileError, match="not 600 codes"):
+        load(tmp_path / "ix")
+
+
+@pytest.mark.parametrize("z", [-60.0, -37.5, -20.0, -5.0, -1.0, 0.0, 0.5, 3.0, 9.0])
+def test_log_normal_tail_matches_scipy(z):
+    from scipy.special import log_ndtr
+
+    from cl_core.search.relevance import _log_ndtr
+
+    assert _log_ndtr(z) == pytest.approx(float(log_ndtr(z)), rel=1e-6, abs=1e-300)
