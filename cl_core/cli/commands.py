@@ -14,6 +14,7 @@ import numpy as np
 from cl_core.cli.format import (
     print_diagnosis,
     print_evaluation,
+    print_explained,
     print_failures,
     print_hits,
     print_info,
@@ -305,5 +306,33 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
                     lambda dg: dg.report, lambda dg: print_diagnosis(dg.report))
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    actions = _actions()
+    if not args.text and not args.query:
+        print("clens explain: give the query: --text T or --query FILE", file=sys.stderr)
+        return EXIT_USAGE
+    if (args.target is None) == (args.target_text is None):
+        print("clens explain: give one target: a file, or --target-text T", file=sys.stderr)
+        return EXIT_USAGE
+    if args.png and not _out_file_ok("explain", Path(args.png)):
+        return EXIT_USAGE
+    opened = _open(args)
+    with ProgressPrinter(args.quiet) as progress:
+        got = actions.explain(opened.model, args.target, tuple(args.text), tuple(args.query), args.target_text,
+                              progress.state)
+    print_failures(got.failures)
+    if got.failures:
+        print("clens explain: the query could not be embedded", file=sys.stderr)
+        return EXIT_FAILED
+    if args.png:
+        actions.save_picture(got, args.png, args.opacity)
+        print(f"wrote {args.png}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(got.to_dict(), indent=1))
+    else:
+        print_explained(got)
+    return EXIT_OK
+
+
 COMMANDS = {"info": cmd_info, "embed": cmd_embed, "train": cmd_train, "demo": cmd_demo,
-            "doctor": cmd_doctor, "cache info": cmd_cache_info, "cache prune": cmd_cache_prune, "index build": cmd_index_build, "search": cmd_search, "project": cmd_project, "eval": cmd_eval, "diagnose": cmd_diagnose}
+            "doctor": cmd_doctor, "cache info": cmd_cache_info, "cache prune": cmd_cache_prune, "index build": cmd_index_build, "search": cmd_search, "project": cmd_project, "explain": cmd_explain, "eval": cmd_eval, "diagnose": cmd_diagnose}

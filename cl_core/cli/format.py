@@ -96,3 +96,20 @@ def print_diagnosis(report: dict[str, Any]) -> None:
             if key.startswith("hubness"):
                 print(f"    {key}: skew {_f(h['skewness'])}, never retrieved {_f(h['never_retrieved'])}, "
                       f"max N_{h['k']} {h['max_occurrence']}")
+
+
+def print_explained(got: Any) -> None:
+    """A map's gist in words: the peak, the moment, or the words by importance."""
+    if got.image is not None:
+        h, w = got.image.heat.shape
+        x, y = got.image.peak
+        print(f"{got.target}: best match at x={x}, y={y} of {w}x{h} ({got.image.windows} windows of "
+              f"{', '.join(map(str, got.image.window_sizes))} px, then occlusion in the best)")
+    elif got.curve is not None:
+        print(f"{got.target}: best match at {got.curve.peak_s:.2f} s (windows of {got.curve.window_s:.2f} s)")
+    elif got.words is not None:
+        order = sorted(zip(got.words.words, got.words.importance, strict=True), key=lambda t: -t[1])
+        width = max(len(w) for w, _ in order) if order else 0
+        print(f"score {got.words.score:+.4f}; words by how much the score drops without them:")
+        for word, imp in order:
+            print(f"  {word:<{width}}  {imp:+.4f}")

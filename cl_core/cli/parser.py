@@ -15,7 +15,8 @@ from cl_core.choices import (
 )
 from cl_core.modality import Modality
 
-VERBS = ("gui", "info", "embed", "demo", "train", "index", "search", "project", "eval", "diagnose", "doctor", "cache")
+VERBS = ("gui", "info", "embed", "demo", "train", "index", "search", "project", "explain", "eval", "diagnose", "doctor",
+         "cache")
 
 
 def _modality(value: str) -> Modality:
@@ -188,6 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     _cache_args(ev)
     _source_args(ev)
+
+    ex = sub.add_parser("explain", help="where in an image, when in a sound or which words of a text match a query")
+    _model_args(ex)
+    ex.add_argument("target", nargs="?", default=None, help="the image, channel stack or sound to map")
+    ex.add_argument("--target-text", default=None, help="a text to map word by word (instead of a file)")
+    ex.add_argument("--text", action="append", default=[], help="a query text (repeatable; fused with --query)")
+    ex.add_argument("--query", action="append", default=[], help="a query file (repeatable)")
+    ex.add_argument("--png", default=None, help="write the map as a PNG (over the picture, or the curve of a sound)")
+    ex.add_argument("--opacity", type=_probability, default=0.55, help="the map's opacity over the picture")
+    ex.add_argument("--json", action="store_true")
+    ex.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     dg = sub.add_parser("diagnose", help="geometry of the embedding space on a gallery")
     _model_args(dg)

@@ -199,3 +199,45 @@ def make_sample(seed: int, index: int, compositional_fraction: float = 0.15) -> 
 def make_world(seed: int, count: int, compositional_fraction: float = 0.15, workers: int | None = None
                ) -> list[Sample]:
     return generate(make_sample, seed, count, workers, compositional_fraction=compositional_fraction)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Held-out test scenes for localisation, with the truth: several distinct objects on one canvas (their
+    centres and radii) and their sounds one after another (each object's segment, in seconds)."""
+
+    objects: tuple[Obj, ...]
+    image: Image.Image
+    centres: tuple[tuple[float, float], ...]
+    radii: tuple[float, ...]
+    audio: np.ndarray
+    segments: tuple[tuple[float, float], ...]
+
+
+SCENE_SEED = 777_000  # never used for training or the galleries
+
+
+def make_scene(index: int, objects: int = 2, canvas: int = 2 * IMAGE_SIZE, seed: int = SCENE_SEED) -> Scene:
+    """`objects` objects of distinct colour-and-shape, placed apart on a `canvas`-pixel square, and their
+    sounds (1 s each, no position hum) in the same order."""
+    rng = _rng(seed, index)
+    chosen: list[Obj] = []
+    while len(chosen) < objects:
+        o = random_object(rng, "centre")
+        if all((o.colour, o.shape) != (c.colour, c.shape) for c in chosen):
+            chosen.append(o)
+    base = np.clip(rng.normal(225, 6, (canvas, canvas, 3)), 0, 255).astype(np.uint8)
+    img = Image.fromarray(base, "RGB")
+    centres: list[tuple[float, float]] = []
+    margin = SIZES["large"] + 4
+    while len(centres) < objects:
+        c = (float(rng.uniform(margin, canvas - margin)), float(rng.uniform(margin, canvas - margin)))
+        if all(math.dist(c, d) > 2 * SIZES["large"] + 8 for d in centres):
+            centres.append(c)
+    radii = []
+    for o, c in zip(chosen, centres, strict=True):
+        draw_object(img, o, c, rng)
+        radii.append(SIZES[o.size] * 1.08 + 2)  # the drawn radius at most, plus its jitter
+    audio = np.concatenate([sound(o, 1.0, rng) for o in chosen])
+    segments = tuple((float(i), float(i + 1)) for i in range(objects))
+    return Scene(tuple(chosen), img, tuple(centres), tuple(radii), audio, segments)
