@@ -8,7 +8,9 @@ for the life of the window: started lazily, warmed when a model is ready, closed
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,8 @@ from cl_core.state import ModelSettings
 from cl_core.task import Progress, TaskState
 
 from .qt_worker import Job, JobRunner, settle_heap
+
+EXPLAINED_KEPT = 32  # maps kept in memory (an image's map is ~4 MB at most)
 
 
 class Jobs(QObject):
@@ -57,6 +61,8 @@ class Jobs(QObject):
         self._then_search: str | None = None  # a text to search once a gallery is ready
         self._then_project: str | None = None  # a method to map the gallery with once it is ready
         self.composite: tuple[str, str, str] | None = None  # channels shown as RGB for stacks (None: default)
+        self.explain_rank: int | None = None  # after the next search, explain its hit of this rank (1: best)
+        self._explained: OrderedDict[tuple[str, str, str, str], actions.Explained] = OrderedDict()
         self.settings.events.cache_dir.connect(self._drop_cache)
 
     # ---- shared resources ----------------------------------------------------------------------
@@ -299,6 +305,11 @@ class Jobs(QObject):
             self.status.emit("the query could not be embedded (see Messages)")
         else:
             self.status.emit(f"{len(hits)} result(s)" if hits else "nothing relevant above the threshold")
+        rank, self.explain_rank = self.explain_rank, None
+        if rank is not None and 0 < rank <= len(result.shown):
+            row = result.shown[rank - 1].row
+            self.session.select_gallery([row])
+            self.explain_row(row)
 
     def fetch_thumbnails(self, sources: Sequence[str], size: int = 128, kind: str = "thumbs",
                          stacks: Sequence[str] = ()) -> Job | None:
@@ -380,6 +391,48 @@ class Jobs(QObject):
             if not self.session.set_projection(projected):
                 return
         self.session.set_query_point(point, projected)
+
+    # ---- why it matched ----------------------------------------------------------------------------
+
+    def explain_row(self, row: int) -> Job | None:
+        """Map why gallery row `row` matched the shown results' query (where in its picture, when in its sound,
+        which of its words); kept per (model, item, query), so showing it again is instant."""
+        model, index, vector = self.session.model, self.session.index, self.session.query_vector
+        if model is None or index is None or not 0 <= row < len(index.rows):
+            self.error.emit("open a model and a gallery, then pick one item to explain")
+            return None
+        if vector is None:
+            self.status.emit("search first: an item is explained against the shown results' query")
+            return None
+        r = index.rows[row]
+        query = self.session.query
+        label = [*query.texts, *query.files, *query.vector_sources] if query is not None else []
+        fingerprint = self.session.model_fingerprint or ""
+        key = (fingerprint, r.modality.value, r.text if r.text is not None else r.source,
+               hashlib.sha256(np.ascontiguousarray(vector, np.float32).tobytes()).hexdigest())
+        known = self._explained.get(key)
+        if known is not None:
+            self._explained.move_to_end(key)
+            self.session.set_explanation(known)
+            return None
+        self.status.emit(f"explaining {r.source} ...")
+
+        def run(state: TaskState) -> actions.Explained:
+            if r.text is not None and r.modality.value == "text":
+                return actions.explain(model, target_text=r.text, state=state, query_vector=vector, query_label=label,
+                                       fingerprint=fingerprint)
+            return actions.explain(model, r.source, state=state, query_vector=vector, query_label=label,
+                                   modality=r.modality.value, fingerprint=fingerprint)
+
+        def done(got: actions.Explained) -> None:
+            self._explained[key] = got
+            while len(self._explained) > EXPLAINED_KEPT:
+                self._explained.popitem(last=False)
+            if self.session.set_explanation(got):
+                self.status.emit(f"why {Path(got.target).name if got.modality != 'text' else 'the text'} matched: "
+                                 "see the Why panel")
+
+        return self._start("explain", "explaining the match", run, done)
 
     # ---- cancel and shutdown -------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ def run_app(args: argparse.Namespace) -> int:
     close_on_signals(window)
     if args.search:
         window.jobs.search_when_ready(args.search)
+        window.jobs.explain_rank = getattr(args, "explain", None)
     if args.project:
         window.jobs.project_when_ready(args.project)
     if args.colour:

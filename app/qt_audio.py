@@ -16,10 +16,12 @@ class AudioPlayer(QObject):
         self._stop.setSingleShot(True)
         self._stop.timeout.connect(self.stop)
         self.source = ""
+        self.start_s = 0.0  # where the last play started, in seconds
+        self._pending_start = 0.0
 
-    def play(self, path: str, seconds: float | None = None) -> bool:
-        """Start `path` (stop it when it is the one playing); `seconds`: a preview that stops by itself.
-        False when nothing plays."""
+    def play(self, path: str, seconds: float | None = None, start_s: float = 0.0) -> bool:
+        """Start `path` (stop it when it is the one playing, unless `start_s` asks for another moment);
+        `seconds`: a preview that stops by itself; `start_s`: where to start. False when nothing plays."""
         try:
             from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
         except ImportError:
@@ -29,16 +31,32 @@ class AudioPlayer(QObject):
         if not isinstance(player, QMediaPlayer):
             player = QMediaPlayer(self)
             player.setAudioOutput(QAudioOutput(self))
+            player.mediaStatusChanged.connect(self._media_status)
             self._player = player
-        if player.playbackState() == QMediaPlayer.PlaybackState.PlayingState and self.source == path:
+        playing = player.playbackState() == QMediaPlayer.PlaybackState.PlayingState and self.source == path
+        if playing and not start_s:
             self.stop()
             return False
-        self.source = path
-        player.setSource(QUrl.fromLocalFile(path))
+        reload = self.source != path or not playing
+        if reload:
+            self.source = path
+            player.setSource(QUrl.fromLocalFile(path))
+        self.start_s = start_s
+        self._pending_start = start_s if reload else 0.0
+        if start_s:
+            player.setPosition(int(start_s * 1000))  # again once the media has loaded (see _media_status)
         player.play()
         if seconds is not None:
             self._stop.start(int(seconds * 1000))
         return True
+
+    def _media_status(self, status: object) -> None:
+        from PySide6.QtMultimedia import QMediaPlayer
+
+        loaded = (QMediaPlayer.MediaStatus.LoadedMedia, QMediaPlayer.MediaStatus.BufferedMedia)
+        if self._pending_start and status in loaded and isinstance(self._player, QMediaPlayer):
+            self._player.setPosition(int(self._pending_start * 1000))
+            self._pending_start = 0.0
 
     def stop(self) -> None:
         self._stop.stop()

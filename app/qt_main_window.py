@@ -26,6 +26,7 @@ from cl_core.task import Progress
 
 from .jobs import Jobs
 from .qt_drop_panel import DropPanel
+from .qt_explain_panel import ExplainPanel
 from .qt_jobs_panel import JobsPanel
 from .qt_messages_panel import MessagesPanel
 from .qt_model_panel import ModelPanel
@@ -52,10 +53,11 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("similarity", "Similarity matrix", lambda s, j: SimilarityPanel(s), Area.RightDockWidgetArea),
     PanelSpec("search", "Gallery search", lambda s, j: SearchPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("projection", "Projection", lambda s, j: ProjectionPanel(s, j), Area.RightDockWidgetArea),
+    PanelSpec("explain", "Why it matched", lambda s, j: ExplainPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("messages", "Messages", lambda s, j: MessagesPanel(s, j), Area.BottomDockWidgetArea),
     PanelSpec("jobs", "Jobs", lambda s, j: JobsPanel(s, j), Area.BottomDockWidgetArea),
 )
-LAYOUT_VERSION = 4  # bumped when panels are added, so an old saved layout is not applied
+LAYOUT_VERSION = 5  # bumped when panels are added, so an old saved layout is not applied
 
 
 class MainWindow(QMainWindow):
@@ -69,6 +71,7 @@ class MainWindow(QMainWindow):
         self.session.gallery_changed.connect(self._update_title)
         self.session.results_changed.connect(self._show_results)
         self.session.projection_changed.connect(self._show_projection)
+        self.session.explanation_changed.connect(self._show_explanation)
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.panels: dict[str, QWidget] = {}
@@ -86,6 +89,7 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(self.docks["model"], self.docks["inputs"], Qt.Orientation.Vertical)
         self.tabifyDockWidget(self.docks["similarity"], self.docks["search"])
         self.tabifyDockWidget(self.docks["search"], self.docks["projection"])
+        self.tabifyDockWidget(self.docks["projection"], self.docks["explain"])
         self.tabifyDockWidget(self.docks["messages"], self.docks["jobs"])
         self.docks["messages"].raise_()
         self.docks["similarity"].raise_()
@@ -124,6 +128,11 @@ class MainWindow(QMainWindow):
         if self.session.projection is not None:
             self.docks["projection"].show()
             self.docks["projection"].raise_()
+
+    def _show_explanation(self) -> None:
+        if self.session.explanation is not None:
+            self.docks["explain"].show()
+            self.docks["explain"].raise_()
 
     def _show_messages(self) -> None:
         self.docks["messages"].show()

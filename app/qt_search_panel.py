@@ -367,6 +367,10 @@ class SearchPanel(QWidget):
         menu = QMenu(self)
         more = menu.addAction("More like this" if len(hits) == 1 else f"More like these {len(hits)} (fused)")
         more.triggered.connect(lambda: self.jobs.more_like([h.row for h in hits], self.state.k, self._threshold()))
+        if len(hits) == 1:
+            why = menu.addAction("Why did this match?")
+            why.setToolTip("Where in the picture, when in the sound or which words carry the match")
+            why.triggered.connect(lambda: self.jobs.explain_row(hits[0].row))
         files = [h for h in hits if not h.text]
         if files:
             folder = menu.addAction("Open the containing folder")

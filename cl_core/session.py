@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 from psygnal import Signal
 
+from cl_core.analysis.explain import Explained
 from cl_core.analysis.projection import Projected
 from cl_core.embed.gallery import GalleryEmbedding
 from cl_core.embed.items import EmbedResult
@@ -36,6 +37,7 @@ class Session:
     gallery_selection_changed = Signal(object)  # frozenset[int] of gallery (index) rows
     projection_changed = Signal()  # a map of the gallery was made, or dropped
     query_point_changed = Signal()  # where the shown results' query lands in the map (or None)
+    explanation_changed = Signal()  # a map of why an item matched a query (or None)
 
     def __init__(self) -> None:
         self.model: BaseModel | None = None
@@ -55,6 +57,7 @@ class Session:
         self.gallery_selection: frozenset[int] = frozenset()
         self.projection: Projected | None = None
         self.query_point: np.ndarray | None = None  # [2], the query placed by the map's own transform
+        self.explanation: Explained | None = None  # where / when / which words made the shown item match
 
     # ---- model -------------------------------------------------------------------------------
 
@@ -69,6 +72,7 @@ class Session:
         self.selection = frozenset()
         self.pending_items = pending
         self._set_gallery(None, None, self.gallery_source)
+        self.set_explanation(None)
         self.model_changed.emit(model)
         self.items_changed.emit()
 
@@ -122,6 +126,14 @@ class Session:
             return False
         self.query_point = None if point is None else np.asarray(point, np.float32).reshape(2)
         self.query_point_changed.emit()
+        return True
+
+    def set_explanation(self, explained: Explained | None) -> bool:
+        """Show why an item matched; refused (False) when another model computed it."""
+        if explained is not None and (self.model is None or not self.is_current(explained.model_fingerprint)):
+            return False
+        self.explanation = explained
+        self.explanation_changed.emit()
         return True
 
     def select_gallery(self, rows: Iterable[int]) -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate the pictures in docs/: the window as `clens` opens it, the demo gallery searched (results grid),
-# the tissue demo searched, and the gallery's UMAP map with a query drawn in.
+# the tissue demo searched, the gallery's UMAP map with a query drawn in, and why a top result matched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -15,5 +15,7 @@ shot search --gallery demo:shapes_sounds --search "a crimson disc"
 shot tissue --gallery demo:tissue --search "tumour necrosis present, poorly differentiated"
 shot projection --gallery demo:shapes_sounds --search "a crimson disc" --project umap
 shot projection-colour --gallery demo:shapes_sounds --project pca --colour size
+shot why --gallery demo:shapes_sounds --search "a red circle" --explain 1
+shot why-tissue --gallery demo:tissue --search "tumour necrosis present, poorly differentiated" --explain 1
 shot dark --gallery demo:tissue --search "tumour necrosis present, poorly differentiated" --theme dark
 rm -rf "$work"

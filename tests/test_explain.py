@@ -96,3 +96,37 @@ def test_bad_explain_arguments_are_one_message(tmp_path, capsys):
     code = main(["explain", str(DEMO_MODEL), str(tmp_path / "bad.png"), "--text", "x", "--quiet"])
     err = capsys.readouterr().err
     assert code != 0 and "bad.png" in err and "Traceback" not in err
+
+
+def test_a_large_picture_keeps_a_coarser_map_that_still_points_right(model, monkeypatch):
+    monkeypatch.setattr(ex, "MAP_SIDE", 48)  # as a 4096-px picture against the real 1024 cells
+    scene = ss.make_scene(4, objects=2, canvas=128)
+    o = scene.objects[0]
+    q = model.encode(Modality.TEXT, [Item("q", Modality.TEXT, f"a {o.colour} {o.shape}")])[0]
+    m = ex.explain_image(model, q, scene.image)
+    assert m.cell == 3 and m.heat.shape == (43, 43)
+    assert math.dist(m.peak, scene.centres[0]) <= scene.radii[0] + m.cell
+
+
+def test_a_long_text_is_explained_by_its_first_words(model, monkeypatch):
+    monkeypatch.setattr(ex, "MAX_WORDS", 5)
+    q = model.encode(Modality.TEXT, [Item("q", Modality.TEXT, "red")])[0]
+    w = ex.explain_text(model, q, "a big red circle on the left of a small blue square")
+    assert w.words == ["a", "big", "red", "circle", "on"] and len(w.importance) == 5
+
+
+def test_the_spectrogram_is_bounded_for_a_long_sound():
+    clip = AudioClip(np.random.default_rng(0).standard_normal(16000 * 600).astype(np.float32), 16000)
+    spec = ex.spectrogram(clip)
+    assert spec.shape[0] == 128 and spec.shape[1] <= 1024 and np.isfinite(spec).all()
+
+
+def test_a_sound_shorter_than_two_windows_is_explained_by_silencing_its_parts(model):
+    scene = ss.make_scene(6, objects=2)
+    clip = AudioClip(scene.audio[: int(1.5 * ss.RATE)], ss.RATE)  # 1 s of the first object, 0.5 s of the second
+    for k, (a, b) in enumerate(((0.0, 1.0), (1.0, 1.5))):
+        o = scene.objects[k]
+        q = model.encode(Modality.TEXT, [Item("q", Modality.TEXT, f"a {o.colour} {o.shape}")])[0]
+        curve = ex.explain_audio(model, q, clip)
+        assert curve.method == "silenced" and curve.window_s == pytest.approx(0.15, abs=0.01)
+        assert a <= curve.peak_s < b, (k, curve.peak_s)

@@ -26,7 +26,7 @@ _EXPORTS = {
     "cl_core.actions.caching": ("cache_info", "cache_prune"),
     "cl_core.actions.checkup": ("doctor",),
     "cl_core.actions.embed": ("embed_inputs", "save_embeddings"),
-    "cl_core.actions.explaining": ("Explained", "explain", "save_picture"),
+    "cl_core.actions.explaining": ("Explained", "explain", "overlay_picture", "save_picture", "spectrogram_picture"),
     "cl_core.actions.gallery": ("IndexBuilt", "build_index", "embed_source", "open_gallery"),
     "cl_core.actions.model": ("ModelOpened", "open_model"),
     "cl_core.actions.projecting": ("Placed", "describe_projection", "place", "project"),
@@ -68,7 +68,13 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.actions.checkup import doctor  # noqa: F401 - re-exported lazily
     from cl_core.actions.demo import DemoFiles, demo_available, demo_files, demo_for_model, demo_of_gallery  # noqa: F401 - re-exported lazily
     from cl_core.actions.embed import embed_inputs, save_embeddings  # noqa: F401 - re-exported lazily
-    from cl_core.actions.explaining import Explained, explain, save_picture  # noqa: F401 - re-exported lazily
+    from cl_core.actions.explaining import (  # noqa: F401 - re-exported lazily
+        Explained,
+        explain,
+        overlay_picture,
+        save_picture,
+        spectrogram_picture,
+    )
     from cl_core.actions.gallery import IndexBuilt, build_index, embed_source, open_gallery  # noqa: F401 - re-exported lazily
     from cl_core.actions.model import ModelOpened, open_model  # noqa: F401 - re-exported lazily
     from cl_core.actions.projecting import Placed, describe_projection, place, project  # noqa: F401 - re-exported lazily

@@ -8,7 +8,7 @@ checkpoints (no gradients, no hooks into an architecture):
   the score drops most is where the match lives. A picture larger than the input is tiled, never squashed
   into one input.
 - audio: windows of the model's clip length slid over the sound; a moment's value is the mean score of the
-  windows that cover it.
+  windows that cover it. A sound shorter than two windows has each tenth silenced in turn instead (occlusion).
 - text: each word left out in turn; its importance is how much the score drops without it.
 All run in batches with progress and cancel (TaskState), and return plain arrays a front end can draw.
 """
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cl_core.errors import Failure
 from cl_core.modality import AudioClip, ChannelStack, Item, Modality
 from cl_core.models.base import BaseModel
 from cl_core.task import TaskState
@@ -29,9 +30,13 @@ from cl_core.task import TaskState
 SCALES = (1.0, 0.75)  # window sizes, as fractions of the model's input size
 STRIDE = 4  # window positions per input size along each axis (stride = size / STRIDE)
 AUDIO_HOP = 0.1  # seconds between audio windows, as a fraction of the window
+SILENCE_PARTS = 10  # a sound shorter than two windows: each tenth of it silenced in turn
 MAX_WINDOWS = 4096  # more would take minutes on a CPU: the stride grows instead
+MAP_SIDE = 1024  # a map is kept at most this many cells a side (a 4096-px picture: one cell per 4x4 pixels)
 REFINE = 3  # best windows refined by occlusion
 OCCLUDE = 6  # occluding patch = window side / OCCLUDE
+MAX_WORDS = 512  # a text's first words only: no text tower reads further, and each word costs one embedding
+MAX_JSON_SIDE = 128  # a map in JSON is pooled to at most this many cells a side
 WORD = re.compile(r"\S+")
 
 
@@ -43,16 +48,19 @@ class ImageMap:
     peak: tuple[int, int]
     windows: int
     window_sizes: tuple[int, ...]
+    cell: int = 1  # pixels per map cell along each side (1 up to MAP_SIDE pixels)
 
 
 @dataclass
 class TimeCurve:
-    """Mean window score per time step, the times (s) of the steps, and the peak time."""
+    """Per time step: the mean score of the windows covering it, or the mean drop in score when it is silenced
+    (`method`); the times (s) of the steps, the peak time and the length of a window or silenced part."""
 
     times: np.ndarray
     scores: np.ndarray
     peak_s: float
     window_s: float
+    method: str = "windows"  # "windows": mean score of the windows; "silenced": mean drop when silenced
 
 
 @dataclass
@@ -66,6 +74,82 @@ class WordImportance:
 
     def top(self) -> str:
         return self.words[int(np.argmax(self.importance))] if self.words else ""
+
+
+@dataclass
+class Explained:
+    """A map of what made `target` match the query, of the kind its modality calls for, and what it was
+    computed with (the model's fingerprint: a window refuses a map made by a model no longer open)."""
+
+    query: list[str]
+    target: str
+    modality: str
+    image: ImageMap | None = None
+    curve: TimeCurve | None = None
+    words: WordImportance | None = None
+    picture: Any = field(default=None, repr=False)  # the target as read (to draw the map over it)
+    failures: list[Failure] = field(default_factory=list)
+    model_fingerprint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"query": self.query, "target": self.target, "modality": self.modality,
+                               "failures": [f.to_dict() for f in self.failures]}
+        if self.image is not None:
+            m = self.image
+            c = _json_cell(m.heat.shape)
+            out["image"] = {"peak_xy": list(m.peak), "shape_hw": list(_picture_hw(self)), "windows": m.windows,
+                            "window_sizes": list(m.window_sizes), "heat": pooled(m.heat, c).round(5).tolist(),
+                            "heat_cell_px": c * m.cell}
+        if self.curve is not None:
+            t = self.curve
+            out["audio"] = {"peak_s": round(t.peak_s, 4), "window_s": round(t.window_s, 4), "method": t.method,
+                            "times_s": t.times.round(4).tolist(), "scores": t.scores.round(5).tolist()}
+        if self.words is not None:
+            w = self.words
+            out["text"] = {"score": round(w.score, 5), "top": w.top(),
+                           "words": [{"word": a, "importance": round(float(b), 5), "span": list(s)}
+                                     for a, b, s in zip(w.words, w.importance, w.spans, strict=True)]}
+        return out
+
+
+def _picture_hw(ex: Explained) -> tuple[int, int]:
+    pic = ex.picture
+    if isinstance(pic, ChannelStack):
+        return int(pic.pixels.shape[1]), int(pic.pixels.shape[2])
+    if isinstance(pic, Image.Image):
+        return pic.height, pic.width
+    assert ex.image is not None
+    return ex.image.heat.shape[0] * ex.image.cell, ex.image.heat.shape[1] * ex.image.cell
+
+
+def _json_cell(shape: tuple[int, ...]) -> int:
+    return max(1, -(-max(shape) // MAX_JSON_SIDE))
+
+
+def pooled(heat: np.ndarray, c: int) -> np.ndarray:
+    """The map averaged over c x c cells (edges padded with their own values)."""
+    if c == 1:
+        return heat
+    h, w = heat.shape
+    pad = np.pad(heat, ((0, (-h) % c), (0, (-w) % c)), mode="edge")
+    return pad.reshape(pad.shape[0] // c, c, pad.shape[1] // c, c).mean(axis=(1, 3))
+
+
+def spectrogram(clip: AudioClip, bins: int = 128, columns: int = 1024) -> np.ndarray:
+    """[bins, T] log power (dB) of the sound, at most `columns` frames: a picture to draw the curve over."""
+    x = np.asarray(clip.waveform, np.float32)
+    n_fft = 2 * (bins - 1)
+    if len(x) < n_fft:
+        x = np.pad(x, (0, n_fft - len(x)))
+    hop = max(n_fft // 4, -(-(len(x) - n_fft) // max(1, columns - 1)))
+    starts = np.arange(0, len(x) - n_fft + 1, hop)
+    window = np.hanning(n_fft).astype(np.float32)
+    out = np.empty((bins, len(starts)), np.float32)
+    for i in range(0, len(starts), 256):  # in blocks: an hour of sound never makes one huge frame matrix
+        s = starts[i:i + 256]
+        frames = x[s[:, None] + np.arange(n_fft)[None, :]] * window
+        out[:, i:i + len(s)] = (10 * np.log10(np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-10)).T
+    return out
 
 
 def input_size(model: BaseModel, modality: Modality = Modality.IMAGE) -> int:
@@ -125,8 +209,10 @@ def explain_image(model: BaseModel, query: np.ndarray, picture: Image.Image | Ch
     boxes = [b for s in SCALES for b in _windows(h, w, max(8, round(size * s)))]
     boxes = list(dict.fromkeys(boxes))
     q = _unit(query)
-    total = np.zeros((h, w), np.float64)
-    count = np.zeros((h, w), np.float64)
+    cell = max(1, -(-max(h, w) // MAP_SIDE))
+    shape = (-(-h // cell), -(-w // cell))
+    total = np.zeros(shape, np.float64)
+    count = np.zeros(shape, np.float64)
     window_scores: list[float] = []
     for start in range(0, len(boxes), batch):
         state.check_cancelled()
@@ -135,24 +221,46 @@ def explain_image(model: BaseModel, query: np.ndarray, picture: Image.Image | Ch
         scores = model.encode(modality, items) @ q
         window_scores.extend(float(v) for v in scores)
         for (t, left, side), s in zip(chunk, scores, strict=True):
-            total[t:t + side, left:left + side] += s
-            count[t:t + side, left:left + side] += 1
+            ys, xs = _cells(t, side, cell), _cells(left, side, cell)
+            total[ys, xs] += s
+            count[ys, xs] += 1
         state.set_progress(min(start + batch, len(boxes)), len(boxes), "scoring windows")
     heat = total / np.maximum(count, 1)
     if refine:
         order = np.argsort(-np.array(window_scores))[:refine]
-        fine = np.zeros((h, w), np.float64)
+        fine = np.zeros(shape, np.float64)
         for n, i in enumerate(order):
             state.check_cancelled()
             t, left, side = boxes[int(i)]
             drop = _occlusion(model, modality, picture, (t, left, side), q, float(window_scores[int(i)]), batch)
-            fine[t:t + side, left:left + side] = np.maximum(fine[t:t + side, left:left + side], drop)
+            ys, xs = _cells(t, side, cell), _cells(left, side, cell)
+            pooled = _pool(drop, cell, t, left, (ys.stop - ys.start, xs.stop - xs.start))
+            fine[ys, xs] = np.maximum(fine[ys, xs], pooled)
             state.set_progress(n + 1, len(order), "occluding the best windows")
         if fine.max() > 0:  # where leaving pixels out hurts the match most, on top of the coarse map
             lo, hi = float(heat.min()), float(heat.max())
             heat = 0.25 * (heat - lo) / max(hi - lo, 1e-9) + fine / fine.max()
     y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
-    return ImageMap(heat.astype(np.float32), (int(x), int(y)), len(boxes), tuple(sorted({b[2] for b in boxes})))
+    peak = (min(w - 1, int(x) * cell + cell // 2), min(h - 1, int(y) * cell + cell // 2))
+    return ImageMap(heat.astype(np.float32), peak, len(boxes), tuple(sorted({b[2] for b in boxes})), cell)
+
+
+def _cells(start: int, side: int, cell: int) -> slice:
+    """The map cells a span of pixels [start, start + side) touches."""
+    return slice(start // cell, -(-(start + side) // cell))
+
+
+def _pool(drop: np.ndarray, cell: int, top: int, left: int, shape: tuple[int, int]) -> np.ndarray:
+    """A window's per-pixel occlusion map averaged into the map's cells (aligned to the picture's grid)."""
+    if cell == 1:
+        return drop
+    pad_t, pad_l = top % cell, left % cell
+    h, w = shape[0] * cell, shape[1] * cell
+    canvas = np.full((h, w), np.nan)
+    canvas[pad_t:pad_t + drop.shape[0], pad_l:pad_l + drop.shape[1]] = drop
+    with np.errstate(invalid="ignore"):
+        out = np.nanmean(canvas.reshape(shape[0], cell, shape[1], cell), axis=(1, 3))
+    return np.nan_to_num(out)
 
 
 def _occlusion(model: BaseModel, modality: Modality, picture: Image.Image | ChannelStack,
@@ -195,40 +303,63 @@ def _crop(picture: Image.Image | ChannelStack, top: int, left: int, side: int) -
 
 def explain_audio(model: BaseModel, query: np.ndarray, clip: AudioClip, state: TaskState | None = None,
                   batch: int = 64) -> TimeCurve:
-    """When in `clip` the query matches: mean score of the sliding windows covering each moment."""
+    """When in `clip` the query matches. A sound at least twice the model's clip length: windows of that length
+    slid along it, a moment's value the mean score of the windows covering it. A shorter one (one window would
+    say nothing about when): each tenth of it silenced in turn, a moment's value the mean drop in score when it
+    is silent (occlusion)."""
     state = state or TaskState()
-    window = audio_window(model)
-    n = len(clip.waveform)
-    span = max(1, min(n, round(window * clip.sample_rate)))
-    hop = max(1, round(span * AUDIO_HOP))
+    q = _unit(query)
+    wave, rate = np.asarray(clip.waveform, np.float32), clip.sample_rate
+    n = len(wave)
+    span = max(1, round(audio_window(model) * rate))
+    if n >= 2 * span:
+        method, hop = "windows", max(1, round(span * AUDIO_HOP))
+        base = 0.0
+    else:
+        method, span = "silenced", max(1, n // SILENCE_PARTS)
+        hop = max(1, span // 2)
+        base = float(model.encode(Modality.AUDIO, [Item("whole", Modality.AUDIO, clip)])[0] @ q)
     starts = list(range(0, n - span + 1, hop)) or [0]
     if starts[-1] != n - span:
         starts.append(max(0, n - span))
-    q = _unit(query)
+
+    def variant(s: int) -> AudioClip:
+        if method == "windows":
+            return AudioClip(wave[s:s + span], rate)
+        silent = wave.copy()
+        silent[s:s + span] = 0.0
+        return AudioClip(silent, rate)
+
     step = max(1, hop // 4)
     grid = np.arange(0, n, step)
-    total = np.zeros(len(grid))
-    count = np.zeros(len(grid))
+    total = np.zeros(len(grid) + 1)
+    count = np.zeros(len(grid) + 1)
     for b in range(0, len(starts), batch):
         state.check_cancelled()
         chunk = starts[b:b + batch]
-        items = [Item(f"window {s}", Modality.AUDIO, AudioClip(clip.waveform[s:s + span], clip.sample_rate)) for s in chunk]
+        items = [Item(f"{method} {s}", Modality.AUDIO, variant(s)) for s in chunk]
         scores = model.encode(Modality.AUDIO, items) @ q
-        for s, sc in zip(chunk, scores, strict=True):
-            covered = (grid >= s) & (grid < s + span)
-            total[covered] += sc
-            count[covered] += 1
-        state.set_progress(min(b + batch, len(starts)), len(starts), "scoring windows")
+        values = scores if method == "windows" else base - scores
+        first = np.searchsorted(grid, chunk)  # the grid steps each window covers: [first, last)
+        last = np.searchsorted(grid, np.asarray(chunk) + span)
+        np.add.at(total, first, values)
+        np.add.at(total, last, -values)
+        np.add.at(count, first, 1)
+        np.add.at(count, last, -1)
+        state.set_progress(min(b + batch, len(starts)), len(starts), f"scoring {method} parts")
+    total, count = np.cumsum(total)[:-1], np.cumsum(count)[:-1]
     curve = total / np.maximum(count, 1)
-    times = grid / clip.sample_rate
+    times = grid / rate
     return TimeCurve(times.astype(np.float32), curve.astype(np.float32), float(times[int(np.argmax(curve))]),
-                     span / clip.sample_rate)
+                     span / rate, method)
 
 
 def explain_text(model: BaseModel, query: np.ndarray, text: str, state: TaskState | None = None) -> WordImportance:
     """Which words of `text` carry its match with the query: the score's drop when each word is left out."""
     state = state or TaskState()
-    spans = [(m.start(), m.end()) for m in WORD.finditer(text)]
+    spans = [(m.start(), m.end()) for _, m in zip(range(MAX_WORDS), WORD.finditer(text), strict=False)]
+    if spans:
+        text = text[:spans[-1][1]]
     words = [text[a:b] for a, b in spans]
     variants = [text] + [text[:a] + text[b:] for a, b in spans]
     q = _unit(query)

@@ -106,7 +106,8 @@ def print_explained(got: Any) -> None:
         print(f"{got.target}: best match at x={x}, y={y} of {w}x{h} ({got.image.windows} windows of "
               f"{', '.join(map(str, got.image.window_sizes))} px, then occlusion in the best)")
     elif got.curve is not None:
-        print(f"{got.target}: best match at {got.curve.peak_s:.2f} s (windows of {got.curve.window_s:.2f} s)")
+        how = "windows" if got.curve.method == "windows" else "parts silenced in turn,"
+        print(f"{got.target}: best match at {got.curve.peak_s:.2f} s ({how} of {got.curve.window_s:.2f} s)")
     elif got.words is not None:
         order = sorted(zip(got.words.words, got.words.importance, strict=True), key=lambda t: -t[1])
         width = max(len(w) for w, _ in order) if order else 0

@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--empty", action="store_true", help="start without the bundled demo")
     gui.add_argument("--gallery", help="open this gallery (folder, manifest, demo:NAME) once the model is ready")
     gui.add_argument("--search", help="then search it for this text")
+    gui.add_argument("--explain", type=_positive_int, metavar="RANK",
+                     help="then show why the search's result at this rank (1: the best) matched")
     gui.add_argument("--project", choices=PROJECTIONS, help="then map the gallery with this method")
     _source_args(gui)
     gui.add_argument("--theme", choices=("light", "dark"), help="the window's colours (else the last one chosen)")
