@@ -160,6 +160,22 @@ def spectrum_matched(real: np.ndarray, n: int, seed: int) -> np.ndarray:
     return out
 
 
+def demo_vectors(name: str, gallery: str, query: str, work: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A demo world's held-out gallery embedded by its bundled model: one modality's vectors as the gallery,
+    another's as queries (real cross-modal queries, none of them in the gallery)."""
+    from cl_core import actions
+    from cl_core.demo.galleries import DEMOS, demo_manifest
+    from cl_core.modality import Modality
+
+    model = actions.open_model(DEMOS[name].model).model
+    index = actions.build_index(model, demo_manifest(name, folder=work / f"{name}-gallery"), work / f"{name}-ix",
+                                cache=actions.EmbeddingCache(work / "demo-cache")).index
+    assert index is not None
+    g, q = index.parts[Modality(gallery)], index.parts[Modality(query)]
+    return (np.ascontiguousarray(index.vectors[g.start:g.end], np.float32),
+            np.ascontiguousarray(index.vectors[q.start:q.end], np.float32))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=50_000)
@@ -178,6 +194,9 @@ def main() -> None:
               "corpus": "sentences from installed packages' docstrings and docs; queries held out", "runs": []}
     with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
         report["runs"].append(run("real sentences", gallery, queries, a.kinds, Path(tmp)))
+        for name, g, qm in (("shapes_sounds", "image", "text"), ("tissue", "multichannel", "text")):
+            dg, dq = demo_vectors(name, g, qm, Path(tmp))
+            report["runs"].append(run(f"demo {name}: {g} items queried by {qm}", dg, dq, a.kinds, Path(tmp)))
         if a.synthetic:
             big = spectrum_matched(gallery, a.synthetic, 1)
             q = spectrum_matched(gallery, a.queries, 2)
