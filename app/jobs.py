@@ -60,6 +60,7 @@ class Jobs(QObject):
         self._then_gallery: tuple[str, str] | None = None  # (source, kind) to open once a model is ready
         self._then_search: str | None = None  # a text to search once a gallery is ready
         self._then_project: str | None = None  # a method to map the gallery with once it is ready
+        self._then_diagnose: int | None = None  # k to measure the gallery's geometry with once it is ready
         self.composite: tuple[str, str, str] | None = None  # channels shown as RGB for stacks (None: default)
         self.explain_rank: int | None = None  # after the next search, explain its hit of this rank (1: best)
         self._explained: OrderedDict[tuple[str, str, str, str], actions.Explained] = OrderedDict()
@@ -258,6 +259,9 @@ class Jobs(QObject):
         if self._then_project:
             method, self._then_project = self._then_project, None
             self.project(method)
+        if self._then_diagnose is not None:
+            k, self._then_diagnose = self._then_diagnose, None
+            self.diagnose(k)
         if self._then_search:
             text, self._then_search = self._then_search, None
             self.search(actions.SearchRequest(texts=(text,), min_relevance=actions.DEFAULT_MIN_RELEVANCE))
@@ -391,6 +395,31 @@ class Jobs(QObject):
             if not self.session.set_projection(projected):
                 return
         self.session.set_query_point(point, projected)
+
+    # ---- the gallery's geometry -------------------------------------------------------------------
+
+    def diagnose(self, k: int = 10) -> Job | None:
+        """Measure the open gallery's geometry (gap, spectrum, cosines, hubs) from its vectors: no model runs."""
+        gallery = self.session.gallery
+        if gallery is None or self.session.index is None:
+            self.error.emit("open a gallery first, then measure it")
+            return None
+
+        def run(state: TaskState) -> actions.Diagnosis:
+            return actions.diagnose_gallery(gallery, k, state)
+
+        def done(got: actions.Diagnosis) -> None:
+            if self.session.set_diagnosis(got):
+                self.status.emit(f"gallery {gallery.gallery.name} measured: see the Diagnostics panel")
+
+        return self._start("diagnose", "measuring the gallery", run, done)
+
+    def diagnose_when_ready(self, k: int = 10) -> None:
+        """Measure the gallery as soon as one is open (now, if one is)."""
+        if self.session.index is not None:
+            self.diagnose(k)
+        else:
+            self._then_diagnose = k
 
     # ---- why it matched ----------------------------------------------------------------------------
 

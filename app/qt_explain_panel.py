@@ -9,7 +9,6 @@ result's "Why did this match?") asks the controller for a map, computed in a wor
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from cl_core.session import Session
 
 from .jobs import Jobs
 from .qt_audio import AudioPlayer
+from .qt_util import export_json
 
 HINT = ("Search, pick one result (in the results or the map), then press 'Explain the selected item' or "
         "right-click a result: 'Why did this match?'")
@@ -215,16 +215,12 @@ class ExplainPanel(QWidget):
 
     def export_to(self, path: str | Path) -> Path:
         """The map as PNG (image or curve) or JSON (every kind), by the file's suffix."""
-        from cl_core.atomic import atomic_write
-
         ex = self.session.explanation
         if ex is None:
             raise ValueError("nothing explained yet")
         path = Path(path)
         if path.suffix.lower() == ".json":
-            with atomic_write(path) as fh:
-                fh.write(json.dumps(ex.to_dict(), indent=1).encode())
-            return path
+            return export_json(path, ex.to_dict())
         return actions.save_picture(ex, path, self.opacity.value() / 100.0)
 
     def _export_dialog(self) -> None:

@@ -25,6 +25,7 @@ from cl_core.state import ProjectionState
 from cl_core.task import Progress
 
 from .jobs import Jobs
+from .qt_diagnostics_panel import DiagnosticsPanel
 from .qt_drop_panel import DropPanel
 from .qt_explain_panel import ExplainPanel
 from .qt_jobs_panel import JobsPanel
@@ -54,10 +55,11 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("search", "Gallery search", lambda s, j: SearchPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("projection", "Projection", lambda s, j: ProjectionPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("explain", "Why it matched", lambda s, j: ExplainPanel(s, j), Area.RightDockWidgetArea),
+    PanelSpec("diagnostics", "Diagnostics", lambda s, j: DiagnosticsPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("messages", "Messages", lambda s, j: MessagesPanel(s, j), Area.BottomDockWidgetArea),
     PanelSpec("jobs", "Jobs", lambda s, j: JobsPanel(s, j), Area.BottomDockWidgetArea),
 )
-LAYOUT_VERSION = 5  # bumped when panels are added, so an old saved layout is not applied
+LAYOUT_VERSION = 6  # bumped when panels are added, so an old saved layout is not applied
 
 
 class MainWindow(QMainWindow):
@@ -72,6 +74,7 @@ class MainWindow(QMainWindow):
         self.session.results_changed.connect(self._show_results)
         self.session.projection_changed.connect(self._show_projection)
         self.session.explanation_changed.connect(self._show_explanation)
+        self.session.diagnosis_changed.connect(self._show_diagnosis)
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.panels: dict[str, QWidget] = {}
@@ -90,6 +93,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["similarity"], self.docks["search"])
         self.tabifyDockWidget(self.docks["search"], self.docks["projection"])
         self.tabifyDockWidget(self.docks["projection"], self.docks["explain"])
+        self.tabifyDockWidget(self.docks["explain"], self.docks["diagnostics"])
         self.tabifyDockWidget(self.docks["messages"], self.docks["jobs"])
         self.docks["messages"].raise_()
         self.docks["similarity"].raise_()
@@ -128,6 +132,11 @@ class MainWindow(QMainWindow):
         if self.session.projection is not None:
             self.docks["projection"].show()
             self.docks["projection"].raise_()
+
+    def _show_diagnosis(self) -> None:
+        if self.session.diagnosis is not None:
+            self.docks["diagnostics"].show()
+            self.docks["diagnostics"].raise_()
 
     def _show_explanation(self) -> None:
         if self.session.explanation is not None:

@@ -32,10 +32,9 @@ from cl_core.state import ProjectionState
 from .jobs import Jobs
 from .qt_audio import AudioPlayer
 from .qt_select_viewbox import SelectViewBox, inside_polygon
+from .qt_theme import PALETTE
 from .qt_util import export_figure
 
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf"]
 DIM_ALPHA = 50
 MISSING_COLOUR = "#b0b0b0"
 SHADES = 64  # a continuous column is drawn in this many steps of the colour map

@@ -28,6 +28,9 @@ class Theme:
     style: str  # the style sheet under resources/styles
 
 
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf"]  # categories (a map's colours, a plot's modalities), matplotlib's tab10
+
 THEMES = {
     "light": Theme("light", "#f4f5f7", "#ffffff", "#f0f2f5", "#1f2937", "#e9ecf1", "#3b82f6", "#6b7280",
                    "w", "#333333", "lens.qss"),

@@ -16,6 +16,16 @@ def local_paths(mime: QMimeData) -> list[str]:
     return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
 
 
+def export_json(path: str | Path, data: Any) -> Path:
+    """`data` as indented JSON, written atomically (a panel's figures, a map's values)."""
+    import json
+
+    from cl_core.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=1))
+    return Path(path)
+
+
 def export_figure(widget: QWidget, path: str | Path, title: str = "Contrastive Lens") -> Path:
     """A widget as drawn, to PNG or SVG by the file's suffix (Qt's own SVG writer; pyqtgraph's trips on some
     paths)."""

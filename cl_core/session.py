@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 from psygnal import Signal
 
+from cl_core.analysis.diagnostics import Diagnosis
 from cl_core.analysis.explain import Explained
 from cl_core.analysis.projection import Projected
 from cl_core.embed.gallery import GalleryEmbedding
@@ -38,6 +39,7 @@ class Session:
     projection_changed = Signal()  # a map of the gallery was made, or dropped
     query_point_changed = Signal()  # where the shown results' query lands in the map (or None)
     explanation_changed = Signal()  # a map of why an item matched a query (or None)
+    diagnosis_changed = Signal()  # the open gallery's geometry was measured (or dropped with its gallery)
 
     def __init__(self) -> None:
         self.model: BaseModel | None = None
@@ -58,6 +60,7 @@ class Session:
         self.projection: Projected | None = None
         self.query_point: np.ndarray | None = None  # [2], the query placed by the map's own transform
         self.explanation: Explained | None = None  # where / when / which words made the shown item match
+        self.diagnosis: Diagnosis | None = None  # the open gallery's geometry (gap, rank, hubs, cosines)
 
     # ---- model -------------------------------------------------------------------------------
 
@@ -104,6 +107,9 @@ class Session:
         self.results_below_threshold = False
         self.results_changed.emit()
         self.select_gallery(())
+        if self.diagnosis is not None:
+            self.diagnosis = None
+            self.diagnosis_changed.emit()
         if self.projection is not None:
             self.projection = None
             self.projection_changed.emit()
@@ -134,6 +140,14 @@ class Session:
             return False
         self.explanation = explained
         self.explanation_changed.emit()
+        return True
+
+    def set_diagnosis(self, diagnosis: Diagnosis | None) -> bool:
+        """The open gallery's measured geometry; refused (False) when measured on a gallery no longer open."""
+        if diagnosis is not None and (self.gallery is None or diagnosis.embedding is not self.gallery):
+            return False
+        self.diagnosis = diagnosis
+        self.diagnosis_changed.emit()
         return True
 
     def select_gallery(self, rows: Iterable[int]) -> None:

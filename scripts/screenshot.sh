@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the pictures in docs/: the window as `clens` opens it, the demo gallery searched (results grid),
-# the tissue demo searched, the gallery's UMAP map with a query drawn in, and why a top result matched.
+# the tissue demo searched, the gallery's UMAP map with a query drawn in, why a top result matched, and the
+# gallery's geometry (Diagnostics).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,6 +17,7 @@ shot tissue --gallery demo:tissue --search "tumour necrosis present, poorly diff
 shot projection --gallery demo:shapes_sounds --search "a crimson disc" --project umap
 shot projection-colour --gallery demo:shapes_sounds --project pca --colour size
 shot why --gallery demo:shapes_sounds --search "a red circle" --explain 1
+shot diagnostics --gallery demo:shapes_sounds --diagnose
 shot why-tissue --gallery demo:tissue --search "tumour necrosis present, poorly differentiated" --explain 1
 shot dark --gallery demo:tissue --search "tumour necrosis present, poorly differentiated" --theme dark
 rm -rf "$work"

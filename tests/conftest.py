@@ -79,6 +79,21 @@ def native_model(native_dir):
     return open_checkpoint(native_dir)
 
 
+@pytest.fixture
+def controller(qapp, native_model, tmp_path):
+    """(session, jobs): a Session with the tiny native model open and the window's controller, its cache under
+    tmp_path; the test fails if the controller's jobs do not finish."""
+    from cl_core.session import Session
+    from clens_app.jobs import Jobs
+
+    session = Session()
+    jobs = Jobs(session)
+    jobs.settings.cache_dir = tmp_path / "cache"
+    session.set_model(native_model)
+    yield session, jobs
+    assert jobs.shutdown()
+
+
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory) -> Path:
     return media.make_media(tmp_path_factory.mktemp("media"))

@@ -90,6 +90,79 @@ def test_hubness_skew_grows_with_a_hub_and_bias_counts_own_modality():
     assert bias["text"]["own_modality_top1"] == 1.0 and bias["text"]["own_share_of_pool"] < 0.5
 
 
+def test_hubs_are_named_by_gallery_row_within_and_across_modalities():
+    rng = np.random.default_rng(5)
+    texts = unit(rng.standard_normal((120, 16)) + 1.5 * np.eye(16)[0])
+    images = unit(rng.standard_normal((150, 16)))
+    images[37] = np.eye(16)[0]  # near every text: the across hub
+    texts[11] = unit(texts.mean(axis=0))  # the centre of the texts: the within hub
+    emb = fake_embedding({Modality.TEXT: texts, Modality.IMAGE: images})
+    report = dg.diagnose(emb, k=5)
+    within = report["per_modality"]["text"]["hubness_within"]
+    assert within["hubs"][0][0] == 11 and emb.rows[11].modality is Modality.TEXT
+    assert sum(within["histogram"]) == 120 and within["max_occurrence"] == within["hubs"][0][1]
+    across = report["pairs"]["text|image"]["hubness text->image"]
+    assert emb.rows[across["hubs"][0][0]].source == "image37"
+    assert [n for _, n in across["hubs"]] == sorted((n for _, n in across["hubs"]), reverse=True)
+
+
+def test_cosine_histograms_show_the_modality_gap_and_pairs():
+    rng = np.random.default_rng(6)
+    base = unit(rng.standard_normal((200, 16)))
+    images = unit(base + 4.0 * np.eye(16)[0])
+    texts = unit(base + 0.3 * unit(rng.standard_normal((200, 16))) - 4.0 * np.eye(16)[0] * 0 + 4.0 * np.eye(16)[1])
+    got = dg.cosine_histograms(fake_embedding({Modality.IMAGE: images, Modality.TEXT: texts}),
+                               {Modality.IMAGE: images, Modality.TEXT: texts}, 0)
+    centres = (np.asarray(got["bins"][:-1]) + np.asarray(got["bins"][1:])) / 2
+
+    def mean(key: str) -> float:
+        counts = np.asarray(got[key])
+        return float((centres * counts).sum() / counts.sum())
+
+    assert sum(got["image"]) == 200 * 199 // 2 and sum(got["image|text"]) == 200 * 200
+    assert sum(got["image|text paired"]) == 200
+    assert mean("image") > mean("image|text") + 0.3  # within a modality closer than across it
+    assert mean("image|text paired") > mean("image|text") + 0.05  # a sample's own text closer than others'
+
+
+def test_effective_rank_as_given_counts_the_shared_mean():
+    rng = np.random.default_rng(7)
+    plane = np.linalg.qr(rng.standard_normal((16, 2)))[0].T  # two directions, orthogonal to ...
+    plane -= np.outer(plane[:, 5], np.eye(16)[5])  # ... the shared offset's axis
+    x = rng.standard_normal((400, 2)) @ plane + np.eye(16)[5]
+    assert dg.effective_rank(x) <= 2.01  # the spread around the centroid is two-dimensional
+    assert dg.effective_rank(x, centred=False) > 2.5  # as given, the offset is a third direction
+
+
+def test_diagnosing_reports_progress_and_stops_when_cancelled():
+    from cl_core.task import Cancelled, TaskState
+
+    rng = np.random.default_rng(8)
+    emb = fake_embedding({Modality.IMAGE: unit(rng.standard_normal((30, 8))),
+                          Modality.TEXT: unit(rng.standard_normal((30, 8)))})
+    seen: list[str] = []
+    state = TaskState(on_progress=lambda p: seen.append(p.text))
+    dg.diagnose(emb, k=3, state=state)
+    assert seen[0] == "measuring image" and "measuring image against text" in seen and seen[-1] == "measured"
+    stop = TaskState()
+    stop.cancel()
+    with pytest.raises(Cancelled):
+        dg.diagnose(emb, k=3, state=stop)
+
+
+def test_gallery_rows_map_to_the_rows_of_the_index_built_from_them():
+    from cl_core.search.store import build_index_set, index_rows_of
+
+    rng = np.random.default_rng(9)
+    order = [Modality.TEXT, Modality.IMAGE, Modality.TEXT, Modality.AUDIO, Modality.IMAGE, Modality.TEXT]
+    rows = [Row(i, f"s{i}", f"f{i}", m, None) for i, m in enumerate(order)]
+    vectors = unit(rng.standard_normal((len(rows), 8)))
+    index = build_index_set(rows, vectors, {"fingerprint": "fp"}, {"source": "g"}, kind="flat")
+    where = index_rows_of(rows)
+    assert [index.rows[where[i]].source for i in range(len(rows))] == [r.source for r in rows]
+    assert np.allclose(np.asarray(index.vectors)[where], vectors)
+
+
 def test_neighbour_agreement_is_high_for_matching_structure_and_low_for_none():
     rng = np.random.default_rng(4)
     a = unit(rng.standard_normal((100, 16)))

@@ -14,24 +14,18 @@ pytest.importorskip("PySide6")
 from qt_helpers import wait_idle  # noqa: E402
 
 from cl_core.search.query import SearchRequest  # noqa: E402
-from cl_core.session import Session  # noqa: E402
-from clens_app.jobs import Jobs  # noqa: E402
 from clens_app.qt_explain_panel import AUDIO, EMPTY, IMAGE, TEXT, ExplainPanel  # noqa: E402
 from media import make_gallery  # noqa: E402
 
 
 @pytest.fixture
-def panel(qtbot, native_model, tmp_path):
-    session = Session()
-    jobs = Jobs(session)
-    jobs.settings.cache_dir = tmp_path / "cache"
-    session.set_model(native_model)
+def panel(qtbot, controller, tmp_path):
+    session, jobs = controller
     widget = ExplainPanel(session, jobs)
     qtbot.addWidget(widget)
     jobs.open_gallery(make_gallery(tmp_path / "g", n=4) / "manifest.csv")
     wait_idle(qtbot, jobs)
-    yield widget
-    assert jobs.shutdown()
+    return widget
 
 
 def _row(session, modality: str) -> int:

@@ -23,16 +23,12 @@ from media import make_gallery  # noqa: E402
 
 
 @pytest.fixture
-def gallery_jobs(qtbot, native_model, tmp_path):
-    session = Session()
-    jobs = Jobs(session)
-    jobs.settings.cache_dir = tmp_path / "cache"
-    session.set_model(native_model)
+def gallery_jobs(qtbot, controller, tmp_path):
+    session, jobs = controller
     jobs.open_gallery(make_gallery(tmp_path / "g", n=6) / "manifest.csv")
     wait_idle(qtbot, jobs)
     assert session.index is not None
-    yield session, jobs
-    assert jobs.shutdown()
+    return session, jobs
 
 
 def _held_search(monkeypatch, gates: dict[str, threading.Event]):

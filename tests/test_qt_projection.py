@@ -12,19 +12,14 @@ from PySide6.QtCore import QRectF, Qt  # noqa: E402
 from qt_helpers import wait_idle  # noqa: E402
 
 from cl_core import actions  # noqa: E402
-from cl_core.session import Session  # noqa: E402
-from clens_app.jobs import Jobs  # noqa: E402
 from clens_app.qt_projection_panel import ProjectionPanel  # noqa: E402
 from clens_app.qt_search_panel import SearchPanel  # noqa: E402
 from media import make_gallery  # noqa: E402
 
 
 @pytest.fixture
-def mapped(qtbot, native_model, tmp_path):
-    session = Session()
-    jobs = Jobs(session)
-    jobs.settings.cache_dir = tmp_path / "cache"
-    session.set_model(native_model)
+def mapped(qtbot, controller, tmp_path):
+    session, jobs = controller
     panel, search = ProjectionPanel(session, jobs), SearchPanel(session, jobs)
     for w in (panel, search):
         qtbot.addWidget(w)
@@ -32,8 +27,7 @@ def mapped(qtbot, native_model, tmp_path):
     wait_idle(qtbot, jobs)
     panel.run()
     wait_idle(qtbot, jobs)
-    yield session, jobs, panel, search
-    assert jobs.shutdown()
+    return session, jobs, panel, search
 
 
 def test_every_row_is_drawn_where_the_map_puts_it(mapped):

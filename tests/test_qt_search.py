@@ -19,15 +19,11 @@ from media import make_gallery  # noqa: E402
 
 
 @pytest.fixture
-def panel(qtbot, native_model, tmp_path):
-    session = Session()
-    jobs = Jobs(session)
-    jobs.settings.cache_dir = tmp_path / "cache"
-    session.set_model(native_model)
+def panel(qtbot, controller, tmp_path):
+    session, jobs = controller
     widget = SearchPanel(session, jobs)
     qtbot.addWidget(widget)
-    yield widget
-    assert jobs.shutdown()
+    return widget
 
 
 def test_open_gallery_then_search_by_selected_input_and_text(qtbot, panel, tmp_path):

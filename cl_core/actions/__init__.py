@@ -21,7 +21,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "cl_core.actions.analysis": ("Diagnosis", "Evaluation", "diagnose", "evaluate"),
+    "cl_core.actions.analysis": ("Diagnosis", "Evaluation", "diagnose", "diagnose_gallery", "evaluate"),
     "cl_core.actions.demo": ("DemoFiles", "demo_available", "demo_files", "demo_for_model", "demo_of_gallery"),
     "cl_core.actions.caching": ("cache_info", "cache_prune"),
     "cl_core.actions.checkup": ("doctor",),
@@ -63,7 +63,13 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
-    from cl_core.actions.analysis import Diagnosis, Evaluation, diagnose, evaluate  # noqa: F401 - re-exported lazily
+    from cl_core.actions.analysis import (  # noqa: F401 - re-exported lazily
+        Diagnosis,
+        Evaluation,
+        diagnose,
+        diagnose_gallery,
+        evaluate,
+    )
     from cl_core.actions.caching import cache_info, cache_prune  # noqa: F401 - re-exported lazily
     from cl_core.actions.checkup import doctor  # noqa: F401 - re-exported lazily
     from cl_core.actions.demo import DemoFiles, demo_available, demo_files, demo_for_model, demo_of_gallery  # noqa: F401 - re-exported lazily

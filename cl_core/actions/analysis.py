@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cl_core.actions.gallery import embed_source
+from cl_core.analysis.diagnostics import Diagnosis
 from cl_core.analysis.diagnostics import diagnose as measure_geometry
 from cl_core.analysis.evaluation import DEFAULT_TEMPLATES, paired_report, zero_shot
 from cl_core.embed.cache import EmbeddingCache
@@ -15,6 +16,7 @@ from cl_core.embed.decode_pool import DecodePool
 from cl_core.embed.gallery import GalleryEmbedding
 from cl_core.errors import ClensError
 from cl_core.models.base import BaseModel
+from cl_core.search.store import index_rows_of
 from cl_core.task import TaskState
 
 
@@ -29,10 +31,6 @@ class Evaluation:
                 "failures": len(self.embedding.failures)}
 
 
-@dataclass
-class Diagnosis:
-    embedding: GalleryEmbedding
-    report: dict[str, Any]
 
 
 def evaluate(model: BaseModel, source: str | Path, templates: Sequence[str] | None = None,
@@ -57,4 +55,12 @@ def diagnose(model: BaseModel, source: str | Path, k: int = 10, cache: Embedding
              allow_outside: bool = False) -> Diagnosis:
     """Modality gap, alignment/uniformity, spectrum, hubness, modality bias, neighbour agreement."""
     emb = embed_source(model, source, cache, state, pool, allow_outside)
-    return Diagnosis(emb, measure_geometry(emb, k) if emb.rows else {})
+    return Diagnosis(emb, measure_geometry(emb, k, state=state) if emb.rows else {})
+
+
+def diagnose_gallery(emb: GalleryEmbedding, k: int = 10, state: TaskState | None = None) -> Diagnosis:
+    """The same measures on a gallery already embedded (the window's open one); hubs also named by their
+    row in the index built from it."""
+    if not emb.rows:
+        raise ClensError("the gallery has no embedded items to measure")
+    return Diagnosis(emb, measure_geometry(emb, k, state=state), index_rows_of(emb.rows))

@@ -77,11 +77,17 @@ def _f(x: Any) -> str:
 
 
 def print_diagnosis(report: dict[str, Any]) -> None:
+    if not report:
+        print("nothing was embedded, so nothing was measured")
+        return
     print("items: " + ", ".join(f"{m} {n}" for m, n in report["counts"].items()))
     names = [*report["per_modality"], *(p.replace("|", "<->") for p in report["pairs"])]
     width = max((len(n) for n in names), default=0)
     for m, d in report["per_modality"].items():
-        print(f"{m:<{width}}  effective rank {_f(d['effective_rank'])}  uniformity {_f(d['uniformity'])}")
+        print(f"{m:<{width}}  effective rank {_f(d['effective_rank'])} centred, "
+              f"{_f(d.get('effective_rank_as_given'))} as given  uniformity {_f(d['uniformity'])}")
+        if "hubness_within" in d:
+            _print_hubness(f"hubness within {m}", d["hubness_within"])
     for m, d in report["modality_bias"].items():
         print(f"{m:<{width}}  top-1 neighbour of its own modality {_f(d['own_modality_top1'])} "
               f"(its share of the pool {_f(d['own_share_of_pool'])})")
@@ -94,8 +100,13 @@ def print_diagnosis(report: dict[str, Any]) -> None:
         print(line)
         for key, h in d.items():
             if key.startswith("hubness"):
-                print(f"    {key}: skew {_f(h['skewness'])}, never retrieved {_f(h['never_retrieved'])}, "
-                      f"max N_{h['k']} {h['max_occurrence']}")
+                _print_hubness(key, h)
+    print("(what each figure is: clens diagnose --json, under \"definitions\")")
+
+
+def _print_hubness(name: str, h: dict[str, Any]) -> None:
+    print(f"    {name}: skew {_f(h['skewness'])}, never retrieved {_f(h['never_retrieved'])}, "
+          f"max N_{h['k']} {h['max_occurrence']}")
 
 
 def print_explained(got: Any) -> None:

@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--explain", type=_positive_int, metavar="RANK",
                      help="then show why the search's result at this rank (1: the best) matched")
     gui.add_argument("--project", choices=PROJECTIONS, help="then map the gallery with this method")
+    gui.add_argument("--diagnose", action="store_true",
+                     help="then measure the gallery's geometry (gap, spectrum, cosines, hubs) in the Diagnostics panel")
     _source_args(gui)
     gui.add_argument("--theme", choices=("light", "dark"), help="the window's colours (else the last one chosen)")
     gui.add_argument("--colour", metavar="COLUMN", help="colour the map by this column (modality, label, or a "

@@ -115,6 +115,18 @@ class IndexSet:
                  "params": dict(p.built.params)} for p in self.parts.values()]
 
 
+def modality_order(rows: Sequence[Row]) -> list[int]:
+    """The order an index keeps rows in: grouped by modality, stable (gallery row order[i] is index row i)."""
+    return sorted(range(len(rows)), key=lambda i: list(Modality).index(rows[i].modality))
+
+
+def index_rows_of(rows: Sequence[Row]) -> np.ndarray:
+    """For each of a gallery's rows, its row in an index built from them."""
+    where = np.empty(len(rows), np.int64)
+    where[modality_order(rows)] = np.arange(len(rows))
+    return where
+
+
 def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, Any], gallery: dict[str, Any],
                     kind: str = "auto", state: TaskState | None = None, seed: int = 0,
                     meta: dict[str, list[Any]] | None = None) -> IndexSet:
@@ -127,7 +139,7 @@ def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, A
         raise ValueError("every metadata column needs one value per row")
     if not len(rows):
         raise ClensError("nothing to index: the gallery has no embedded items")
-    order = sorted(range(len(rows)), key=lambda i: list(Modality).index(rows[i].modality))
+    order = modality_order(rows)
     rows = [rows[i] for i in order]
     meta = {name: [values[i] for i in order] for name, values in meta.items()}
     if order != list(range(len(rows))):  # gallery jobs already group by modality: then no copy is made
