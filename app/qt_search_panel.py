@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cl_core.actions import FUSIONS, SearchRequest, demo_for_model, export_hits
+from cl_core.actions import AUTO_FUSION, FUSIONS, SearchRequest, demo_for_model, export_hits, own_fusion
 from cl_core.modality import Modality
 from cl_core.session import Session
 from cl_core.state import SearchState
@@ -114,9 +114,10 @@ class SearchPanel(QWidget):
         self.target.setToolTip("Which modality to search; 'any' merges them by relevance")
         self.target.currentIndexChanged.connect(lambda _i: setattr(self.state, "target", self.target.currentData()))
         self.fusion = QComboBox()
-        self.fusion.addItems(list(FUSIONS))
+        self.fusion.addItems([AUTO_FUSION, *FUSIONS])
         self.fusion.setToolTip("How several query items combine: weighted mean, Symile's multilinear inner "
-                               "product, or GRAM volume (three or more modalities)")
+                               "product, or GRAM volume (three or more modalities); auto: the model's own, the "
+                               "fusion of the objective its config records (Symile, GRAM), else the mean")
         self.fusion.currentTextChanged.connect(lambda text: setattr(self.state, "fusion", text))
         self.k = QSpinBox()
         self.k.setRange(1, 1000)
@@ -211,12 +212,16 @@ class SearchPanel(QWidget):
         self._show_state()
         for name in ("text", "use_selection", "k", "fusion", "threshold_on", "min_relevance"):
             getattr(self.state.events, name).connect(lambda *_: self._show_state())
-        session.model_changed.connect(lambda _m: self._refresh_gallery())
+        session.model_changed.connect(self._model_changed)
         session.gallery_changed.connect(self._refresh_gallery)
         session.results_changed.connect(self._show_results)
         session.selection_changed.connect(lambda _s: self._show_parts())
         session.gallery_selection_changed.connect(self._selection_from_session)
         self._refresh_gallery()
+
+    def _model_changed(self, _model: object) -> None:
+        self._refresh_gallery()
+        self._show_parts()  # "auto" fusion now means this model's own
 
     def _show_state(self) -> None:
         """The controls follow the state (a script or another view may change it)."""
@@ -290,7 +295,11 @@ class SearchPanel(QWidget):
             parts.append(f"“{self.state.text.strip()}”")
         items = self.session.items
         parts += [f"{items[i].modality.value} {Path(items[i].label).name}" for i in self._selected_rows()]
-        self.parts.setText("Query: " + "  +  ".join(parts) if parts else "Query: (empty)")
+        line = "Query: " + "  +  ".join(parts) if parts else "Query: (empty)"
+        model = self.session.model
+        if len(parts) >= 2 and self.state.fusion == AUTO_FUSION and model is not None:
+            line += f"  ({own_fusion(model.objective, len(parts))[1]})"
+        self.parts.setText(line)
 
     def request(self) -> SearchRequest:
         """The query as the controls describe it."""

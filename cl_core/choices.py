@@ -5,6 +5,21 @@ from __future__ import annotations
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 FUSIONS = ("mean", "symile", "gram")  # how several query vectors combine (cl_core.objectives)
+OBJECTIVE_NAMES = ("info_nce", "siglip", "dcl", "mv_infonce", "mv_dhel", "symile", "gram")  # cl_core.objectives
+AUTO_FUSION = "auto"  # the model's own: the fusion of the objective it was trained with (recorded), else mean
+# the fusion that scores several query items as an objective trained the model to; the rest train cosines: mean
+OBJECTIVE_FUSION = {"symile": "symile", "gram": "gram"}
+
+
+def own_fusion(objective: str | None, parts: int) -> tuple[str, str]:
+    """The fusion a query of `parts` items gets by default from a model trained with `objective` (None: not
+    recorded), and why, in words."""
+    fusion = OBJECTIVE_FUSION.get(objective or "", "mean")
+    if fusion != "mean" and parts >= 2:
+        return fusion, f"{fusion} fusion: the model was trained with the {objective} objective (its config says so)"
+    return "mean", "weighted mean of the query items"
+
+
 INDEX_KINDS = ("flat", "hnsw", "ivfpq", "binary")  # cl_core.search.kinds
 PROJECTIONS = ("pca", "umap", "tsne")  # cl_core.analysis.projection
 

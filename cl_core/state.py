@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from psygnal import SignalGroupDescriptor
 
-from cl_core.choices import DEFAULT_MIN_RELEVANCE
+from cl_core.choices import AUTO_FUSION, DEFAULT_MIN_RELEVANCE
 
 
 @dataclass
@@ -38,7 +38,7 @@ class SearchState:
     use_selection: bool = False  # add the selected inputs to the query (never silently: off by default)
     target: str | None = None  # a modality name, or None for any
     k: int = 10
-    fusion: str = "mean"
+    fusion: str = AUTO_FUSION  # the model's own (symile / gram when its config records that objective), else mean
     threshold_on: bool = True  # the same default as `clens search` (everything: untick, or --all)
     min_relevance: float = DEFAULT_MIN_RELEVANCE
 

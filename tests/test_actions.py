@@ -179,3 +179,35 @@ def test_doctor_reports_versions_devices_cache_and_what_is_missing(capsys, tmp_p
     assert all({"what", "for", "fix"} <= set(m) for m in report["missing"])
     code, out, _ = run_cli(capsys, "doctor", "--cache", tmp_path)
     assert code == 0 and "torch build" in out and "cache:" in out
+
+
+def test_a_model_trained_with_symile_fuses_queries_by_symile_unless_told(capsys, native_dir, gallery, tmp_path):
+    import shutil
+
+    from cl_core.choices import OBJECTIVE_NAMES
+    from cl_core.objectives import OBJECTIVES
+
+    assert OBJECTIVE_NAMES == tuple(OBJECTIVES)  # the names a config may record are the trainer's
+    folder = tmp_path / "symile-model"
+    shutil.copytree(native_dir, folder)
+    config = json.loads((folder / "clens_config.json").read_text())
+    (folder / "clens_config.json").write_text(json.dumps(config | {"objective": "symile"}))
+    model = actions.open_model(folder).model
+    assert model.objective == "symile" and actions.open_model(native_dir).model.objective is None
+    index = actions.build_index(model, gallery, tmp_path / "idx", "flat").index
+    assert index is not None
+    two = actions.SearchRequest(texts=("caption number 3",), files=(str(gallery.parent / "s3.wav"),),
+                                k=5)
+    got = actions.search(model, index, two)
+    assert got.request.fusion == "symile" and "trained with the symile objective" in got.fusion_note
+    told = actions.search(model, index, actions.SearchRequest(texts=two.texts, files=two.files, k=5, fusion="symile"))
+    assert [h.row for h in got.hits] == [h.row for h in told.hits]
+    assert actions.search(model, index, actions.SearchRequest(texts=two.texts, files=two.files, k=5,
+                                                              fusion="mean")).request.fusion == "mean"
+    one = actions.search(model, index, actions.SearchRequest(texts=("caption number 3",), k=5))
+    assert one.request.fusion == "mean"  # one item has nothing to fuse
+
+    code, out, err = run_cli(capsys, "search", tmp_path / "idx", "--text", "caption number 3", "--query",
+                             gallery.parent / "s3.wav", "--model", folder, "--no-cache", "--all", "--json")
+    assert code == 0, err
+    assert json.loads(out)["fusion"] == "symile"

@@ -110,3 +110,18 @@ def test_stack_results_are_drawn_in_the_channels_chosen(qtbot, native_model, med
         rgb = np.asarray(Image.open(panel.thumbs[h.source]).convert("RGB")).astype(int)
         assert (rgb[..., 0] == rgb[..., 2]).all() and (rgb[..., 1] == 0).all() and rgb[..., 0].std() > 10
     jobs.shutdown()
+
+
+def test_the_query_line_says_when_the_models_own_fusion_combines_it(panel, monkeypatch, tmp_path):
+    session = panel.session
+    folder = make_gallery(tmp_path / "g", n=2)
+    session.add_result(embed_paths(session.model, [folder / "s1.wav"]))
+    session.select([0])
+    panel.use_selection.setChecked(True)
+    panel.query.setText("caption number 1")
+    assert panel.fusion.currentText() == "auto" and "weighted mean" in panel.parts.text()
+    monkeypatch.setattr(session.model, "objective", "symile")
+    panel.query.setText("caption number 0")  # the line is redrawn as the query changes
+    assert "symile fusion: the model was trained with the symile objective" in panel.parts.text()
+    panel.fusion.setCurrentText("mean")
+    assert "symile" not in panel.parts.text()

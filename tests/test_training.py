@@ -94,6 +94,7 @@ def test_every_objective_trains_with_missing_modalities(tmp_path, objective):
     r = recipe(objective=objective, epochs=1)
     card = train(r, tmp_path / objective)
     assert np.isfinite(card["training"]["final_loss"])
+    assert open_checkpoint(tmp_path / objective).objective == objective  # recorded: the app fuses queries by it
 
 
 def test_recipe_errors(tmp_path):

@@ -34,7 +34,8 @@ _EXPORTS = {
     "cl_core.analysis.colouring": ("MISSING_CATEGORY", "Colouring", "colour_columns", "colouring"),
     "cl_core.actions.searching": ("export_hits", "open_search_index", "read_index", "search"),
     "cl_core.actions.training": ("Trained", "train"),
-    "cl_core.choices": ("ARCH_NAMES", "DEFAULT_MIN_RELEVANCE", "DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "PROJECTIONS"),
+    "cl_core.choices": ("ARCH_NAMES", "AUTO_FUSION", "DEFAULT_MIN_RELEVANCE", "DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "PROJECTIONS",
+                       "own_fusion"),
     "cl_core.demo.galleries": ("DEMOS",),
     "cl_core.embed.cache": ("EmbeddingCache",),
     "cl_core.embed.decode_pool": ("DecodePool",),
@@ -95,11 +96,13 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.analysis.projection import Projected  # noqa: F401 - re-exported lazily
     from cl_core.choices import (  # noqa: F401 - re-exported lazily
         ARCH_NAMES,
+        AUTO_FUSION,
         DEFAULT_MIN_RELEVANCE,
         DEVICE_CHOICES,
         FUSIONS,
         INDEX_KINDS,
         PROJECTIONS,
+        own_fusion,
     )
     from cl_core.demo.galleries import DEMOS  # noqa: F401 - re-exported lazily
     from cl_core.embed.cache import EmbeddingCache  # noqa: F401 - re-exported lazily

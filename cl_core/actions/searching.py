@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from cl_core.choices import AUTO_FUSION, own_fusion
 from cl_core.embed.cache import EmbeddingCache
 from cl_core.embed.decode_pool import DecodePool
 from cl_core.embed.items import Failure, embed_paths
@@ -66,6 +68,10 @@ def search(model: BaseModel, index: store.IndexSet, request: SearchRequest, stat
         sources += [it.source for it in got.items]
         modalities += [it.modality.value for it in got.items]
     queries = np.concatenate(parts)
+    note = ""
+    if request.fusion == AUTO_FUSION:
+        fusion, note = own_fusion(model.objective, len(queries))
+        request = replace(request, fusion=fusion)
     one = set(modalities)
     hits = search_index(index, queries, request.target, request.k, request.fusion, request.weights, request.min_z,
                         request.min_score, request.min_relevance, next(iter(one)) if len(one) == 1 else ANY)
@@ -74,7 +80,8 @@ def search(model: BaseModel, index: store.IndexSet, request: SearchRequest, stat
         closest = search_index(index, queries, request.target, min(request.k, CLOSEST), request.fusion,
                                request.weights, None, None, None, next(iter(one)) if len(one) == 1 else ANY)
     weights = request.weights if request.weights is not None and len(request.weights) == len(queries) else None
-    return SearchResult(request, hits, sources, failures, fp, gallery_key(index), fuse(queries, weights), closest)
+    return SearchResult(request, hits, sources, failures, fp, gallery_key(index), fuse(queries, weights), closest,
+                        note)
 
 
 CLOSEST = 5  # hits shown below the threshold when none passes it

@@ -172,7 +172,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     for r in results:
         print_failures(r.failures)
     if args.json:
-        blocks = [{"query": r.query_sources, "fusion": args.fusion, "hits": [h.to_dict() for h in r.hits],
+        blocks = [{"query": r.query_sources, "fusion": r.request.fusion, "fusion_note": r.fusion_note,
+                   "hits": [h.to_dict() for h in r.hits],
                    "closest_below_threshold": [h.to_dict() for h in r.closest],
                    "failures": [f.to_dict() for f in r.failures]} for r in results]
         print(json.dumps(blocks[0] if len(blocks) == 1 else blocks, indent=2))
@@ -180,6 +181,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         for r in results:
             if len(results) > 1:
                 print(f"# {' + '.join(r.query_sources) or '(query could not be embedded)'}")
+            if r.request.fusion != "mean":
+                print(f"({r.fusion_note or r.request.fusion + ' fusion'})")
             print_hits(r.hits, r.failures, r.closest)
     if failed:
         print("clens search: a query item could not be embedded; that query was not searched", file=sys.stderr)

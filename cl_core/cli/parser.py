@@ -7,6 +7,7 @@ import math
 
 from cl_core.choices import (
     ARCH_NAMES,
+    AUTO_FUSION,
     DEFAULT_MIN_RELEVANCE,
     DEVICE_CHOICES,
     FUSIONS,
@@ -154,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--target-modality", type=_modality, default=None,
                     help="search only this modality (default: all, merged by relevance)")
     se.add_argument("-k", type=_positive_int, default=10)
-    se.add_argument("--fusion", choices=FUSIONS, default="mean",
-                    help="how several query items combine (default: weighted mean)")
+    se.add_argument("--fusion", choices=(AUTO_FUSION, *FUSIONS), default=AUTO_FUSION,
+                    help="how several query items combine (default: the model's own: symile or gram for a model "
+                         "its config records as trained with that objective, else the weighted mean)")
     se.add_argument("--weight", type=_finite, action="append", default=None,
                     help="weight of each query item, in order: files first, then texts")
     se.add_argument("--min-relevance", type=_probability, default=DEFAULT_MIN_RELEVANCE,

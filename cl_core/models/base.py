@@ -65,6 +65,7 @@ class BaseModel(ABC):
     device: torch.device
     logit_scale: float = 1.0 / 0.07
     logit_bias: float | None = None
+    objective: str | None = None  # the training objective, where the checkpoint records it (native: its config)
     batch_sizes: dict[Modality, int] = field(default_factory=dict)
     use_autocast: bool = True
 

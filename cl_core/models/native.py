@@ -14,6 +14,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from cl_core.atomic import atomic_write, write_text_atomic
+from cl_core.choices import OBJECTIVE_NAMES
 from cl_core.errors import CheckpointError
 from cl_core.formats import NATIVE_CONFIG, NATIVE_WEIGHTS
 from cl_core.modality import Item, Modality
@@ -133,6 +134,8 @@ def from_config(config: dict[str, Any], net: NativeNet, source: Path, device: to
                         batch_sizes={m: 64 for m in mods})
     model.net = net.eval()
     model.config = config
+    recorded = config.get("objective")
+    model.objective = recorded if isinstance(recorded, str) and recorded in OBJECTIVE_NAMES else None
     model.image_pre = {}
     for name, tcfg in config["towers"].items():
         m = Modality.parse(name)

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from cl_core.choices import FUSIONS
+from cl_core.choices import AUTO_FUSION, FUSIONS
 from cl_core.errors import ClensError, DimensionMismatchError, Failure
 from cl_core.modality import Modality
 from cl_core.objectives import fuse, fusion_scores, query_gram_volume, symile_vector
@@ -64,7 +64,7 @@ class SearchRequest:
     vector_modalities: tuple[str, ...] = ()  # the modality of each given vector, when known
     target: Modality | None = None
     k: int = 10
-    fusion: str = "mean"
+    fusion: str = AUTO_FUSION  # "auto": the model's own (cl_core.objectives.own_fusion), resolved by the search
     weights: tuple[float, ...] | None = None
     min_z: float | None = None
     min_score: float | None = None
@@ -74,8 +74,8 @@ class SearchRequest:
         """Arguments checked before any work: a bad one is one clear message, not a traceback later."""
         if self.k < 1:
             raise ClensError(f"k must be at least 1 (got {self.k})")
-        if self.fusion not in FUSIONS:
-            raise ClensError(f"unknown fusion {self.fusion!r}; expected one of {', '.join(FUSIONS)}")
+        if self.fusion not in (*FUSIONS, AUTO_FUSION):
+            raise ClensError(f"unknown fusion {self.fusion!r}; expected one of {', '.join((*FUSIONS, AUTO_FUSION))}")
         for name, value in (("min_z", self.min_z), ("min_score", self.min_score),
                             ("min_relevance", self.min_relevance)):
             if value is not None and not np.isfinite(value):
@@ -98,6 +98,7 @@ class SearchResult:
     gallery: str  # the index's content key: what the hits' rows refer to
     query_vector: np.ndarray | None = field(default=None, compare=False)  # the parts' weighted mean (to draw it)
     closest: list[Hit] = field(default_factory=list)  # when no hit passes the threshold: the best ones anyway
+    fusion_note: str = ""  # how the query's items were combined, and why (when the model's own fusion was used)
 
     @property
     def shown(self) -> list[Hit]:

@@ -25,6 +25,7 @@ import torch
 from cl_core import objectives
 from cl_core.analysis.metrics import ranks_from_scores, report_from_ranks, retrieval_report
 from cl_core.atomic import atomic_write, write_text_atomic
+from cl_core.choices import OBJECTIVE_FUSION
 from cl_core.errors import ClensError
 from cl_core.formats import MODEL_CARD_JSON, MODEL_CARD_MD, TRAIN_STATE
 from cl_core.modality import Item, Modality
@@ -112,7 +113,9 @@ def pair_weights(recipe: dict[str, Any], where: str = "recipe") -> dict[frozense
 def model_config(recipe: dict[str, Any]) -> dict[str, Any]:
     m = recipe["model"]
     return {"format": FORMAT_TAG, "name": m.get("name", "model"), "embed_dim": int(m["embed_dim"]),
-            "towers": m["towers"]}
+            "towers": m["towers"],
+            # what the model was trained to score: the app then fuses several query items the same way
+            "objective": recipe["train"].get("objective", "info_nce")}
 
 
 # ---- data sources ------------------------------------------------------------------------------------
@@ -374,7 +377,6 @@ def evaluate_and_card(recipe: dict[str, Any], config: dict[str, Any], net: Nativ
     return card
 
 
-OBJECTIVE_FUSION = {"symile": "symile", "gram": "gram"}  # the rest train cosines: the mean fusion
 
 
 def objective_retrieval(objective: str, vectors: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
