@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ class Jobs(QObject):
         self._then_gallery: tuple[str, str] | None = None  # (source, kind) to open once a model is ready
         self._then_search: str | None = None  # a text to search once a gallery is ready
         self._then_project: str | None = None  # a method to map the gallery with once it is ready
-        self._then_diagnose: int | None = None  # k to measure the gallery's geometry with once it is ready
+        self._then_measure: list[Callable[[], object]] = []  # measures to take once a gallery is ready
         self.composite: tuple[str, str, str] | None = None  # channels shown as RGB for stacks (None: default)
         self.explain_rank: int | None = None  # after the next search, explain its hit of this rank (1: best)
         self._explained: OrderedDict[tuple[str, str, str, str], actions.Explained] = OrderedDict()
@@ -259,9 +259,9 @@ class Jobs(QObject):
         if self._then_project:
             method, self._then_project = self._then_project, None
             self.project(method)
-        if self._then_diagnose is not None:
-            k, self._then_diagnose = self._then_diagnose, None
-            self.diagnose(k)
+        then, self._then_measure = self._then_measure, []
+        for measure in then:
+            measure()
         if self._then_search:
             text, self._then_search = self._then_search, None
             self.search(actions.SearchRequest(texts=(text,), min_relevance=actions.DEFAULT_MIN_RELEVANCE))
@@ -414,12 +414,34 @@ class Jobs(QObject):
 
         return self._start("diagnose", "measuring the gallery", run, done)
 
-    def diagnose_when_ready(self, k: int = 10) -> None:
-        """Measure the gallery as soon as one is open (now, if one is)."""
+    def evaluate(self, templates: Sequence[str] | None = None) -> Job | None:
+        """Recall@K both ways for every modality pair of the open gallery's paired samples, and zero-shot
+        classification by its labels (`templates`: the prompts, default actions.DEFAULT_TEMPLATES)."""
+        model, gallery = self.session.model, self.session.gallery
+        if model is None or gallery is None:
+            self.error.emit("open a gallery first, then evaluate the model on it")
+            return None
+        try:
+            actions.check_templates(templates)
+        except ClensError as exc:
+            self.error.emit(str(exc))
+            return None
+
+        def run(state: TaskState) -> actions.Evaluation:
+            return actions.evaluate_gallery(model, gallery, templates, state)
+
+        def done(got: actions.Evaluation) -> None:
+            if self.session.set_evaluation(got):
+                self.status.emit(f"gallery {gallery.gallery.name} evaluated: see the Evaluation panel")
+
+        return self._start("evaluate", "evaluating the model", run, done)
+
+    def when_gallery_ready(self, measure: Callable[[], object]) -> None:
+        """Run `measure` (e.g. self.diagnose) as soon as a gallery is open (now, if one is)."""
         if self.session.index is not None:
-            self.diagnose(k)
+            measure()
         else:
-            self._then_diagnose = k
+            self._then_measure.append(measure)
 
     # ---- why it matched ----------------------------------------------------------------------------
 

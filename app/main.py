@@ -39,8 +39,10 @@ def run_app(args: argparse.Namespace) -> int:
         window.jobs.explain_rank = getattr(args, "explain", None)
     if args.project:
         window.jobs.project_when_ready(args.project)
+    if getattr(args, "evaluate", False):
+        window.jobs.when_gallery_ready(window.jobs.evaluate)
     if getattr(args, "diagnose", False):
-        window.jobs.diagnose_when_ready()
+        window.jobs.when_gallery_ready(window.jobs.diagnose)
     if args.colour:
         window.projection_state().colour_by = args.colour
     if args.model and getattr(args, "arch", None):

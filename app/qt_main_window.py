@@ -27,6 +27,7 @@ from cl_core.task import Progress
 from .jobs import Jobs
 from .qt_diagnostics_panel import DiagnosticsPanel
 from .qt_drop_panel import DropPanel
+from .qt_evaluation_panel import EvaluationPanel
 from .qt_explain_panel import ExplainPanel
 from .qt_jobs_panel import JobsPanel
 from .qt_messages_panel import MessagesPanel
@@ -56,6 +57,7 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("projection", "Projection", lambda s, j: ProjectionPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("explain", "Why it matched", lambda s, j: ExplainPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("diagnostics", "Diagnostics", lambda s, j: DiagnosticsPanel(s, j), Area.RightDockWidgetArea),
+    PanelSpec("evaluation", "Evaluation", lambda s, j: EvaluationPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("messages", "Messages", lambda s, j: MessagesPanel(s, j), Area.BottomDockWidgetArea),
     PanelSpec("jobs", "Jobs", lambda s, j: JobsPanel(s, j), Area.BottomDockWidgetArea),
 )
@@ -74,7 +76,8 @@ class MainWindow(QMainWindow):
         self.session.results_changed.connect(self._show_results)
         self.session.projection_changed.connect(self._show_projection)
         self.session.explanation_changed.connect(self._show_explanation)
-        self.session.diagnosis_changed.connect(self._show_diagnosis)
+        self.session.diagnosis_changed.connect(lambda: self._bring_forward("diagnostics", self.session.diagnosis))
+        self.session.evaluation_changed.connect(lambda: self._bring_forward("evaluation", self.session.evaluation))
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.panels: dict[str, QWidget] = {}
@@ -94,6 +97,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["search"], self.docks["projection"])
         self.tabifyDockWidget(self.docks["projection"], self.docks["explain"])
         self.tabifyDockWidget(self.docks["explain"], self.docks["diagnostics"])
+        self.tabifyDockWidget(self.docks["diagnostics"], self.docks["evaluation"])
         self.tabifyDockWidget(self.docks["messages"], self.docks["jobs"])
         self.docks["messages"].raise_()
         self.docks["similarity"].raise_()
@@ -133,10 +137,11 @@ class MainWindow(QMainWindow):
             self.docks["projection"].show()
             self.docks["projection"].raise_()
 
-    def _show_diagnosis(self) -> None:
-        if self.session.diagnosis is not None:
-            self.docks["diagnostics"].show()
-            self.docks["diagnostics"].raise_()
+    def _bring_forward(self, key: str, shown: object) -> None:
+        """A panel whose figures just arrived comes to the front."""
+        if shown is not None:
+            self.docks[key].show()
+            self.docks[key].raise_()
 
     def _show_explanation(self) -> None:
         if self.session.explanation is not None:

@@ -20,6 +20,7 @@ def own_fusion(objective: str | None, parts: int) -> tuple[str, str]:
     return "mean", "weighted mean of the query items"
 
 
+DEFAULT_TEMPLATES = ("{}", "a {}", "this is a {}", "an example of {}")  # zero-shot prompts ({}: the label)
 INDEX_KINDS = ("flat", "hnsw", "ivfpq", "binary")  # cl_core.search.kinds
 PROJECTIONS = ("pca", "umap", "tsne")  # cl_core.analysis.projection
 

@@ -15,6 +15,7 @@ import numpy as np
 from psygnal import Signal
 
 from cl_core.analysis.diagnostics import Diagnosis
+from cl_core.analysis.evaluation import Evaluation
 from cl_core.analysis.explain import Explained
 from cl_core.analysis.projection import Projected
 from cl_core.embed.gallery import GalleryEmbedding
@@ -40,6 +41,7 @@ class Session:
     query_point_changed = Signal()  # where the shown results' query lands in the map (or None)
     explanation_changed = Signal()  # a map of why an item matched a query (or None)
     diagnosis_changed = Signal()  # the open gallery's geometry was measured (or dropped with its gallery)
+    evaluation_changed = Signal()  # the open gallery's retrieval and zero-shot figures (or dropped with it)
 
     def __init__(self) -> None:
         self.model: BaseModel | None = None
@@ -61,6 +63,7 @@ class Session:
         self.query_point: np.ndarray | None = None  # [2], the query placed by the map's own transform
         self.explanation: Explained | None = None  # where / when / which words made the shown item match
         self.diagnosis: Diagnosis | None = None  # the open gallery's geometry (gap, rank, hubs, cosines)
+        self.evaluation: Evaluation | None = None  # the open gallery's Recall@K and zero-shot confusion
 
     # ---- model -------------------------------------------------------------------------------
 
@@ -110,6 +113,9 @@ class Session:
         if self.diagnosis is not None:
             self.diagnosis = None
             self.diagnosis_changed.emit()
+        if self.evaluation is not None:
+            self.evaluation = None
+            self.evaluation_changed.emit()
         if self.projection is not None:
             self.projection = None
             self.projection_changed.emit()
@@ -148,6 +154,14 @@ class Session:
             return False
         self.diagnosis = diagnosis
         self.diagnosis_changed.emit()
+        return True
+
+    def set_evaluation(self, evaluation: Evaluation | None) -> bool:
+        """The open gallery's evaluation; refused (False) when made on a gallery no longer open."""
+        if evaluation is not None and (self.gallery is None or evaluation.embedding is not self.gallery):
+            return False
+        self.evaluation = evaluation
+        self.evaluation_changed.emit()
         return True
 
     def select_gallery(self, rows: Iterable[int]) -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the pictures in docs/: the window as `clens` opens it, the demo gallery searched (results grid),
 # the tissue demo searched, the gallery's UMAP map with a query drawn in, why a top result matched, and the
-# gallery's geometry (Diagnostics).
+# gallery's geometry (Diagnostics) and the model evaluated on it (Evaluation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -18,6 +18,7 @@ shot projection --gallery demo:shapes_sounds --search "a crimson disc" --project
 shot projection-colour --gallery demo:shapes_sounds --project pca --colour size
 shot why --gallery demo:shapes_sounds --search "a red circle" --explain 1
 shot diagnostics --gallery demo:shapes_sounds --diagnose
+shot evaluation --gallery demo:shapes_sounds --evaluate
 shot why-tissue --gallery demo:tissue --search "tumour necrosis present, poorly differentiated" --explain 1
 shot dark --gallery demo:tissue --search "tumour necrosis present, poorly differentiated" --theme dark
 rm -rf "$work"

@@ -247,3 +247,18 @@ def test_neighbours_a_block_at_a_time_equal_the_whole_matrix(monkeypatch):
     got = diagnostics.top_k(x, x, 5, skip_partner=True)
     assert [set(r.tolist()) for r in got] == expected
     assert all(i not in row for i, row in enumerate(got.tolist()))
+
+
+def test_paired_report_reports_a_step_per_direction_and_stops_when_cancelled():
+    from cl_core.task import Cancelled, TaskState
+
+    rng = np.random.default_rng(10)
+    emb = fake_embedding({Modality.IMAGE: unit(rng.standard_normal((20, 8))),
+                          Modality.TEXT: unit(rng.standard_normal((20, 8)))})
+    seen: list[str] = []
+    paired_report(emb, state=TaskState(on_progress=lambda p: seen.append(p.text)))
+    assert seen == ["ranking image -> text", "ranking text -> image"]
+    stop = TaskState()
+    stop.cancel()
+    with pytest.raises(Cancelled):
+        paired_report(emb, state=stop)

@@ -21,7 +21,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "cl_core.actions.analysis": ("Diagnosis", "Evaluation", "diagnose", "diagnose_gallery", "evaluate"),
+    "cl_core.actions.analysis": ("Diagnosis", "Evaluation", "check_templates", "diagnose",
+                                 "diagnose_gallery", "evaluate", "evaluate_gallery"),
     "cl_core.actions.demo": ("DemoFiles", "demo_available", "demo_files", "demo_for_model", "demo_of_gallery"),
     "cl_core.actions.caching": ("cache_info", "cache_prune"),
     "cl_core.actions.checkup": ("doctor",),
@@ -34,7 +35,7 @@ _EXPORTS = {
     "cl_core.analysis.colouring": ("MISSING_CATEGORY", "Colouring", "colour_columns", "colouring"),
     "cl_core.actions.searching": ("export_hits", "open_search_index", "read_index", "search"),
     "cl_core.actions.training": ("Trained", "train"),
-    "cl_core.choices": ("ARCH_NAMES", "AUTO_FUSION", "DEFAULT_MIN_RELEVANCE", "DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "PROJECTIONS",
+    "cl_core.choices": ("ARCH_NAMES", "AUTO_FUSION", "DEFAULT_MIN_RELEVANCE", "DEFAULT_TEMPLATES", "DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "PROJECTIONS",
                        "own_fusion"),
     "cl_core.demo.galleries": ("DEMOS",),
     "cl_core.embed.cache": ("EmbeddingCache",),
@@ -67,9 +68,11 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.actions.analysis import (  # noqa: F401 - re-exported lazily
         Diagnosis,
         Evaluation,
+        check_templates,
         diagnose,
         diagnose_gallery,
         evaluate,
+        evaluate_gallery,
     )
     from cl_core.actions.caching import cache_info, cache_prune  # noqa: F401 - re-exported lazily
     from cl_core.actions.checkup import doctor  # noqa: F401 - re-exported lazily
@@ -98,6 +101,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         ARCH_NAMES,
         AUTO_FUSION,
         DEFAULT_MIN_RELEVANCE,
+        DEFAULT_TEMPLATES,
         DEVICE_CHOICES,
         FUSIONS,
         INDEX_KINDS,

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cl_core.actions.gallery import embed_source
 from cl_core.analysis.diagnostics import Diagnosis
 from cl_core.analysis.diagnostics import diagnose as measure_geometry
-from cl_core.analysis.evaluation import DEFAULT_TEMPLATES, paired_report, zero_shot
+from cl_core.analysis.evaluation import DEFAULT_TEMPLATES, Evaluation, paired_report, zero_shot
 from cl_core.embed.cache import EmbeddingCache
 from cl_core.embed.decode_pool import DecodePool
 from cl_core.embed.gallery import GalleryEmbedding
@@ -20,23 +18,28 @@ from cl_core.search.store import index_rows_of
 from cl_core.task import TaskState
 
 
-@dataclass
-class Evaluation:
-    embedding: GalleryEmbedding
-    retrieval: dict[str, dict[str, float]]  # "a->b": R@1/5/10, median rank, n
-    zero_shot: dict[str, Any]  # per modality: accuracy, labels, confusion
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"retrieval": self.retrieval, "zero_shot": self.zero_shot, "items": len(self.embedding.rows),
-                "failures": len(self.embedding.failures)}
-
-
-
-
 def evaluate(model: BaseModel, source: str | Path, templates: Sequence[str] | None = None,
              cache: EmbeddingCache | None = None, state: TaskState | None = None,
              pool: DecodePool | None = None, allow_outside: bool = False) -> Evaluation:
     """Recall@K both ways for every modality pair of the paired samples, and zero-shot classification."""
+    check_templates(templates)
+    emb = embed_source(model, source, cache, state, pool, allow_outside)
+    if not emb.rows:
+        return Evaluation(emb, {}, {})
+    return Evaluation(emb, paired_report(emb, state=state), zero_shot(model, emb, list(templates or DEFAULT_TEMPLATES)))
+
+
+def evaluate_gallery(model: BaseModel, emb: GalleryEmbedding, templates: Sequence[str] | None = None,
+                     state: TaskState | None = None) -> Evaluation:
+    """The same on a gallery already embedded by `model` (the window's open one): only the prompts run."""
+    check_templates(templates)
+    if not emb.rows:
+        raise ClensError("the gallery has no embedded items to evaluate")
+    return Evaluation(emb, paired_report(emb, state=state), zero_shot(model, emb, list(templates or DEFAULT_TEMPLATES)))
+
+
+def check_templates(templates: Sequence[str] | None) -> None:
+    """Prompt templates checked before any work: each one a prompt with one {} where the label goes."""
     for template in templates or ():
         try:
             template.format("label")
@@ -44,10 +47,6 @@ def evaluate(model: BaseModel, source: str | Path, templates: Sequence[str] | No
             raise ClensError(f"template {template!r} is not a prompt with one {{}} for the label ({exc})") from None
         if "{}" not in template:
             raise ClensError(f"template {template!r} has no {{}} where the label goes")
-    emb = embed_source(model, source, cache, state, pool, allow_outside)
-    if not emb.rows:
-        return Evaluation(emb, {}, {})
-    return Evaluation(emb, paired_report(emb), zero_shot(model, emb, list(templates or DEFAULT_TEMPLATES)))
 
 
 def diagnose(model: BaseModel, source: str | Path, k: int = 10, cache: EmbeddingCache | None = None,

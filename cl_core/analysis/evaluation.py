@@ -6,16 +6,28 @@ its templates' text embeddings), with accuracy and a confusion matrix.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from cl_core.analysis.metrics import retrieval_report
+from cl_core.choices import DEFAULT_TEMPLATES
 from cl_core.embed.gallery import GalleryEmbedding
 from cl_core.modality import Item, Modality
 from cl_core.models.base import BaseModel
+from cl_core.task import TaskState
 
-DEFAULT_TEMPLATES = ("{}", "a {}", "this is a {}", "an example of {}")
+
+@dataclass
+class Evaluation:
+    embedding: GalleryEmbedding
+    retrieval: dict[str, dict[str, float]]  # "a->b": R@1/5/10, median rank, n
+    zero_shot: dict[str, Any]  # per modality: accuracy, labels, confusion
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"retrieval": self.retrieval, "zero_shot": self.zero_shot, "items": len(self.embedding.rows),
+                "failures": len(self.embedding.failures)}
 
 
 def paired_vectors(emb: GalleryEmbedding, a: Modality, b: Modality) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -30,17 +42,20 @@ def paired_vectors(emb: GalleryEmbedding, a: Modality, b: Modality) -> tuple[np.
     return emb.vectors[ia], emb.vectors[ib], shared
 
 
-def paired_report(emb: GalleryEmbedding, ks: Sequence[int] = (1, 5, 10)) -> dict[str, dict[str, float]]:
-    """'a->b': Recall@K (query a, gallery b) and median rank, for each ordered pair with >= 2 shared samples."""
+def paired_report(emb: GalleryEmbedding, ks: Sequence[int] = (1, 5, 10),
+                  state: TaskState | None = None) -> dict[str, dict[str, float]]:
+    """'a->b': Recall@K (query a, gallery b) and median rank, for each ordered pair with >= 2 shared samples.
+    `state`: a step per direction, and cancel between them."""
+    state = state or TaskState()
     out: dict[str, dict[str, float]] = {}
     mods = emb.modalities
-    for a in mods:
-        for b in mods:
-            if a is b:
-                continue
-            qa, gb, shared = paired_vectors(emb, a, b)
-            if len(shared) >= 2:
-                out[f"{a.value}->{b.value}"] = retrieval_report(qa, gb, ks)
+    directions = [(a, b) for a in mods for b in mods if a is not b]
+    for step, (a, b) in enumerate(directions):
+        state.check_cancelled()
+        state.set_progress(step, len(directions), f"ranking {a.value} -> {b.value}")
+        qa, gb, shared = paired_vectors(emb, a, b)
+        if len(shared) >= 2:
+            out[f"{a.value}->{b.value}"] = retrieval_report(qa, gb, ks)
     return out
 
 

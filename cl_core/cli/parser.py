@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--explain", type=_positive_int, metavar="RANK",
                      help="then show why the search's result at this rank (1: the best) matched")
     gui.add_argument("--project", choices=PROJECTIONS, help="then map the gallery with this method")
+    gui.add_argument("--evaluate", action="store_true",
+                     help="then evaluate the model on the gallery (Recall@K per modality pair, zero-shot by its "
+                          "labels) in the Evaluation panel")
     gui.add_argument("--diagnose", action="store_true",
                      help="then measure the gallery's geometry (gap, spectrum, cosines, hubs) in the Diagnostics panel")
     _source_args(gui)
