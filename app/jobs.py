@@ -61,6 +61,7 @@ class Jobs(QObject):
         self._then_search: str | None = None  # a text to search once a gallery is ready
         self._then_project: str | None = None  # a method to map the gallery with once it is ready
         self._then_measure: list[Callable[[], object]] = []  # measures to take once a gallery is ready
+        self.second_model: str | None = None  # compared with the open model on each gallery opened (None: none)
         self.composite: tuple[str, str, str] | None = None  # channels shown as RGB for stacks (None: default)
         self.explain_rank: int | None = None  # after the next search, explain its hit of this rank (1: best)
         self._explained: OrderedDict[tuple[str, str, str, str], actions.Explained] = OrderedDict()
@@ -259,9 +260,11 @@ class Jobs(QObject):
         if self._then_project:
             method, self._then_project = self._then_project, None
             self.project(method)
-        then, self._then_measure = self._then_measure, []
+        second, then, self._then_measure = self.second_model, self._then_measure, []
         for measure in then:
             measure()
+        if second is not None:  # the second model, compared on the new gallery too
+            self.open_comparison(second)
         if self._then_search:
             text, self._then_search = self._then_search, None
             self.search(actions.SearchRequest(texts=(text,), min_relevance=actions.DEFAULT_MIN_RELEVANCE))
@@ -309,6 +312,8 @@ class Jobs(QObject):
             self.status.emit("the query could not be embedded (see Messages)")
         else:
             self.status.emit(f"{len(hits)} result(s)" if hits else "nothing relevant above the threshold")
+        if self.session.comparison is not None:
+            self.compare_search()
         rank, self.explain_rank = self.explain_rank, None
         if rank is not None and 0 < rank <= len(result.shown):
             row = result.shown[rank - 1].row
@@ -442,6 +447,49 @@ class Jobs(QObject):
             measure()
         else:
             self._then_measure.append(measure)
+
+    # ---- a second model -------------------------------------------------------------------------
+
+    def open_comparison(self, path: str | Path) -> Job | None:
+        """Open a second checkpoint beside the model and run the open gallery through it (the cache serves what
+        it embedded before); its figures beside the first model's, and each search run through both."""
+        gallery, source = self.session.gallery, self.session.gallery_source
+        if gallery is None or source is None:
+            self.error.emit("open a gallery first, then a second model to compare on it")
+            return None
+        self.second_model = str(path)
+        device, allow_pickle = self.settings.device_choice(), self.settings.allow_pickle
+        allow_outside, cache, pool = self.settings.allow_outside_files, self.cache, self.pool()
+
+        def run(state: TaskState) -> actions.Comparison:
+            opened = actions.open_model(path, device, allow_pickle, cache(), state)
+            return actions.open_comparison(opened.model, source, gallery, cache(), state, pool, allow_outside,
+                                           fingerprint=opened.fingerprint)
+
+        def done(got: actions.Comparison) -> None:
+            if self.session.set_comparison(got):
+                self.status.emit(f"second model {got.model.name} on the gallery: see the Compare panel")
+                if self.session.query is not None:
+                    self.compare_search()
+
+        return self._start("compare", "opening the second model", run, done)
+
+    def close_comparison(self) -> None:
+        self.second_model = None
+        self.runner.cancel_kind("compare")
+        self.session.set_comparison(None)
+
+    def compare_search(self) -> Job | None:
+        """The shown results' query run through the second model too, and the two lists' overlap."""
+        comparison, request = self.session.comparison, self.session.query
+        if comparison is None or request is None:
+            return None
+        first = list(self.session.results)
+
+        def run(state: TaskState) -> actions.Comparison:
+            return actions.compare_search(comparison, request, first, state)
+
+        return self._start("compare", "searching with the second model", run, self.session.set_comparison)
 
     # ---- why it matched ----------------------------------------------------------------------------
 

@@ -41,6 +41,9 @@ def run_app(args: argparse.Namespace) -> int:
         window.jobs.project_when_ready(args.project)
     if getattr(args, "evaluate", False):
         window.jobs.when_gallery_ready(window.jobs.evaluate)
+    if getattr(args, "compare", None):
+        second = args.compare
+        window.jobs.when_gallery_ready(lambda: window.jobs.open_comparison(second))
     if getattr(args, "diagnose", False):
         window.jobs.when_gallery_ready(window.jobs.diagnose)
     if args.colour:

@@ -25,6 +25,7 @@ from cl_core.state import ProjectionState
 from cl_core.task import Progress
 
 from .jobs import Jobs
+from .qt_compare_panel import ComparePanel
 from .qt_diagnostics_panel import DiagnosticsPanel
 from .qt_drop_panel import DropPanel
 from .qt_evaluation_panel import EvaluationPanel
@@ -58,10 +59,11 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("explain", "Why it matched", lambda s, j: ExplainPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("diagnostics", "Diagnostics", lambda s, j: DiagnosticsPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("evaluation", "Evaluation", lambda s, j: EvaluationPanel(s, j), Area.RightDockWidgetArea),
+    PanelSpec("compare", "Compare", lambda s, j: ComparePanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("messages", "Messages", lambda s, j: MessagesPanel(s, j), Area.BottomDockWidgetArea),
     PanelSpec("jobs", "Jobs", lambda s, j: JobsPanel(s, j), Area.BottomDockWidgetArea),
 )
-LAYOUT_VERSION = 6  # bumped when panels are added, so an old saved layout is not applied
+LAYOUT_VERSION = 7  # bumped when panels are added, so an old saved layout is not applied
 
 
 class MainWindow(QMainWindow):
@@ -78,6 +80,7 @@ class MainWindow(QMainWindow):
         self.session.explanation_changed.connect(self._show_explanation)
         self.session.diagnosis_changed.connect(lambda: self._bring_forward("diagnostics", self.session.diagnosis))
         self.session.evaluation_changed.connect(lambda: self._bring_forward("evaluation", self.session.evaluation))
+        self.session.comparison_changed.connect(self._show_comparison)
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.panels: dict[str, QWidget] = {}
@@ -98,6 +101,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["projection"], self.docks["explain"])
         self.tabifyDockWidget(self.docks["explain"], self.docks["diagnostics"])
         self.tabifyDockWidget(self.docks["diagnostics"], self.docks["evaluation"])
+        self.tabifyDockWidget(self.docks["evaluation"], self.docks["compare"])
         self.tabifyDockWidget(self.docks["messages"], self.docks["jobs"])
         self.docks["messages"].raise_()
         self.docks["similarity"].raise_()
@@ -136,6 +140,12 @@ class MainWindow(QMainWindow):
         if self.session.projection is not None:
             self.docks["projection"].show()
             self.docks["projection"].raise_()
+
+    def _show_comparison(self) -> None:
+        """A second model just opened (not each search it answers) brings its panel forward."""
+        c = self.session.comparison
+        if c is not None and c.results is None:
+            self._bring_forward("compare", c)
 
     def _bring_forward(self, key: str, shown: object) -> None:
         """A panel whose figures just arrived comes to the front."""

@@ -25,6 +25,7 @@ from cl_core.modality import Item
 from cl_core.models.base import BaseModel
 from cl_core.models.fingerprint import fingerprint_of
 from cl_core.search.build import GalleryOpened, gallery_key
+from cl_core.search.compare import Comparison
 from cl_core.search.query import Hit, SearchRequest, SearchResult
 from cl_core.search.store import IndexSet
 
@@ -42,6 +43,7 @@ class Session:
     explanation_changed = Signal()  # a map of why an item matched a query (or None)
     diagnosis_changed = Signal()  # the open gallery's geometry was measured (or dropped with its gallery)
     evaluation_changed = Signal()  # the open gallery's retrieval and zero-shot figures (or dropped with it)
+    comparison_changed = Signal()  # a second model on the open gallery, its figures and its results (or None)
 
     def __init__(self) -> None:
         self.model: BaseModel | None = None
@@ -64,6 +66,7 @@ class Session:
         self.explanation: Explained | None = None  # where / when / which words made the shown item match
         self.diagnosis: Diagnosis | None = None  # the open gallery's geometry (gap, rank, hubs, cosines)
         self.evaluation: Evaluation | None = None  # the open gallery's Recall@K and zero-shot confusion
+        self.comparison: Comparison | None = None  # a second model on the same gallery and query
 
     # ---- model -------------------------------------------------------------------------------
 
@@ -116,6 +119,9 @@ class Session:
         if self.evaluation is not None:
             self.evaluation = None
             self.evaluation_changed.emit()
+        if self.comparison is not None:  # measured against the gallery as the first model embedded it
+            self.comparison = None
+            self.comparison_changed.emit()
         if self.projection is not None:
             self.projection = None
             self.projection_changed.emit()
@@ -162,6 +168,18 @@ class Session:
             return False
         self.evaluation = evaluation
         self.evaluation_changed.emit()
+        return True
+
+    def set_comparison(self, comparison: Comparison | None) -> bool:
+        """A second model on the open gallery; refused (False) when made for another gallery, or with results
+        for a query that is no longer the shown one."""
+        if comparison is not None:
+            if self.gallery is None or comparison.source != self.gallery_source:
+                return False
+            if comparison.results is not None and comparison.results.request != self.query:
+                return False
+        self.comparison = comparison
+        self.comparison_changed.emit()
         return True
 
     def select_gallery(self, rows: Iterable[int]) -> None:

@@ -26,6 +26,8 @@ _EXPORTS = {
     "cl_core.actions.demo": ("DemoFiles", "demo_available", "demo_files", "demo_for_model", "demo_of_gallery"),
     "cl_core.actions.caching": ("cache_info", "cache_prune"),
     "cl_core.actions.checkup": ("doctor",),
+    "cl_core.actions.comparing": ("Compared", "compare", "compare_search", "open_comparison"),
+    "cl_core.search.compare": ("Comparison", "overlap_at_k"),
     "cl_core.actions.embed": ("embed_inputs", "save_embeddings"),
     "cl_core.actions.explaining": ("Explained", "explain", "overlay_picture", "save_picture", "spectrogram_picture"),
     "cl_core.actions.gallery": ("IndexBuilt", "build_index", "embed_source", "open_gallery"),
@@ -45,7 +47,7 @@ _EXPORTS = {
     "cl_core.readers.thumbnail": ("default_channel_names",),
     "cl_core.models.detect": ("looks_like_checkpoint",),
     "cl_core.search.build": ("GalleryOpened",),
-    "cl_core.search.query": ("SearchRequest", "SearchResult"),
+    "cl_core.search.query": ("Hit", "SearchRequest", "SearchResult"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)
@@ -76,6 +78,12 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     )
     from cl_core.actions.caching import cache_info, cache_prune  # noqa: F401 - re-exported lazily
     from cl_core.actions.checkup import doctor  # noqa: F401 - re-exported lazily
+    from cl_core.actions.comparing import (  # noqa: F401 - re-exported lazily
+        Compared,
+        compare,
+        compare_search,
+        open_comparison,
+    )
     from cl_core.actions.demo import DemoFiles, demo_available, demo_files, demo_for_model, demo_of_gallery  # noqa: F401 - re-exported lazily
     from cl_core.actions.embed import embed_inputs, save_embeddings  # noqa: F401 - re-exported lazily
     from cl_core.actions.explaining import (  # noqa: F401 - re-exported lazily
@@ -116,4 +124,5 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.models.detect import looks_like_checkpoint  # noqa: F401 - re-exported lazily
     from cl_core.readers.thumbnail import default_channel_names  # noqa: F401 - re-exported lazily
     from cl_core.search.build import GalleryOpened  # noqa: F401 - re-exported lazily
-    from cl_core.search.query import SearchRequest, SearchResult  # noqa: F401 - re-exported lazily
+    from cl_core.search.compare import Comparison, overlap_at_k  # noqa: F401 - re-exported lazily
+    from cl_core.search.query import Hit, SearchRequest, SearchResult  # noqa: F401 - re-exported lazily

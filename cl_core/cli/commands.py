@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cl_core.cli.format import (
+    print_comparison,
     print_diagnosis,
     print_evaluation,
     print_explained,
@@ -295,6 +296,21 @@ def _measure(args: argparse.Namespace, run: Any, as_json: Any, as_text: Any) -> 
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    actions = _actions()
+    cache = _cache(args)
+    first = _open(args, cache)
+    second = actions.open_model(args.second, args.device, args.allow_pickle, cache)
+    with ProgressPrinter(args.quiet) as progress:
+        got = actions.compare(first.model, second.model, args.source, args.text, args.k, cache, progress.state,
+                              allow_outside=args.allow_outside_files)
+    if args.json:
+        print(json.dumps(got.to_dict(), indent=2))
+    else:
+        print_comparison(got)
+    return EXIT_OK
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     actions = _actions()
     return _measure(args, lambda model, cache, state: actions.evaluate(model, args.manifest, args.template, cache,
@@ -338,4 +354,4 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"info": cmd_info, "embed": cmd_embed, "train": cmd_train, "demo": cmd_demo,
-            "doctor": cmd_doctor, "cache info": cmd_cache_info, "cache prune": cmd_cache_prune, "index build": cmd_index_build, "search": cmd_search, "project": cmd_project, "explain": cmd_explain, "eval": cmd_eval, "diagnose": cmd_diagnose}
+            "doctor": cmd_doctor, "cache info": cmd_cache_info, "cache prune": cmd_cache_prune, "index build": cmd_index_build, "search": cmd_search, "project": cmd_project, "explain": cmd_explain, "eval": cmd_eval, "diagnose": cmd_diagnose, "compare": cmd_compare}

@@ -125,3 +125,22 @@ def print_explained(got: Any) -> None:
         print(f"score {got.words.score:+.4f}; words by how much the score drops without them:")
         for word, imp in order:
             print(f"  {word:<{width}}  {imp:+.4f}")
+
+
+def print_comparison(got: Any) -> None:
+    """The figures of both models side by side, then per query the overlap and both top lists."""
+    a, b = got.names
+    rows = [(name, _f(x), _f(y)) for name, x, y, _ in got.figures]
+    width = max((len(r[0]) for r in rows), default=0)
+    print(f"{'':<{width}}  {'first':>8}  {'second':>8}    first: {a}; second: {b}")
+    for name, x, y in rows:
+        print(f"{name:<{width}}  {x:>8}  {y:>8}")
+    for s in got.searches:
+        o = s["overlap"]
+        share = "n/a" if o["overlap"] is None else f"{o['overlap']:.2f}"
+        print(f"\n{s['query']!r}: {o['shared']} of the first {o['k']} shared (overlap@{o['k']} {share})")
+        for rank, hit in enumerate(s["first"][:o["k"]], 1):
+            key = (hit["modality"], hit["source"], hit["text"] or "")
+            other = next((h for h in s["second"] if (h["modality"], h["source"], h["text"] or "") == key), None)
+            where = f"second's #{other['rank']}" if other is not None else "not in the second's list"
+            print(f"  {rank:>3}. {hit['modality']:<12} {(hit['text'] or hit['source'])[:60]:<60}  {where}")

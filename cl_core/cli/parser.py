@@ -16,7 +16,7 @@ from cl_core.choices import (
 )
 from cl_core.modality import Modality
 
-VERBS = ("gui", "info", "embed", "demo", "train", "index", "search", "project", "explain", "eval", "diagnose", "doctor",
+VERBS = ("gui", "info", "embed", "demo", "train", "index", "search", "project", "explain", "eval", "diagnose", "compare", "doctor",
          "cache")
 
 
@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--explain", type=_positive_int, metavar="RANK",
                      help="then show why the search's result at this rank (1: the best) matched")
     gui.add_argument("--project", choices=PROJECTIONS, help="then map the gallery with this method")
+    gui.add_argument("--compare", metavar="MODEL",
+                     help="then open this second checkpoint beside the model, on the same gallery and searches")
     gui.add_argument("--evaluate", action="store_true",
                      help="then evaluate the model on the gallery (Recall@K per modality pair, zero-shot by its "
                           "labels) in the Evaluation panel")
@@ -189,6 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(pj, required=False)
     pj.add_argument("--json", action="store_true")
     _cache_args(pj)
+
+    cp = sub.add_parser("compare", help="two models on one gallery: figures side by side, overlap@k per query")
+    _model_args(cp)
+    cp.add_argument("second", help="the second checkpoint")
+    cp.add_argument("source", help="the gallery both embed: a folder, a manifest, or demo:NAME")
+    cp.add_argument("--text", action="append", default=[], help="a query searched through both (repeatable)")
+    cp.add_argument("-k", type=_positive_int, default=10, help="hits compared per query (default %(default)s)")
+    cp.add_argument("--json", action="store_true")
+    _cache_args(cp)
+    _source_args(cp)
 
     ev = sub.add_parser("eval", help="Recall@K both ways per modality pair, and zero-shot classification")
     _model_args(ev)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,21 @@ def reuse_or_build(model: BaseModel, emb: GalleryEmbedding, cache_root: str | Pa
     rows and vectors by the same model, else rebuilt (and the stale one replaced atomically)."""
     origin = hashlib.sha256(emb.gallery.origin.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     folder = Path(cache_root) / "indexes" / f"{emb.model_fingerprint[:16]}-{origin}"
+    with _folder_lock(folder):  # two jobs of one process on one folder: the second loads what the first saved
+        return _reuse_or_build(model, emb, folder, kind, state, digest)
+
+
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _folder_lock(folder: Path) -> threading.Lock:
+    with _LOCKS_LOCK:
+        return _LOCKS.setdefault(folder, threading.Lock())
+
+
+def _reuse_or_build(model: BaseModel, emb: GalleryEmbedding, folder: Path, kind: str, state: TaskState | None,
+                    digest: Callable[[Path], str] | None) -> store.IndexSet:
     key = content_key(emb)
     try:
         found = store.load(folder, emb.model_fingerprint, model.embed_dim, digest)
