@@ -461,10 +461,14 @@ class Jobs(QObject):
         device, allow_pickle = self.settings.device_choice(), self.settings.allow_pickle
         allow_outside, cache, pool = self.settings.allow_outside_files, self.cache, self.pool()
 
+        root = self.cache_root()
+
         def run(state: TaskState) -> actions.Comparison:
             opened = actions.open_model(path, device, allow_pickle, cache(), state)
-            return actions.open_comparison(opened.model, source, gallery, cache(), state, pool, allow_outside,
-                                           fingerprint=opened.fingerprint)
+            got = actions.open_comparison(opened.model, source, gallery, cache(), state, pool, allow_outside,
+                                          fingerprint=opened.fingerprint)
+            got.coords = actions.project(got.index, "pca", None, root, state).coords  # its space, beside the first's
+            return got
 
         def done(got: actions.Comparison) -> None:
             if self.session.set_comparison(got):

@@ -1,13 +1,17 @@
 """Compare: a second checkpoint beside the open model, on the same gallery and the same query. Both result
 lists side by side with their overlap@k (items in both lists are shaded), and what `eval` and `diagnose`
-measure for each model in one table. Clicking a result of either list selects that item in every view of the
-gallery (the map, the results), so the two models' answers can be found in the first model's map.
+measure for each model in one table, and the second model's own map of the gallery. Clicking a result of either
+list or a point of that map selects the item in every view of the gallery (the first model's map, the
+results), and what is selected anywhere is ringed in the second model's map: both spaces, one selection.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
@@ -27,11 +31,13 @@ from cl_core.actions import Comparison, Hit
 from cl_core.session import Session
 
 from .jobs import Jobs
+from .qt_theme import PALETTE
 
 HINT = ("Open a gallery, then a second checkpoint: every search runs through both models, and their "
         "figures are measured side by side.")
 SHARED = QColor(255, 196, 0, 70)  # an item both models returned
 ROW_ROLE = Qt.ItemDataRole.UserRole
+MAP_POINTS = 50_000  # the second model's map draws at most this many points (evenly spaced); selected always
 
 
 def hit_name(hit: Hit) -> str:
@@ -65,7 +71,9 @@ class ComparePanel(QWidget):
         self.figures.setHorizontalHeaderLabels(["Figure (hover: what it is)", "first", "second"])
         self.figures.verticalHeader().setVisible(False)
         self.figures.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.figures.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.figures.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.figures.setWordWrap(False)
 
         top = QHBoxLayout()
         top.addWidget(self.open_button)
@@ -80,9 +88,28 @@ class ComparePanel(QWidget):
             col.addWidget(label)
             col.addWidget(table, 1)
             lists.addWidget(box)
+        self.map_view = pg.PlotWidget(title="second model's map (PCA)")
+        self.map_view.setToolTip("The gallery as the second model lays it out: coloured by modality; the "
+                                 "items selected anywhere are ringed, a click selects one everywhere")
+        self.map = self.map_view.getPlotItem()
+        self.map.hideAxis("left")
+        self.map.hideAxis("bottom")
+        self.map.setMenuEnabled(False)
+        self.map.addLegend(offset=(-5, 5), labelTextSize="8pt")
+        self.points = pg.ScatterPlotItem(size=5, pen=None)
+        self.ringed = pg.ScatterPlotItem(size=11, pen=pg.mkPen("#111111", width=1.5), brush=None)
+        self.map.addItem(self.points)
+        self.map.addItem(self.ringed)
+        self.points.sigClicked.connect(self._point_clicked)
+        self.drawn = np.zeros(0, np.int64)  # the second index's rows drawn, in the scatter's order
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.figures)
+        bottom.addWidget(self.map_view)
+        bottom.setSizes([500, 360])
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(lists)
-        split.addWidget(self.figures)
+        split.addWidget(bottom)
+        split.setSizes([250, 250])
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.overlap)
@@ -90,6 +117,8 @@ class ComparePanel(QWidget):
         session.gallery_changed.connect(self._enable)
         session.comparison_changed.connect(self.refresh)
         session.results_changed.connect(self.refresh)
+        session.gallery_selection_changed.connect(lambda _rows: self._ring_selection())
+        self._mapped: Any = None  # the map drawn (drawn again only when it changes)
         self.refresh()
 
     @staticmethod
@@ -146,6 +175,52 @@ class ComparePanel(QWidget):
             self.overlap.setText(f"overlap@{o.get('k')}: {o.get('shared')} of the first {o.get('k')} items in both "
                                  f"lists ({share}); shaded: returned by both")
         self._fill_figures(c)
+        self._draw_map(c)
+
+    def _draw_map(self, c: Comparison | None) -> None:
+        coords = c.coords if c is not None else None
+        if coords is self._mapped:
+            return
+        self._mapped = coords
+        self.points.setData([])
+        if self.map.legend is not None:
+            self.map.legend.clear()
+        self.map.setTitle("second model's map (PCA)")
+        if c is None or coords is None or not len(coords):
+            self.drawn = np.zeros(0, np.int64)
+            self._ring_selection()
+            return
+        n = len(coords)
+        step = max(1, -(-n // MAP_POINTS))
+        self.drawn = np.arange(0, n, step)
+        colours = np.empty(n, object)
+        for i, part in enumerate(c.index.parts.values()):
+            colour = PALETTE[i % len(PALETTE)]
+            colours[part.start:part.end] = colour
+            if self.map.legend is not None:
+                self.map.legend.addItem(pg.ScatterPlotItem(size=8, brush=pg.mkBrush(colour), pen=None),
+                                        part.modality.value)
+        brushes = [pg.mkBrush(colour) for colour in colours[self.drawn]]
+        self.points.setData(x=coords[self.drawn, 0], y=coords[self.drawn, 1], brush=brushes, data=self.drawn)
+        if step > 1:
+            self.map.setTitle(f"second model's map (PCA): every {step}th of {n:,} items drawn")
+        self._ring_selection()
+
+    def _ring_selection(self) -> None:
+        c = self.session.comparison
+        rows = c.second_rows(sorted(self.session.gallery_selection)) if c is not None and c.coords is not None else []
+        if c is None or c.coords is None or not rows:
+            self.ringed.setData([])
+        else:
+            self.ringed.setData(x=c.coords[rows, 0], y=c.coords[rows, 1])
+
+    def _point_clicked(self, _item: Any, points: Any, *_: Any) -> None:
+        c = self.session.comparison
+        if c is None or not len(points):
+            return
+        found = c.first_row(int(points[0].data()))
+        if found is not None:
+            self.session.select_gallery([found])
 
     def _fill(self, table: QTableWidget, hits: list[Hit], shared: set[tuple[str, str, str]]) -> None:
         table.blockSignals(True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate the pictures in docs/: the window as `clens` opens it, the demo gallery searched (results grid),
 # the tissue demo searched, the gallery's UMAP map with a query drawn in, why a top result matched, and the
-# gallery's geometry (Diagnostics) and the model evaluated on it (Evaluation).
+# gallery's geometry (Diagnostics), the model evaluated on it (Evaluation), and the tissue model beside it
+# (Compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,6 +20,7 @@ shot projection-colour --gallery demo:shapes_sounds --project pca --colour size
 shot why --gallery demo:shapes_sounds --search "a red circle" --explain 1
 shot diagnostics --gallery demo:shapes_sounds --diagnose
 shot evaluation --gallery demo:shapes_sounds --evaluate
+shot compare --gallery demo:shapes_sounds --search "a red circle" --compare resources/demo/tissue
 shot why-tissue --gallery demo:tissue --search "tumour necrosis present, poorly differentiated" --explain 1
 shot dark --gallery demo:tissue --search "tumour necrosis present, poorly differentiated" --theme dark
 rm -rf "$work"

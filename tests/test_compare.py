@@ -65,3 +65,21 @@ def test_clens_compare_prints_both_and_refuses_nothing_to_embed(capsys, native_d
     empty.mkdir()
     assert main(["compare", str(native_dir), str(second_dir), str(empty), "--no-cache", "--quiet"]) != 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_rows_map_between_two_models_that_embedded_different_items():
+    from cl_core.embed.gallery import Row
+    from cl_core.modality import Modality
+    from cl_core.search.compare import Comparison, row_map
+
+    first = [Row(0, "s0", "a.png", Modality.IMAGE), Row(1, "s0", "a.wav", Modality.AUDIO),
+             Row(2, "s0", "t.csv", Modality.TEXT, text="a cat"), Row(3, "s1", "b.png", Modality.IMAGE)]
+    second = [Row(0, "s0", "a.png", Modality.IMAGE), Row(2, "s0", "t.csv", Modality.TEXT, text="a cat"),
+              Row(3, "s1", "b.png", Modality.IMAGE)]  # no audio tower: the sound is missing
+    assert row_map(first, first) is None
+    got = row_map(first, second)
+    # index rows are grouped by modality: first = a.png, b.png, t.csv, a.wav; second = a.png, b.png, t.csv
+    assert got.tolist() == [0, 1, 2]
+    c = Comparison.__new__(Comparison)
+    c.to_first, c.embedding = got, type("E", (), {"rows": second})()
+    assert c.first_row(2) == 2 and c.second_rows([3]) == [] and c.second_rows([1, 2]) == [1, 2]

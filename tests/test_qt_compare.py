@@ -50,8 +50,15 @@ def test_a_second_model_answers_each_search_beside_the_first(qtbot, panel, tmp_p
     (picked,) = session.gallery_selection
     row = session.index.rows[picked]
     assert (row.modality.value, row.source, row.text or "") == (hit.modality, hit.source, hit.text or "")
+    assert len(c.coords) == len(c.index.rows) == len(panel.points.data)  # the second model's own map, all drawn
+    (ring,) = panel.ringed.data  # the item selected is ringed in it
+    assert (ring["x"], ring["y"]) == pytest.approx(tuple(c.coords[hit.row]))
     panel.first.selectRow(1)
     assert session.gallery_selection == {session.results[1].row}
+    point = panel.points.points()[7]
+    panel._point_clicked(panel.points, [point])
+    (picked,) = session.gallery_selection
+    assert session.index.rows[picked].source == c.index.rows[int(point.data())].source
 
 
 def test_the_same_model_twice_agrees_and_closing_forgets_it(qtbot, panel, native_dir, tmp_path):

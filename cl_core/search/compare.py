@@ -52,6 +52,14 @@ class Comparison:
     overlap: dict[str, Any] = field(default_factory=dict)
     to_first: np.ndarray | None = None  # the first model's index row of each of this index's rows (-1: none);
     # None when both embedded the same items in the same order (then the rows are the same)
+    coords: np.ndarray | None = None  # [n, 2] this model's map of its index (PCA), to see both spaces
+
+    def second_rows(self, first_rows: Sequence[int]) -> list[int]:
+        """This index's rows of the first model's index rows (the items the second model has)."""
+        if self.to_first is None:
+            return [r for r in first_rows if 0 <= r < len(self.embedding.rows)]
+        wanted = set(first_rows)
+        return [int(i) for i in np.nonzero(np.isin(self.to_first, list(wanted)))[0]] if wanted else []
 
     def first_row(self, row: int) -> int | None:
         """The first model's index row of this index's `row` (the same item), or None."""
