@@ -410,8 +410,14 @@ class Jobs(QObject):
             self.error.emit("open a gallery first, then measure it")
             return None
 
+        comparison = self.session.comparison
+
         def run(state: TaskState) -> actions.Diagnosis:
-            return actions.diagnose_gallery(gallery, k, state)
+            got = actions.diagnose_gallery(gallery, k, state)
+            if comparison is not None:  # a second model is open: its geometry is drawn beside the first's
+                got.second = actions.diagnose_gallery(comparison.embedding, k, state)
+                got.second_name = comparison.model.name
+            return got
 
         def done(got: actions.Diagnosis) -> None:
             if self.session.set_diagnosis(got):

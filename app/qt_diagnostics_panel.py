@@ -124,13 +124,13 @@ def headline(report: dict[str, Any], dim: int) -> str:
     return " ".join(parts)
 
 
-def new_plot(title: str, x: str, y: str) -> pg.PlotWidget:
+def new_plot(title: str, x: str, y: str, legend_at: tuple[int, int] = (-10, 10)) -> pg.PlotWidget:
     widget = pg.PlotWidget(title=title)
     item = widget.getPlotItem()
     item.setLabel("bottom", x)
     item.setLabel("left", y)
     item.getAxis("left").enableAutoSIPrefix(False)
-    item.addLegend(offset=(-10, 10), labelTextSize="9pt")
+    item.addLegend(offset=legend_at, labelTextSize="9pt")
     item.setMenuEnabled(False)
     item.showGrid(x=True, y=True, alpha=0.2)
     return widget
@@ -183,10 +183,11 @@ class DiagnosticsPanel(QWidget):
         self.tabs.addTab(self.cosine_view, "Cosines")
         self.tabs.addTab(hub_page, "Hubs")
         self.numbers = QTreeWidget()
-        self.numbers.setHeaderLabels(["Figure (hover: what it is)", "Value"])
+        self.numbers.setHeaderLabels(["Figure (hover: what it is)", "Value", "second"])
         self.numbers.setMinimumWidth(330)
         self.numbers.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.numbers.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.numbers.header().setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.numbers.header().setStretchLastSection(False)
 
         top = QHBoxLayout()
@@ -237,7 +238,9 @@ class DiagnosticsPanel(QWidget):
             return
         dim = int(np.asarray(diagnosis.embedding.vectors).shape[1]) if len(diagnosis.embedding.rows) else 0
         counts = ", ".join(f"{n:,} {m}" for m, n in report.get("counts", {}).items())
-        self.summary.setText(f"{counts}. {headline(report, dim)}")
+        second, second_name = self._second_report()
+        beside = f" Second model, {second_name}: {headline(second, dim)}" if second else ""
+        self.summary.setText(f"{counts}. {headline(report, dim)}{beside}")
         self._fill_numbers(report)
 
     @staticmethod
@@ -249,15 +252,33 @@ class DiagnosticsPanel(QWidget):
     def _pen(self, i: int, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> Any:
         return pg.mkPen(PALETTE[i % len(PALETTE)], width=2, style=style)
 
+    def _second_report(self) -> tuple[dict[str, Any], str]:
+        d = self.session.diagnosis
+        return (d.second.report, d.second_name) if d is not None and d.second is not None else ({}, "")
+
     def _draw_spectra(self, report: dict[str, Any]) -> None:
         self._clear(self.spectrum_plot)
-        for i, (m, d) in enumerate(report.get("per_modality", {}).items()):
-            s = np.asarray(d.get("spectrum", []), np.float64)
-            s = s[s > 0]
-            if len(s):
-                rank = d.get("effective_rank")
-                name = f"{m}: effective rank {rank:.1f}" if rank is not None else m
-                self.spectrum_plot.plot(np.arange(1, len(s) + 1), s, pen=self._pen(i), name=name)
+        colour = {m: i for i, m in enumerate(report.get("per_modality", {}))}
+        second, second_name = self._second_report()
+        for rep, style, prefix in ((report, Qt.PenStyle.SolidLine, ""),
+                                   (second, Qt.PenStyle.DashLine, f"{second_name} (dashed): ")):
+            for m, d in rep.get("per_modality", {}).items():
+                s = np.asarray(d.get("spectrum", []), np.float64)
+                s = s[s > 0]
+                if len(s):
+                    rank = d.get("effective_rank")
+                    name = prefix + (f"{m}: effective rank {rank:.1f}" if rank is not None else m)
+                    self.spectrum_plot.plot(np.arange(1, len(s) + 1), s, pen=self._pen(colour.get(m, 0), style),
+                                            name=name)
+        curves = self.spectrum_plot.listDataItems()
+        if curves:  # room above the largest (1) for the legend, a line per curve
+            low = min(float(np.log10(np.min(c.yData))) if c.yData is not None and len(c.yData) else 0.0
+                      for c in curves)
+            share = min(0.6, 0.08 * len(curves) + 0.05)
+            self.spectrum_plot.enableAutoRange(y=False)
+            self.spectrum_plot.setYRange(low, -low * share / (1 - share), padding=0.02)
+            decades = range(int(np.floor(low)), 1)  # no tick above 1: nothing is larger than the largest
+            self.spectrum_plot.getAxis("left").setTicks([[(d, f"{10.0 ** d:g}") for d in decades]])
 
     def _draw_pair(self) -> None:
         self._clear(self.cosine_plot)
@@ -281,6 +302,13 @@ class DiagnosticsPanel(QWidget):
                 if counts.sum() > 0:
                     self.cosine_plot.plot(edges, counts / counts.sum(), stepMode="center", pen=self._pen(c, style),
                                           name=name)
+            second, second_name = self._second_report()
+            for name, key, c in ((f"{second_name}: {a} ↔ {b}: any two", pair, len(colour)),
+                                 (f"{second_name}: a sample's own", f"{pair} paired", len(colour) + 1)):
+                counts = np.asarray(second.get("cosines", {}).get(key, []), np.float64)
+                if a != b and counts.sum() > 0:
+                    self.cosine_plot.plot(edges, counts / counts.sum(), stepMode="center",
+                                          pen=self._pen(c, Qt.PenStyle.DotLine), name=name)
         rows = diagnosis.embedding.rows
         for i, (where, h) in enumerate(hub_lists(report, pair)):
             counts = np.asarray(h["histogram"], np.float64)
@@ -312,14 +340,20 @@ class DiagnosticsPanel(QWidget):
 
     def _fill_numbers(self, report: dict[str, Any]) -> None:
         definitions = report.get("definitions", {})
+        second, second_name = self._second_report()
+        self.numbers.setColumnHidden(2, not second)
+        if second:
+            self.numbers.headerItem().setToolTip(2, f"the same gallery as {second_name} embeds it")
+        theirs = {(title, name): value for title, rows in figures(second) for name, value, _ in rows}
         for title, rows in figures(report):
-            group = QTreeWidgetItem([title, ""])
+            group = QTreeWidgetItem([title, "", ""])
             self.numbers.addTopLevelItem(group)
             for name, value, key in rows:
-                child = QTreeWidgetItem([name, value])
-                child.setToolTip(0, definitions.get(key, ""))
-                child.setToolTip(1, definitions.get(key, ""))
-                child.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                child = QTreeWidgetItem([name, value, theirs.get((title, name), "")])
+                for col in range(3):
+                    child.setToolTip(col, definitions.get(key, ""))
+                for col in (1, 2):
+                    child.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 group.addChild(child)
             group.setExpanded(True)
 

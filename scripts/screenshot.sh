@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate the pictures in docs/: the window as `clens` opens it, the demo gallery searched (results grid),
-# the tissue demo searched, the gallery's UMAP map with a query drawn in, why a top result matched, and the
+# the tissue demo searched, the gallery's UMAP map with a query drawn in, why a top result matched, the
 # gallery's geometry (Diagnostics), the model evaluated on it (Evaluation), and the tissue model beside it
 # (Compare).
 set -euo pipefail

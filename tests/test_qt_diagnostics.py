@@ -83,3 +83,24 @@ def test_a_measurement_of_a_gallery_no_longer_open_is_refused(qtbot, panel, tmp_
     wait_idle(qtbot, jobs)
     assert session.diagnosis is None and panel.numbers.topLevelItemCount() == 0 and panel.summary.text() == HINT
     assert not session.set_diagnosis(old) and session.diagnosis is None
+
+
+def test_with_a_second_model_open_both_are_measured_and_drawn_side_by_side(qtbot, panel, tmp_path):
+    import tiny_models
+
+    session, jobs = panel.session, panel.jobs
+    jobs.open_gallery(make_gallery(tmp_path / "g", n=6) / "manifest.csv")
+    wait_idle(qtbot, jobs)
+    jobs.open_comparison(tiny_models.make_native(tmp_path / "second", seed=5))
+    wait_idle(qtbot, jobs)
+    jobs.diagnose(3)
+    wait_idle(qtbot, jobs)
+    d = session.diagnosis
+    assert d is not None and d.second is not None and d.second.embedding is session.comparison.embedding
+    names = [item.name() for item in panel.spectrum_plot.listDataItems()]
+    assert len(names) == 6 and sum(name.startswith(d.second_name) for name in names) == 3
+    assert not panel.numbers.isColumnHidden(2) and "Second model" in panel.summary.text()
+    pair = panel.numbers.topLevelItem(0)
+    gap = next(pair.child(i) for i in range(pair.childCount()) if pair.child(i).text(0) == "modality gap")
+    first_pair = next(iter(d.second.report["pairs"]))
+    assert gap.text(2) == f"{d.second.report['pairs'][first_pair]['centroid_distance']:.3f}"

@@ -70,6 +70,8 @@ class Diagnosis:
     embedding: GalleryEmbedding
     report: dict[str, Any]
     index_rows: np.ndarray | None = None
+    second: Diagnosis | None = None  # the same gallery as a second model embeds it (drawn beside, dashed)
+    second_name: str = ""
 
 
 def effective_rank(x: np.ndarray, centred: bool = True) -> float:
