@@ -30,6 +30,8 @@ def peak_mb() -> float:
 
 
 def main() -> None:
+    import sklearn.linear_model  # noqa: F401 - loaded by diagnose anyway: counted in the baseline, not the measure
+    import torch  # noqa: F401
     from resident import rss_bytes
 
     from cl_core.analysis.diagnostics import diagnose
@@ -37,6 +39,7 @@ def main() -> None:
     from cl_core.embed.gallery import Gallery, GalleryEmbedding, Row
     from cl_core.modality import Modality
 
+    imports = rss_bytes() / 2**20
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--dim", type=int, default=512)
@@ -60,7 +63,8 @@ def main() -> None:
     t = time.perf_counter()
     diagnose(emb, k=10)
     diag_s = time.perf_counter() - t
-    out = {"n_per_modality": a.n, "dim": a.dim, "embedding_mb": round(base, 1),
+    out = {"n_per_modality": a.n, "dim": a.dim, "interpreter_and_libraries_mb": round(imports, 1),
+           "vectors_mb": round(vectors.nbytes / 2**20, 1), "embedding_mb": round(base, 1),
            "eval_s": round(eval_s, 1), "eval_peak_mb": round(eval_peak, 1),
            "eval_beyond_embedding_mb": round(eval_peak - base, 1),
            "diagnose_s": round(diag_s, 1), "peak_mb": round(peak_mb(), 1),

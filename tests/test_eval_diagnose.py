@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cl_core.analysis import diagnostics as dg
-from cl_core.analysis.evaluation import paired_report, zero_shot
+from cl_core.analysis.evaluation import paired_report, paired_vectors, zero_shot
 from cl_core.cli import main
 from cl_core.embed.gallery import GalleryEmbedding, Row
 from cl_core.embed.sources import Gallery
@@ -262,3 +262,18 @@ def test_paired_report_reports_a_step_per_direction_and_stops_when_cancelled():
     stop.cancel()
     with pytest.raises(Cancelled):
         paired_report(emb, state=stop)
+
+
+def test_paired_vectors_are_views_when_a_modality_is_one_run_of_rows():
+    rng = np.random.default_rng(11)
+    emb = fake_embedding({Modality.IMAGE: unit(rng.standard_normal((5, 4))),
+                          Modality.TEXT: unit(rng.standard_normal((5, 4)))})
+    qa, gb, shared = paired_vectors(emb, Modality.IMAGE, Modality.TEXT)
+    assert np.shares_memory(qa, emb.vectors) and np.shares_memory(gb, emb.vectors) and len(shared) == 5
+    np.testing.assert_array_equal(gb, emb.vectors[5:10])
+    emb.rows = [emb.rows[i] for i in (0, 5, 1, 6, 2, 7, 3, 8, 4, 9)]  # interleaved: copies, still right
+    emb.vectors = emb.vectors[[0, 5, 1, 6, 2, 7, 3, 8, 4, 9]]
+    qa2, gb2, _ = paired_vectors(emb, Modality.IMAGE, Modality.TEXT)
+    assert not np.shares_memory(qa2, emb.vectors)
+    np.testing.assert_array_equal(qa2, qa)
+    np.testing.assert_array_equal(gb2, gb)

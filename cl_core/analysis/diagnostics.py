@@ -112,7 +112,9 @@ def top_k(queries: np.ndarray, gallery: np.ndarray, k: int, skip_partner: bool =
         if skip_partner:
             rows = np.arange(len(scores))
             scores[rows, start + rows] = -np.inf
-        out[start:start + len(scores)] = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        # topk keeps k indices a row; argpartition would make a negated copy and an int64 index per score
+        # (three times the block)
+        out[start:start + len(scores)] = torch.from_numpy(scores).topk(k, dim=1, sorted=False).indices.numpy()
     return out
 
 

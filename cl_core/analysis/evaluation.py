@@ -37,9 +37,17 @@ def paired_vectors(emb: GalleryEmbedding, a: Modality, b: Modality) -> tuple[np.
         if r.modality in first:
             first[r.modality].setdefault(r.sample_id, i)
     shared = [s for s in first[a] if s in first[b]]
-    ia = [first[a][s] for s in shared]
-    ib = [first[b][s] for s in shared]
-    return emb.vectors[ia], emb.vectors[ib], shared
+    ia = np.array([first[a][s] for s in shared], np.int64)
+    ib = np.array([first[b][s] for s in shared], np.int64)
+    return rows_of(emb.vectors, ia), rows_of(emb.vectors, ib), shared
+
+
+def rows_of(vectors: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """vectors[idx]: a view when idx is one run of consecutive rows (a gallery job groups a modality's rows,
+    so a 100k-pair evaluation holds no second copy of its vectors), else a copy."""
+    if len(idx) and idx[-1] - idx[0] == len(idx) - 1 and bool(np.all(np.diff(idx) == 1)):
+        return vectors[int(idx[0]):int(idx[-1]) + 1]
+    return vectors[idx]
 
 
 def paired_report(emb: GalleryEmbedding, ks: Sequence[int] = (1, 5, 10),

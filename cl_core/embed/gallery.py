@@ -32,9 +32,10 @@ from cl_core.task import TaskState
 FLUSH_EVERY_S = 5.0  # durable progress by time too: a slow model may take minutes to reach flush_rows
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
-    """One embedded item of a gallery (a file gives one, a CSV of texts one per row)."""
+    """One embedded item of a gallery (a file gives one, a CSV of texts one per row). Slotted: a gallery of a
+    million items holds a million of these."""
 
     entry: int
     sample_id: str
