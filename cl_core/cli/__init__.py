@@ -35,8 +35,8 @@ def main(argv: Sequence[str] | None = None, gui: Callable[[argparse.Namespace], 
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(_route(list(sys.argv[1:] if argv is None else argv)))
-    verb = {"index": f"index {getattr(args, 'index_verb', '')}", "cache": f"cache {getattr(args, 'cache_verb', '')}"
-            }.get(args.verb, args.verb)
+    verb = {"index": f"index {getattr(args, 'index_verb', '')}", "cache": f"cache {getattr(args, 'cache_verb', '')}",
+            "tissue": f"tissue {getattr(args, 'tissue_verb', '')}"}.get(args.verb, args.verb)
     try:
         if args.verb == "gui":
             return (gui or _installed_gui())(args)

@@ -19,6 +19,7 @@ from cl_core.cli.format import (
     print_failures,
     print_hits,
     print_info,
+    print_markers,
 )
 from cl_core.cli.progress import ProgressPrinter
 from cl_core.errors import ClensError
@@ -311,6 +312,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_tissue_infer(args: argparse.Namespace) -> int:
+    actions = _actions()
+    cache = _cache(args)
+    opened = _open(args, cache)
+    with ProgressPrinter(args.quiet) as progress:
+        got = actions.infer_markers(opened.model, args.he, args.reference, args.text, args.k, args.w, cache,
+                                    progress.state, allow_outside=args.allow_outside_files)
+    if args.json:
+        print(json.dumps(got.to_dict(), indent=1))
+    else:
+        print_markers(got)
+    return EXIT_OK
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     actions = _actions()
     return _measure(args, lambda model, cache, state: actions.evaluate(model, args.manifest, args.template, cache,
@@ -354,4 +369,5 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"info": cmd_info, "embed": cmd_embed, "train": cmd_train, "demo": cmd_demo,
-            "doctor": cmd_doctor, "cache info": cmd_cache_info, "cache prune": cmd_cache_prune, "index build": cmd_index_build, "search": cmd_search, "project": cmd_project, "explain": cmd_explain, "eval": cmd_eval, "diagnose": cmd_diagnose, "compare": cmd_compare}
+            "doctor": cmd_doctor, "cache info": cmd_cache_info, "cache prune": cmd_cache_prune, "index build": cmd_index_build, "search": cmd_search, "project": cmd_project, "explain": cmd_explain, "eval": cmd_eval, "diagnose": cmd_diagnose, "compare": cmd_compare,
+            "tissue infer": cmd_tissue_infer}

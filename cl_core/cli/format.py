@@ -144,3 +144,18 @@ def print_comparison(got: Any) -> None:
             other = next((h for h in s["second"] if (h["modality"], h["source"], h["text"] or "") == key), None)
             where = f"second's #{other['rank']}" if other is not None else "not in the second's list"
             print(f"  {rank:>3}. {hit['modality']:<12} {(hit['text'] or hit['source'])[:60]:<60}  {where}")
+
+
+def print_markers(got: Any) -> None:
+    """Each marker's inferred z with its interval, then the neighbours it came from."""
+    inf = got.inferred
+    how = f"H&E (w = {got.w}) + text" if got.with_text else "H&E alone"
+    print(f"inferred from {how}, {len(inf.neighbours)} of {got.reference_count} reference mIF patches "
+          "(z: mean intensity against the reference gallery's)")
+    width = max(len(m) for m in inf.markers) if inf.markers else 0
+    for m, v, lo, hi in zip(inf.markers, inf.value, inf.low, inf.high, strict=True):
+        print(f"  {m:<{width}}  {v:+.2f}  [{lo:+.2f}, {hi:+.2f}]")
+    print("neighbours:")
+    for source, s, w in zip(got.neighbour_sources, inf.scores, inf.weights, strict=True):
+        print(f"  {s:.4f}  weight {w:.2f}  {source}")
+    print("(what the model's space says about these markers, not a measurement)")

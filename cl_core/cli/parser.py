@@ -17,7 +17,7 @@ from cl_core.choices import (
 from cl_core.modality import Modality
 
 VERBS = ("gui", "info", "embed", "demo", "train", "index", "search", "project", "explain", "eval", "diagnose", "compare", "doctor",
-         "cache")
+         "cache", "tissue")
 
 
 def _modality(value: str) -> Modality:
@@ -239,6 +239,20 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "prune":
             c.add_argument("--older-than", type=_finite, default=None, metavar="DAYS")
             c.add_argument("--model", default=None, metavar="FINGERPRINT", help="a model fingerprint (or its start)")
+    ti = sub.add_parser("tissue", help="tissue workflows (clens tissue infer ...)").add_subparsers(
+        dest="tissue_verb", required=True, metavar="VERB")
+    inf = ti.add_parser("infer", help="an H&E patch's marker profile, inferred from a reference gallery of mIF "
+                                      "patches by retrieval (with the case's clinical text)")
+    _model_args(inf)
+    inf.add_argument("--he", required=True, help="the H&E patch (an image file)")
+    inf.add_argument("--text", default=None, help="the case's clinical text (fused with weight 1 - w)")
+    inf.add_argument("--reference", required=True,
+                     help="the reference gallery with mIF patches: a folder, a manifest, or demo:tissue")
+    inf.add_argument("-k", type=_positive_int, default=5, help="neighbours (default %(default)s)")
+    inf.add_argument("-w", type=_finite, default=0.8, help="weight of the H&E similarity (default %(default)s)")
+    inf.add_argument("--json", action="store_true")
+    _cache_args(inf)
+    _source_args(inf)
     doc = sub.add_parser("doctor", help="versions, devices, Qt, cache folder, and what is missing (for bug reports)")
     doc.add_argument("--cache", default=None, help="the cache folder to measure (default: the user cache folder)")
     doc.add_argument("--json", action="store_true")

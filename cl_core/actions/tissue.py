@@ -1,0 +1,95 @@
+"""Tissue workflows: infer an H&E patch's marker profile from a reference gallery of mIF patches (with the
+case's clinical text, when given) — cl_core.analysis.biomarkers, on files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cl_core.actions.gallery import embed_source
+from cl_core.analysis import biomarkers as bm
+from cl_core.embed.cache import EmbeddingCache
+from cl_core.embed.decode_pool import DecodePool
+from cl_core.embed.items import embed_paths
+from cl_core.errors import ClensError
+from cl_core.modality import ChannelStack, Modality
+from cl_core.models.base import BaseModel
+from cl_core.readers.registry import read_path
+from cl_core.task import TaskState
+
+
+@dataclass
+class MarkersInferred:
+    """The profile, and the reference patches it came from (their files)."""
+
+    inferred: bm.Inferred
+    neighbour_sources: list[str]
+    reference_count: int
+    w: float
+    with_text: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.inferred.to_dict()
+        neighbours: list[dict[str, Any]] = out["neighbours"]  # type: ignore[assignment]
+        for n, source in zip(neighbours, self.neighbour_sources, strict=True):
+            n["source"] = source
+        return {**out, "reference_patches": self.reference_count, "w_he": self.w, "with_text": self.with_text,
+                "measure": "mean channel intensity of each mIF patch, z-scored per marker across the reference "
+                           "gallery; interval: 2.5-97.5 percentiles over bootstrap resamples of the neighbours"}
+
+
+def reference_targets(sources: list[str], state: TaskState) -> tuple[list[str], np.ndarray]:
+    """Each reference stack's mean channel intensities, aligned by channel name with the first stack's."""
+    markers: list[str] | None = None
+    rows = []
+    for i, source in enumerate(sources):
+        state.check_cancelled()
+        state.set_progress(i, len(sources), "reading the reference stacks")
+        items = read_path(source, Modality.MULTICHANNEL)
+        if not items or not isinstance(items[0].data, ChannelStack):
+            raise ClensError(f"{source}: not a channel stack")
+        stack = items[0].data
+        names = list(stack.channel_names or [f"channel {c}" for c in range(stack.pixels.shape[0])])
+        if markers is None:
+            markers = names
+        missing = [m for m in markers if m not in names]
+        if missing:
+            raise ClensError(f"{source}: no channel {', '.join(missing)} (the first reference stack has them)")
+        means = bm.mean_intensity(stack.pixels[None])[0]
+        rows.append([means[names.index(m)] for m in markers])
+    return markers or [], np.asarray(rows, np.float64)
+
+
+def infer_markers(model: BaseModel, he: str | Path, reference: str | Path, text: str | None = None,
+                  k: int = bm.K, w: float = bm.W_HE, cache: EmbeddingCache | None = None,
+                  state: TaskState | None = None, pool: DecodePool | None = None,
+                  allow_outside: bool = False) -> MarkersInferred:
+    """An H&E patch's inferred marker profile from the mIF patches of `reference` (a gallery)."""
+    if not (np.isfinite(w) and 0.0 <= w <= 1.0):
+        raise ClensError(f"-w is the H&E weight, between 0 and 1 (got {w})")
+    if k < 1:
+        raise ClensError(f"k must be at least 1 (got {k})")
+    for needed in (Modality.IMAGE, Modality.MULTICHANNEL) + ((Modality.TEXT,) if text else ()):
+        if needed not in model.modalities:
+            raise ClensError(f"{model.name} has no {needed.value} tower: it cannot infer markers this way")
+    state = state or TaskState()
+    emb = embed_source(model, reference, cache, state, pool, allow_outside)
+    if emb.cancelled:
+        state.check_cancelled()
+    idx = emb.indices(Modality.MULTICHANNEL)
+    if not len(idx):
+        raise ClensError(f"{reference}: no mIF (multichannel) patches to infer from")
+    sources = [emb.rows[i].source for i in idx]
+    markers, raw = reference_targets(sources, state)
+    targets = bm.Standardiser.fit(raw)(raw)
+    query = embed_paths(model, [he], [text] if text else [], state=state, pool=pool)
+    if query.failures:
+        raise ClensError(str(query.failures[0]))
+    he_vec = np.asarray(query.vectors[0])
+    text_vec = np.asarray(query.vectors[1]) if text else None
+    got = bm.infer(np.asarray(emb.vectors[idx], np.float32), targets, he_vec, text_vec, markers,
+                   float(model.logit_scale), w=w if text else 1.0, k=k)
+    return MarkersInferred(got, [sources[i] for i in got.neighbours], len(idx), w if text else 1.0, bool(text))
