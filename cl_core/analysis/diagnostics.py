@@ -88,12 +88,14 @@ def spectrum(x: np.ndarray) -> list[float]:
 
 def alignment(x: np.ndarray, y: np.ndarray) -> float:
     """E||x_i - y_i||^2 over paired rows (cl_core.objectives.alignment, the training term)."""
-    return float(objectives.alignment([torch.from_numpy(np.asarray(x)), torch.from_numpy(np.asarray(y))]))
+    # copies: the rows may be a read-only view of a memory-mapped index, which torch will not wrap
+    return float(objectives.alignment([torch.from_numpy(np.array(x, np.float32)),
+                                       torch.from_numpy(np.array(y, np.float32))]))
 
 
 def uniformity(x: np.ndarray, t: float = 2.0) -> float:
     """log E exp(-t ||x_i - x_j||^2) over pairs (cl_core.objectives.uniformity, the training term)."""
-    return float(objectives.uniformity([torch.from_numpy(np.asarray(x))], t))
+    return float(objectives.uniformity([torch.from_numpy(np.array(x, np.float32))], t))
 
 
 BLOCK_SCORES = 32 * 1024 * 1024  # similarity scores held at once (128 MB of float32), whatever n is
