@@ -454,6 +454,27 @@ class Jobs(QObject):
         else:
             self._then_measure.append(measure)
 
+    # ---- tissue --------------------------------------------------------------------------------------
+
+    def infer_markers(self, row: int, text: str | None = None, k: int = 5, w: float = 0.8) -> Job | None:
+        """The marker profile of gallery row `row` (an H&E patch) inferred from the open gallery's other cases'
+        mIF patches (its own case left out), with the clinical `text` when given."""
+        model, index, source = self.session.model, self.session.index, self.session.gallery_source
+        if model is None or index is None or source is None or not 0 <= row < len(index.rows):
+            self.error.emit("open a tissue gallery, then select one H&E patch")
+            return None
+        r = index.rows[row]
+        if r.modality.value != "image":
+            self.status.emit("select an H&E patch (an image) to infer its markers")
+            return None
+        cache, pool, allow_outside = self.cache, self.pool(), self.settings.allow_outside_files
+
+        def run(state: TaskState) -> actions.MarkersInferred:
+            return actions.infer_markers(model, r.source, source, text or None, k, w, cache(), state, pool,
+                                         allow_outside, exclude_sample=r.sample_id)
+
+        return self._start("markers", "inferring the markers", run, self.session.set_markers)
+
     # ---- a second model -------------------------------------------------------------------------
 
     def open_comparison(self, path: str | Path) -> Job | None:

@@ -31,6 +31,7 @@ from .qt_drop_panel import DropPanel
 from .qt_evaluation_panel import EvaluationPanel
 from .qt_explain_panel import ExplainPanel
 from .qt_jobs_panel import JobsPanel
+from .qt_markers_panel import MarkersPanel
 from .qt_messages_panel import MessagesPanel
 from .qt_model_panel import ModelPanel
 from .qt_projection_panel import ProjectionPanel
@@ -60,10 +61,11 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("diagnostics", "Diagnostics", lambda s, j: DiagnosticsPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("evaluation", "Evaluation", lambda s, j: EvaluationPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("compare", "Compare", lambda s, j: ComparePanel(s, j), Area.RightDockWidgetArea),
+    PanelSpec("markers", "Markers", lambda s, j: MarkersPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("messages", "Messages", lambda s, j: MessagesPanel(s, j), Area.BottomDockWidgetArea),
     PanelSpec("jobs", "Jobs", lambda s, j: JobsPanel(s, j), Area.BottomDockWidgetArea),
 )
-LAYOUT_VERSION = 7  # bumped when panels are added, so an old saved layout is not applied
+LAYOUT_VERSION = 8  # bumped when panels are added, so an old saved layout is not applied
 
 
 class MainWindow(QMainWindow):
@@ -81,6 +83,7 @@ class MainWindow(QMainWindow):
         self.session.diagnosis_changed.connect(lambda: self._bring_forward("diagnostics", self.session.diagnosis))
         self.session.evaluation_changed.connect(lambda: self._bring_forward("evaluation", self.session.evaluation))
         self.session.comparison_changed.connect(self._show_comparison)
+        self.session.markers_changed.connect(lambda: self._bring_forward("markers", self.session.markers))
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.panels: dict[str, QWidget] = {}
@@ -102,6 +105,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["explain"], self.docks["diagnostics"])
         self.tabifyDockWidget(self.docks["diagnostics"], self.docks["evaluation"])
         self.tabifyDockWidget(self.docks["evaluation"], self.docks["compare"])
+        self.tabifyDockWidget(self.docks["compare"], self.docks["markers"])
         self.tabifyDockWidget(self.docks["messages"], self.docks["jobs"])
         self.docks["messages"].raise_()
         self.docks["similarity"].raise_()

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 from psygnal import Signal
 
+from cl_core.analysis.biomarkers import MarkersInferred
 from cl_core.analysis.diagnostics import Diagnosis
 from cl_core.analysis.evaluation import Evaluation
 from cl_core.analysis.explain import Explained
@@ -43,6 +44,7 @@ class Session:
     explanation_changed = Signal()  # a map of why an item matched a query (or None)
     diagnosis_changed = Signal()  # the open gallery's geometry was measured (or dropped with its gallery)
     evaluation_changed = Signal()  # the open gallery's retrieval and zero-shot figures (or dropped with it)
+    markers_changed = Signal()  # an H&E patch's inferred marker profile (or None)
     comparison_changed = Signal()  # a second model on the open gallery, its figures and its results (or None)
 
     def __init__(self) -> None:
@@ -67,6 +69,7 @@ class Session:
         self.diagnosis: Diagnosis | None = None  # the open gallery's geometry (gap, rank, hubs, cosines)
         self.evaluation: Evaluation | None = None  # the open gallery's Recall@K and zero-shot confusion
         self.comparison: Comparison | None = None  # a second model on the same gallery and query
+        self.markers: MarkersInferred | None = None  # an H&E patch's marker profile from the open gallery
 
     # ---- model -------------------------------------------------------------------------------
 
@@ -119,6 +122,9 @@ class Session:
         if self.evaluation is not None:
             self.evaluation = None
             self.evaluation_changed.emit()
+        if self.markers is not None:
+            self.markers = None
+            self.markers_changed.emit()
         if self.comparison is not None:  # measured against the gallery as the first model embedded it
             self.comparison = None
             self.comparison_changed.emit()
@@ -168,6 +174,14 @@ class Session:
             return False
         self.evaluation = evaluation
         self.evaluation_changed.emit()
+        return True
+
+    def set_markers(self, inferred: MarkersInferred | None) -> bool:
+        """An inferred marker profile; refused (False) when its reference is not the open gallery."""
+        if inferred is not None and (self.gallery is None or inferred.reference != self.gallery_source):
+            return False
+        self.markers = inferred
+        self.markers_changed.emit()
         return True
 
     def set_comparison(self, comparison: Comparison | None) -> bool:

@@ -23,4 +23,6 @@ shot evaluation --gallery demo:shapes_sounds --evaluate
 shot compare --gallery demo:shapes_sounds --search "a red circle" --compare resources/demo/tissue
 shot why-tissue --gallery demo:tissue --search "tumour necrosis present, poorly differentiated" --explain 1
 shot dark --gallery demo:tissue --search "tumour necrosis present, poorly differentiated" --theme dark
+CLENS_CACHE_DIR="$work/cache" XDG_CONFIG_HOME="$work/config-markers" \
+  xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python scripts/shot_markers.py docs/markers.png
 rm -rf "$work"

@@ -3,14 +3,13 @@ case's clinical text, when given) — cl_core.analysis.biomarkers, on files."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from cl_core.actions.gallery import embed_source
 from cl_core.analysis import biomarkers as bm
+from cl_core.analysis.biomarkers import MarkersInferred
 from cl_core.embed.cache import EmbeddingCache
 from cl_core.embed.decode_pool import DecodePool
 from cl_core.embed.items import embed_paths
@@ -19,26 +18,6 @@ from cl_core.modality import ChannelStack, Modality
 from cl_core.models.base import BaseModel
 from cl_core.readers.registry import read_path
 from cl_core.task import TaskState
-
-
-@dataclass
-class MarkersInferred:
-    """The profile, and the reference patches it came from (their files)."""
-
-    inferred: bm.Inferred
-    neighbour_sources: list[str]
-    reference_count: int
-    w: float
-    with_text: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        out = self.inferred.to_dict()
-        neighbours: list[dict[str, Any]] = out["neighbours"]  # type: ignore[assignment]
-        for n, source in zip(neighbours, self.neighbour_sources, strict=True):
-            n["source"] = source
-        return {**out, "reference_patches": self.reference_count, "w_he": self.w, "with_text": self.with_text,
-                "measure": "mean channel intensity of each mIF patch, z-scored per marker across the reference "
-                           "gallery; interval: 2.5-97.5 percentiles over bootstrap resamples of the neighbours"}
 
 
 def reference_targets(sources: list[str], state: TaskState) -> tuple[list[str], np.ndarray]:
@@ -66,8 +45,10 @@ def reference_targets(sources: list[str], state: TaskState) -> tuple[list[str], 
 def infer_markers(model: BaseModel, he: str | Path, reference: str | Path, text: str | None = None,
                   k: int = bm.K, w: float = bm.W_HE, cache: EmbeddingCache | None = None,
                   state: TaskState | None = None, pool: DecodePool | None = None,
-                  allow_outside: bool = False) -> MarkersInferred:
-    """An H&E patch's inferred marker profile from the mIF patches of `reference` (a gallery)."""
+                  allow_outside: bool = False, exclude_sample: str | None = None) -> MarkersInferred:
+    """An H&E patch's inferred marker profile from the mIF patches of `reference` (a gallery).
+    `exclude_sample`: the H&E patch's own sample id in that gallery, whose mIF patch must not be a neighbour
+    (it would be the answer, not an inference)."""
     if not (np.isfinite(w) and 0.0 <= w <= 1.0):
         raise ClensError(f"-w is the H&E weight, between 0 and 1 (got {w})")
     if k < 1:
@@ -80,6 +61,8 @@ def infer_markers(model: BaseModel, he: str | Path, reference: str | Path, text:
     if emb.cancelled:
         state.check_cancelled()
     idx = emb.indices(Modality.MULTICHANNEL)
+    if exclude_sample is not None:
+        idx = np.array([i for i in idx if emb.rows[i].sample_id != exclude_sample], np.int64)
     if not len(idx):
         raise ClensError(f"{reference}: no mIF (multichannel) patches to infer from")
     sources = [emb.rows[i].source for i in idx]
@@ -92,4 +75,5 @@ def infer_markers(model: BaseModel, he: str | Path, reference: str | Path, text:
     text_vec = np.asarray(query.vectors[1]) if text else None
     got = bm.infer(np.asarray(emb.vectors[idx], np.float32), targets, he_vec, text_vec, markers,
                    float(model.logit_scale), w=w if text else 1.0, k=k)
-    return MarkersInferred(got, [sources[i] for i in got.neighbours], len(idx), w if text else 1.0, bool(text))
+    return MarkersInferred(got, [sources[i] for i in got.neighbours], len(idx), w if text else 1.0, bool(text),
+                           str(he), str(reference), text)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -113,3 +114,26 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, x: np.ndarray, alpha:
     from sklearn.linear_model import Ridge
 
     return np.asarray(Ridge(alpha=alpha).fit(train_x, train_y).predict(x))
+
+
+@dataclass
+class MarkersInferred:
+    """The profile, and the reference patches it came from (their files)."""
+
+    inferred: Inferred
+    neighbour_sources: list[str]
+    reference_count: int
+    w: float
+    with_text: bool
+    he: str = ""  # the H&E patch's file
+    reference: str = ""  # the reference gallery
+    text: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.inferred.to_dict()
+        neighbours: list[dict[str, Any]] = out["neighbours"]  # type: ignore[assignment]
+        for n, source in zip(neighbours, self.neighbour_sources, strict=True):
+            n["source"] = source
+        return {**out, "reference_patches": self.reference_count, "w_he": self.w, "with_text": self.with_text,
+                "measure": "mean channel intensity of each mIF patch, z-scored per marker across the reference "
+                           "gallery; interval: 2.5-97.5 percentiles over bootstrap resamples of the neighbours"}
