@@ -69,6 +69,25 @@ def main() -> None:
         out["pearson"][name] = dict(zip(ts.CHANNELS, np.round(r, 4).tolist(), strict=True))
         out["mean_pearson"][name] = round(float(np.nanmean(r)), 4)
     out["gallery_mean_mae"] = round(float(np.abs(truth).mean()), 4)  # predicting z = 0 for every marker
+    # text-conditioned retrieval: each query case's H&E (+ text) fused as the search fuses weighted items,
+    # its own mIF patch to be found among the query cases' mIF patches
+    from cl_core.analysis.metrics import ranks
+
+    q_mif = encode(Modality.MULTICHANNEL, [ChannelStack(s.mif, ts.CHANNELS) for s in query])
+
+    def fused(w: float, texts: np.ndarray | None) -> np.ndarray:
+        v = q_he if texts is None else w * q_he + (1 - w) * texts
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    out["he_to_mif_retrieval"] = {}
+    for name, vec in (("H&E alone", fused(1.0, None)), ("H&E + its text, weights 1:1", fused(0.5, q_text)),
+                      ("H&E + another case's text, weights 1:1", fused(0.5, swapped)),
+                      ("H&E + its text, w = 0.8", fused(0.8, q_text)),
+                      ("H&E + another case's text, w = 0.8", fused(0.8, swapped))):
+        r = ranks(vec, q_mif)
+        out["he_to_mif_retrieval"][name] = {"R@1": round(float((r <= 1).mean()), 3),
+                                            "R@10": round(float((r <= 10).mean()), 3),
+                                            "median_rank": float(np.median(r))}
     out["fused_mae"] = round(float(np.abs(variants["H&E + text (w = 0.8)"] - truth).mean()), 4)
     out["seconds"] = round(time.perf_counter() - t0, 1)
     RESULTS.mkdir(exist_ok=True)

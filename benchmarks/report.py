@@ -157,6 +157,14 @@ def biomarkers_section(data: dict) -> list[str]:
                  else "retrieval with the text does not beat a linear read-out of the H&E embedding here"),
               "- the clinical text of this world states the pathologist's counts on the patch (PD-L1 proportion, "
               "Ki67 index, CD8 density), which is why text alone does so well and why a swapped text hurts", ""]
+    retrieval = data.get("he_to_mif_retrieval")
+    if retrieval:
+        lines += [f"H&E → mIF retrieval with the clinical text: each of the {data['queries']} query cases' H&E "
+                  "(+ text) fused as the search fuses weighted items, its own mIF patch to be found among the "
+                  f"{data['queries']} query cases' mIF patches.", "",
+                  "| query | R@1 | R@10 | median rank |", "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {r['R@1']} | {r['R@10']} | {r['median_rank']:g} |" for name, r in retrieval.items()]
+        lines.append("")
     return lines
 
 
