@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cl_core.actions import Comparison, Hit
+from cl_core.actions import Comparison, Hit, hit_key
 from cl_core.session import Session
 
 from .jobs import Jobs
@@ -43,10 +43,6 @@ MAP_POINTS = 50_000  # the second model's map draws at most this many points (ev
 def hit_name(hit: Hit) -> str:
     text = hit.text if hit.text is not None else Path(hit.source).name
     return text if len(text) <= 70 else text[:69] + "…"
-
-
-def hit_key(hit: Hit) -> tuple[str, str, str]:
-    return hit.modality, hit.source, hit.text or ""
 
 
 class ComparePanel(QWidget):

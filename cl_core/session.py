@@ -116,18 +116,12 @@ class Session:
         self.results_below_threshold = False
         self.results_changed.emit()
         self.select_gallery(())
-        if self.diagnosis is not None:
-            self.diagnosis = None
-            self.diagnosis_changed.emit()
-        if self.evaluation is not None:
-            self.evaluation = None
-            self.evaluation_changed.emit()
-        if self.markers is not None:
-            self.markers = None
-            self.markers_changed.emit()
-        if self.comparison is not None:  # measured against the gallery as the first model embedded it
-            self.comparison = None
-            self.comparison_changed.emit()
+        # what was measured on the gallery (the comparison too: against it as the first model embedded it)
+        for name, changed in (("diagnosis", self.diagnosis_changed), ("evaluation", self.evaluation_changed),
+                              ("markers", self.markers_changed), ("comparison", self.comparison_changed)):
+            if getattr(self, name) is not None:
+                setattr(self, name, None)
+                changed.emit()
         if self.projection is not None:
             self.projection = None
             self.projection_changed.emit()

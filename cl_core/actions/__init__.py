@@ -27,7 +27,7 @@ _EXPORTS = {
     "cl_core.actions.caching": ("cache_info", "cache_prune"),
     "cl_core.actions.checkup": ("doctor",),
     "cl_core.actions.comparing": ("Compared", "compare", "compare_search", "open_comparison"),
-    "cl_core.search.compare": ("Comparison", "overlap_at_k"),
+    "cl_core.search.compare": ("Comparison", "hit_key", "overlap_at_k"),
     "cl_core.actions.embed": ("embed_inputs", "save_embeddings"),
     "cl_core.actions.explaining": ("Explained", "explain", "overlay_picture", "save_picture", "spectrogram_picture"),
     "cl_core.actions.gallery": ("IndexBuilt", "build_index", "embed_source", "open_gallery"),
@@ -128,5 +128,5 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.models.detect import looks_like_checkpoint  # noqa: F401 - re-exported lazily
     from cl_core.readers.thumbnail import default_channel_names  # noqa: F401 - re-exported lazily
     from cl_core.search.build import GalleryOpened  # noqa: F401 - re-exported lazily
-    from cl_core.search.compare import Comparison, overlap_at_k  # noqa: F401 - re-exported lazily
+    from cl_core.search.compare import Comparison, hit_key, overlap_at_k  # noqa: F401 - re-exported lazily
     from cl_core.search.query import Hit, SearchRequest, SearchResult  # noqa: F401 - re-exported lazily
