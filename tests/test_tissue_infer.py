@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from cl_core import actions
 from cl_core.cli import main
-from cl_core.errors import ClensError
 
 
 def reference(folder, n: int = 12, names=("DAPI", "panCK", "CD8"), seed: int = 0):
@@ -54,7 +52,7 @@ def test_the_profile_names_each_marker_and_its_neighbours(capsys, native_dir, tm
     assert [n["source"] for n in out["neighbours"]] and "z-scored" in out["measure"]
 
 
-def test_bad_weight_and_a_missing_channel_are_one_message(capsys, native_dir, tmp_path):
+def test_a_bad_weight_is_one_message_and_a_stack_missing_a_marker_is_left_out_by_name(capsys, native_dir, tmp_path):
     ref = reference(tmp_path / "ref", n=4)
     he = tmp_path / "he.png"
     Image.new("RGB", (32, 32), (200, 120, 180)).save(he)
@@ -66,5 +64,10 @@ def test_bad_weight_and_a_missing_channel_are_one_message(capsys, native_dir, tm
     order = json.loads((ref / "p00.npy.channels.json").read_text())
     (ref / "p00.npy.channels.json").write_text(json.dumps([*order, "Ki67"]))
     model = actions.open_model(native_dir).model
-    with pytest.raises(ClensError, match=r"p01\.npy: no channel Ki67"):
-        actions.infer_markers(model, he, ref)
+    got = actions.infer_markers(model, he, ref, k=2)  # the stacks without Ki67 are left out, each named
+    assert got.reference_count == 1 and len(got.skipped) == 3
+    assert any("p01.npy: no channel Ki67" in line for line in got.skipped)
+    (ref / "p00.npy").write_bytes(b"not a stack")  # a broken file: the gallery reports it, the rest go on
+    again = actions.infer_markers(model, he, ref, k=2)
+    assert again.reference_count == 3 and not again.skipped
+    assert all("p00" not in s for s in again.neighbour_sources)

@@ -20,26 +20,34 @@ from cl_core.readers.registry import read_path
 from cl_core.task import TaskState
 
 
-def reference_targets(sources: list[str], state: TaskState) -> tuple[list[str], np.ndarray]:
-    """Each reference stack's mean channel intensities, aligned by channel name with the first stack's."""
+def reference_targets(sources: list[str], state: TaskState) -> tuple[list[str], np.ndarray, list[int], list[str]]:
+    """Each reference stack's mean channel intensities, aligned by channel name with the first stack's: the
+    markers, their values, which of `sources` gave them, and one line per stack left out (file and reason)."""
     markers: list[str] | None = None
-    rows = []
+    rows, used, skipped = [], [], []
     for i, source in enumerate(sources):
         state.check_cancelled()
         state.set_progress(i, len(sources), "reading the reference stacks")
-        items = read_path(source, Modality.MULTICHANNEL)
+        try:
+            items = read_path(source, Modality.MULTICHANNEL)
+        except ClensError as exc:
+            skipped.append(f"{source}: {exc}")
+            continue
         if not items or not isinstance(items[0].data, ChannelStack):
-            raise ClensError(f"{source}: not a channel stack")
+            skipped.append(f"{source}: not a channel stack")
+            continue
         stack = items[0].data
         names = list(stack.channel_names or [f"channel {c}" for c in range(stack.pixels.shape[0])])
         if markers is None:
             markers = names
         missing = [m for m in markers if m not in names]
         if missing:
-            raise ClensError(f"{source}: no channel {', '.join(missing)} (the first reference stack has them)")
+            skipped.append(f"{source}: no channel {', '.join(missing)} (the first reference stack has them)")
+            continue
         means = bm.mean_intensity(stack.pixels[None])[0]
         rows.append([means[names.index(m)] for m in markers])
-    return markers or [], np.asarray(rows, np.float64)
+        used.append(i)
+    return markers or [], np.asarray(rows, np.float64), used, skipped
 
 
 def infer_markers(model: BaseModel, he: str | Path, reference: str | Path, text: str | None = None,
@@ -65,8 +73,11 @@ def infer_markers(model: BaseModel, he: str | Path, reference: str | Path, text:
         idx = np.array([i for i in idx if emb.rows[i].sample_id != exclude_sample], np.int64)
     if not len(idx):
         raise ClensError(f"{reference}: no mIF (multichannel) patches to infer from")
+    markers, raw, used, skipped = reference_targets([emb.rows[i].source for i in idx], state)
+    if not used:
+        raise ClensError(f"{reference}: none of its mIF patches could be read ({skipped[0] if skipped else ''})")
+    idx = idx[used]
     sources = [emb.rows[i].source for i in idx]
-    markers, raw = reference_targets(sources, state)
     targets = bm.Standardiser.fit(raw)(raw)
     query = embed_paths(model, [he], [text] if text else [], state=state, pool=pool)
     if query.failures:
@@ -76,4 +87,4 @@ def infer_markers(model: BaseModel, he: str | Path, reference: str | Path, text:
     got = bm.infer(np.asarray(emb.vectors[idx], np.float32), targets, he_vec, text_vec, markers,
                    float(model.logit_scale), w=w if text else 1.0, k=k)
     return MarkersInferred(got, [sources[i] for i in got.neighbours], len(idx), w if text else 1.0, bool(text),
-                           str(he), str(reference), text)
+                           str(he), str(reference), text, skipped)

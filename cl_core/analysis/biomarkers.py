@@ -14,7 +14,7 @@ Nothing here is a mechanism of the tissue: it is what the model's space says abo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -128,6 +128,7 @@ class MarkersInferred:
     he: str = ""  # the H&E patch's file
     reference: str = ""  # the reference gallery
     text: str | None = None
+    skipped: list[str] = field(default_factory=list)  # reference stacks left out: "file: reason"
 
     def to_dict(self) -> dict[str, Any]:
         out = self.inferred.to_dict()
@@ -135,5 +136,6 @@ class MarkersInferred:
         for n, source in zip(neighbours, self.neighbour_sources, strict=True):
             n["source"] = source
         return {**out, "reference_patches": self.reference_count, "w_he": self.w, "with_text": self.with_text,
+                "left_out": self.skipped,
                 "measure": "mean channel intensity of each mIF patch, z-scored per marker across the reference "
                            "gallery; interval: 2.5-97.5 percentiles over bootstrap resamples of the neighbours"}

@@ -319,6 +319,8 @@ def cmd_tissue_infer(args: argparse.Namespace) -> int:
     with ProgressPrinter(args.quiet) as progress:
         got = actions.infer_markers(opened.model, args.he, args.reference, args.text, args.k, args.w, cache,
                                     progress.state, allow_outside=args.allow_outside_files)
+    for line in got.skipped:
+        print(f"left out of the reference: {line}", file=sys.stderr)
     if args.json:
         print(json.dumps(got.to_dict(), indent=1))
     else:
