@@ -1,5 +1,6 @@
 """`clens tissue infer`: an H&E patch's marker profile from a reference gallery of mIF stacks (channels aligned
-by name), with intervals and the neighbours' files; bad weights and missing channels are one clear message."""
+by name), with intervals and the neighbours' files; a bad weight is one clear message, and a stack missing a
+marker is left out and named while the rest go on."""
 
 from __future__ import annotations
 
