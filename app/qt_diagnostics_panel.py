@@ -16,7 +16,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -34,7 +33,7 @@ from cl_core.session import Session
 
 from .jobs import Jobs
 from .qt_theme import PALETTE
-from .qt_util import export_figure, export_json
+from .qt_util import export_figure, export_json, save_as
 
 HINT = "Open a gallery, then press 'Measure the open gallery' to see how the model lays it out."
 ROW_ROLE = Qt.ItemDataRole.UserRole
@@ -378,12 +377,6 @@ class DiagnosticsPanel(QWidget):
         return export_figure(shown, path, "Contrastive Lens diagnostics")
 
     def _export_dialog(self) -> None:
-        if self.session.diagnosis is None:
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Export the diagnostics", "diagnostics.json",
-                                              "JSON (*.json);;PNG image (*.png);;SVG (*.svg)")
-        if path:
-            try:
-                self.export_to(path)
-            except OSError as exc:
-                self.jobs.error.emit(f"{path}: could not export ({exc.strerror or exc})")
+        if self.session.diagnosis is not None:
+            save_as(self, "Export the diagnostics", "diagnostics.json", "JSON (*.json);;PNG image (*.png);;SVG (*.svg)",
+                    self.export_to, self.jobs.error.emit)

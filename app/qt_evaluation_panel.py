@@ -17,7 +17,6 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -36,7 +35,7 @@ from cl_core.session import Session
 
 from .jobs import Jobs
 from .qt_theme import PALETTE
-from .qt_util import export_figure, export_json
+from .qt_util import export_figure, export_json, save_as
 
 HINT = ("Open a gallery whose samples pair several modalities (a manifest with a sample column) or carry labels, "
         "then press 'Evaluate'.")
@@ -272,12 +271,6 @@ class EvaluationPanel(QWidget):
         return export_figure(self.tabs.currentWidget(), path, "Contrastive Lens evaluation")
 
     def _export_dialog(self) -> None:
-        if self.session.evaluation is None:
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Export the evaluation", "evaluation.json",
-                                              "JSON (*.json);;PNG image (*.png);;SVG (*.svg)")
-        if path:
-            try:
-                self.export_to(path)
-            except OSError as exc:
-                self.jobs.error.emit(f"{path}: could not export ({exc.strerror or exc})")
+        if self.session.evaluation is not None:
+            save_as(self, "Export the evaluation", "evaluation.json", "JSON (*.json);;PNG image (*.png);;SVG (*.svg)",
+                    self.export_to, self.jobs.error.emit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,19 @@ def local_paths(mime: QMimeData) -> list[str]:
     if not mime.hasUrls():
         return []
     return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
+
+
+def save_as(parent: QWidget, title: str, name: str, filters: str, export_to: Callable[[str], object],
+            report: Callable[[str], object]) -> None:
+    """Ask where, then export there; a failure to write is one line through `report`, never a traceback."""
+    from PySide6.QtWidgets import QFileDialog
+
+    path, _ = QFileDialog.getSaveFileName(parent, title, name, filters)
+    if path:
+        try:
+            export_to(path)
+        except OSError as exc:
+            report(f"{path}: could not export ({exc.strerror or exc})")
 
 
 def export_json(path: str | Path, data: Any) -> Path:

@@ -78,3 +78,20 @@ def test_an_evaluation_of_a_gallery_no_longer_open_is_refused(qtbot, panel, tmp_
     wait_idle(qtbot, jobs)
     assert session.evaluation is None and panel.table.rowCount() == 0 and panel.summary.text() == HINT
     assert not session.set_evaluation(old)
+
+
+def test_export_where_no_file_can_be_written_is_one_message(qtbot, panel, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QFileDialog
+
+    panel.jobs.evaluate()
+    wait_idle(qtbot, panel.jobs)
+    errors: list[str] = []
+    panel.jobs.error.connect(errors.append)
+    (tmp_path / "a-file").write_text("x")
+    target = tmp_path / "a-file" / "e.json"  # its folder is a file: nothing can be written there
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    panel.export_button.click()
+    assert len(errors) == 1 and errors[0].startswith(f"{target}: could not export") and not target.exists()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "e.json"), ""))
+    panel.export_button.click()
+    assert json.loads((tmp_path / "e.json").read_text())["retrieval"] and len(errors) == 1
