@@ -475,6 +475,25 @@ class Jobs(QObject):
 
         return self._start("markers", "inferring the markers", run, self.session.set_markers)
 
+    def counterfactual(self, rows: list[int], text: str, edited: str, k: int = 50, w: float = 0.6) -> Job | None:
+        """How the inferred profiles of the H&E patches at gallery `rows` (one case's) shift when `text` becomes
+        `edited`, from the open gallery's other cases."""
+        model, index, source = self.session.model, self.session.index, self.session.gallery_source
+        if model is None or index is None or source is None:
+            self.error.emit("open a tissue gallery, then select the case's H&E patches")
+            return None
+        picked = [index.rows[r] for r in rows if 0 <= r < len(index.rows) and index.rows[r].modality.value == "image"]
+        if not picked:
+            self.status.emit("select one or more H&E patches (images) of a case")
+            return None
+        cache, pool, allow_outside = self.cache, self.pool(), self.settings.allow_outside_files
+
+        def run(state: TaskState) -> actions.Shift:
+            return actions.counterfactual(model, [r.source for r in picked], source, text, edited, k, w, cache(),
+                                          state, pool, allow_outside, {r.sample_id for r in picked})
+
+        return self._start("counterfactual", "editing the text", run, self.session.set_counterfactual)
+
     # ---- a second model -------------------------------------------------------------------------
 
     def open_comparison(self, path: str | Path) -> Job | None:

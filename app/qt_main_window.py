@@ -84,6 +84,8 @@ class MainWindow(QMainWindow):
         self.session.evaluation_changed.connect(lambda: self._bring_forward("evaluation", self.session.evaluation))
         self.session.comparison_changed.connect(self._show_comparison)
         self.session.markers_changed.connect(lambda: self._bring_forward("markers", self.session.markers))
+        self.session.counterfactual_changed.connect(
+            lambda: self._bring_forward("markers", self.session.counterfactual))
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.panels: dict[str, QWidget] = {}

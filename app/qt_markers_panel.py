@@ -1,6 +1,10 @@
 """Markers: what the model infers about an H&E patch's mIF markers, by retrieval from the open gallery's other
 cases (its own case is left out). Each marker's z (against the gallery) with its bootstrap interval as a bar
 with whiskers, and the mIF patches it came from: clicking one selects it in every view of the gallery.
+
+*What if*: the same for a case's H&E patches (the selection) with the text edited (stage II -> IV, say): each
+marker's mean shift with its interval, starred where the paired test (Holm-corrected) and the interval agree.
+The tab says plainly that these are hypotheses about the model, not mechanisms of the disease.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from cl_core.analysis.counterfactual import CAVEAT
 from cl_core.session import Session
 
 from .jobs import Jobs
@@ -32,6 +38,28 @@ from .qt_theme import PALETTE
 HINT = ("Open a tissue gallery (demo:tissue), select one H&E patch, then press 'Infer its markers'. The model "
         "never saw these markers for it: this is what its space suggests, not a measurement.")
 SOURCE_ROLE = Qt.ItemDataRole.UserRole
+WHAT_IF_HINT = ("Select a case's H&E patches (one or more), give its clinical text above and the edited text here "
+                "(e.g. stage II -> stage IV), then 'What if'. " + CAVEAT)
+
+
+def bar_plot(title: str, left: str) -> tuple[pg.PlotWidget, pg.PlotItem]:
+    view = pg.PlotWidget(title=title)
+    plot = view.getPlotItem()
+    plot.setMenuEnabled(False)
+    plot.getAxis("left").enableAutoSIPrefix(False)
+    plot.setLabel("left", left)
+    plot.showGrid(y=True, alpha=0.2)
+    return view, plot
+
+
+def draw_bars(plot: pg.PlotItem, names: list[str], value: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
+    x = np.arange(len(names))
+    brushes = [PALETTE[i % len(PALETTE)] for i in x]
+    plot.addItem(pg.BarGraphItem(x=x, height=value, width=0.6, brushes=brushes))
+    plot.addItem(pg.ErrorBarItem(x=x, y=value, top=high - value, bottom=value - low, beam=0.2,
+                                 pen=pg.mkPen("#333333", width=1.5)))
+    plot.addItem(pg.InfiniteLine(0, angle=0, pen=pg.mkPen("#888888")))
+    plot.getAxis("bottom").setTicks([[(i, m) for i, m in enumerate(names)]])
 
 
 class MarkersPanel(QWidget):
@@ -58,12 +86,7 @@ class MarkersPanel(QWidget):
         self.w.setToolTip("Weight of the H&E similarity; the text gets 1 - w")
         self.summary = QLabel(HINT)
         self.summary.setWordWrap(True)
-        self.view = pg.PlotWidget(title="inferred markers (z against the gallery; whiskers: 95% bootstrap)")
-        self.plot = self.view.getPlotItem()
-        self.plot.setMenuEnabled(False)
-        self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.plot.setLabel("left", "z")
-        self.plot.showGrid(y=True, alpha=0.2)
+        self.view, self.plot = bar_plot("inferred markers (z against the gallery; whiskers: 95% bootstrap)", "z")
         self.neighbours = QListWidget()
         self.neighbours.setToolTip("The mIF patches the profile came from, best first; click to select one")
         self.neighbours.itemClicked.connect(self._neighbour_clicked)
@@ -76,14 +99,78 @@ class MarkersPanel(QWidget):
         split.addWidget(self.view)
         split.addWidget(self.neighbours)
         split.setSizes([600, 300])
+        profile = QWidget()
+        inner = QVBoxLayout(profile)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.addWidget(self.summary)
+        inner.addWidget(split, 1)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(profile, "Inferred profile")
+        self.tabs.addTab(self._what_if(), "What if the text said…")
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addWidget(self.summary)
-        layout.addWidget(split, 1)
+        layout.addWidget(self.tabs, 1)
         session.gallery_changed.connect(self._enable)
         session.gallery_selection_changed.connect(lambda _rows: self._enable())
         session.markers_changed.connect(self.refresh)
+        session.counterfactual_changed.connect(self.refresh_shift)
         self.refresh()
+        self.refresh_shift()
+
+    def _what_if(self) -> QWidget:
+        page = QWidget()
+        self.edited = QLineEdit()
+        self.edited.setPlaceholderText("the edited text, e.g. the same words with stage IV")
+        self.edited.setToolTip("Only the text changes; the tissue stays the same")
+        self.edited.textChanged.connect(lambda _t: self._enable())
+        self.text.textChanged.connect(lambda _t: self._enable())
+        self.copy_button = QPushButton("Copy the text")
+        self.copy_button.setToolTip("Start the edit from the case's text above")
+        self.copy_button.clicked.connect(lambda: self.edited.setText(self.text.text()))
+        self.what_if_button = QPushButton("What if")
+        self.what_if_button.setToolTip("Infer the selected patches' profiles with both texts (H&E 0.6 / text 0.4, "
+                                       "top 50 weighted by score) and show each marker's shift")
+        self.what_if_button.clicked.connect(self.run_what_if)
+        row = QHBoxLayout()
+        row.addWidget(self.edited, 1)
+        row.addWidget(self.copy_button)
+        row.addWidget(self.what_if_button)
+        self.shift_summary = QLabel(WHAT_IF_HINT)
+        self.shift_summary.setWordWrap(True)
+        self.shift_view, self.shift_plot = bar_plot(
+            "shift of the inferred markers (edited - original; whiskers: 95% bootstrap; * called)", "Δz")
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.shift_summary)
+        layout.addWidget(self.shift_view, 1)
+        return page
+
+    def _selected_patches(self) -> list[int]:
+        index = self.session.index
+        if index is None:
+            return []
+        return [r for r in sorted(self.session.gallery_selection) if index.rows[r].modality.value == "image"]
+
+    def run_what_if(self) -> None:
+        rows, text, edited = self._selected_patches(), self.text.text().strip(), self.edited.text().strip()
+        if rows and text and edited and text != edited:
+            self.jobs.counterfactual(rows, text, edited)
+
+    def refresh_shift(self) -> None:
+        self._enable()
+        self.shift_plot.clear()
+        got = self.session.counterfactual
+        if got is None:
+            self.shift_summary.setText(WHAT_IF_HINT)
+            self.shift_plot.getAxis("bottom").setTicks(None)
+            return
+        names = [m + (" *" if s else "") for m, s in zip(got.markers, got.significant, strict=True)]
+        draw_bars(self.shift_plot, names, got.mean, got.low, got.high)
+        self.shift_summary.setText(
+            f"{len(got.patches)} H&E patch(es), “{got.text}” → “{got.edited_text}”: mean shift per marker "
+            f"(interval over the {got.interval_over}; * where the paired Wilcoxon test, Holm-corrected, and the "
+            f"interval both say it moved). {CAVEAT}")
 
     def _selected_he(self) -> int | None:
         index, rows = self.session.index, sorted(self.session.gallery_selection)
@@ -93,6 +180,9 @@ class MarkersPanel(QWidget):
 
     def _enable(self) -> None:
         self.run_button.setEnabled(self._selected_he() is not None)
+        if hasattr(self, "what_if_button"):
+            text, edited = self.text.text().strip(), self.edited.text().strip()
+            self.what_if_button.setEnabled(bool(self._selected_patches() and text and edited and text != edited))
 
     def run(self) -> None:
         row = self._selected_he()
@@ -109,13 +199,7 @@ class MarkersPanel(QWidget):
             self.plot.getAxis("bottom").setTicks(None)
             return
         inf = got.inferred
-        x = np.arange(len(inf.markers))
-        brushes = [PALETTE[i % len(PALETTE)] for i in x]
-        self.plot.addItem(pg.BarGraphItem(x=x, height=inf.value, width=0.6, brushes=brushes))
-        self.plot.addItem(pg.ErrorBarItem(x=x, y=inf.value, top=inf.high - inf.value, bottom=inf.value - inf.low,
-                                          beam=0.2, pen=pg.mkPen("#333333", width=1.5)))
-        self.plot.addItem(pg.InfiniteLine(0, angle=0, pen=pg.mkPen("#888888")))
-        self.plot.getAxis("bottom").setTicks([[(i, m) for i, m in enumerate(inf.markers)]])
+        draw_bars(self.plot, inf.markers, inf.value, inf.low, inf.high)
         how = f"H&E (w = {got.w:g}) + “{got.text}”" if got.with_text else "H&E alone"
         self.summary.setText(f"{Path(got.he).name}: inferred from {how}, the {len(inf.neighbours)} nearest of "
                              f"{got.reference_count} mIF patches of the other cases. What the model's space "

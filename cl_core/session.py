@@ -15,6 +15,7 @@ import numpy as np
 from psygnal import Signal
 
 from cl_core.analysis.biomarkers import MarkersInferred
+from cl_core.analysis.counterfactual import Shift
 from cl_core.analysis.diagnostics import Diagnosis
 from cl_core.analysis.evaluation import Evaluation
 from cl_core.analysis.explain import Explained
@@ -45,6 +46,7 @@ class Session:
     diagnosis_changed = Signal()  # the open gallery's geometry was measured (or dropped with its gallery)
     evaluation_changed = Signal()  # the open gallery's retrieval and zero-shot figures (or dropped with it)
     markers_changed = Signal()  # an H&E patch's inferred marker profile (or None)
+    counterfactual_changed = Signal()  # the shift of H&E patches' profiles under an edited text (or None)
     comparison_changed = Signal()  # a second model on the open gallery, its figures and its results (or None)
 
     def __init__(self) -> None:
@@ -70,6 +72,7 @@ class Session:
         self.evaluation: Evaluation | None = None  # the open gallery's Recall@K and zero-shot confusion
         self.comparison: Comparison | None = None  # a second model on the same gallery and query
         self.markers: MarkersInferred | None = None  # an H&E patch's marker profile from the open gallery
+        self.counterfactual: Shift | None = None  # what editing a case's text does to its profiles (open gallery)
 
     # ---- model -------------------------------------------------------------------------------
 
@@ -118,7 +121,8 @@ class Session:
         self.select_gallery(())
         # what was measured on the gallery (the comparison too: against it as the first model embedded it)
         for name, changed in (("diagnosis", self.diagnosis_changed), ("evaluation", self.evaluation_changed),
-                              ("markers", self.markers_changed), ("comparison", self.comparison_changed)):
+                              ("markers", self.markers_changed), ("counterfactual", self.counterfactual_changed),
+                              ("comparison", self.comparison_changed)):
             if getattr(self, name) is not None:
                 setattr(self, name, None)
                 changed.emit()
@@ -176,6 +180,14 @@ class Session:
             return False
         self.markers = inferred
         self.markers_changed.emit()
+        return True
+
+    def set_counterfactual(self, shift: Shift | None) -> bool:
+        """A counterfactual shift; refused (False) when its reference is not the open gallery."""
+        if shift is not None and (self.gallery is None or shift.reference != self.gallery_source):
+            return False
+        self.counterfactual = shift
+        self.counterfactual_changed.emit()
         return True
 
     def set_comparison(self, comparison: Comparison | None) -> bool:

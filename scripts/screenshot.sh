@@ -25,4 +25,6 @@ shot why-tissue --gallery demo:tissue --search "tumour necrosis present, poorly 
 shot dark --gallery demo:tissue --search "tumour necrosis present, poorly differentiated" --theme dark
 CLENS_CACHE_DIR="$work/cache" XDG_CONFIG_HOME="$work/config-markers" \
   xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python scripts/shot_markers.py docs/markers.png
+CLENS_CACHE_DIR="$work/cache" XDG_CONFIG_HOME="$work/config-what-if" \
+  xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python scripts/shot_markers.py docs/what-if.png what-if
 rm -rf "$work"

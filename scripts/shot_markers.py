@@ -1,4 +1,5 @@
-"""docs/markers.png: the tissue demo gallery, one H&E patch selected, its markers inferred with a clinical text.
+"""docs/markers.png: the tissue demo gallery, one H&E patch selected, its markers inferred with a clinical text;
+with argv[2] = what-if (docs/what-if.png), eight H&E patches selected and their text edited from stage II to IV.
 Run by scripts/screenshot.sh under xvfb; argv[1] is the PNG to write."""
 
 from __future__ import annotations
@@ -6,6 +7,8 @@ from __future__ import annotations
 import sys
 
 TEXT = "stage III breast carcinoma; Ki67 high, PD-L1 negative"
+WHAT_IF = ("stage II lung adenocarcinoma; moderate CD8 T-cell infiltrate", "stage IV lung adenocarcinoma; moderate "
+           "CD8 T-cell infiltrate")
 
 
 def main() -> None:
@@ -28,15 +31,23 @@ def main() -> None:
         session = window.session
         if window.jobs.busy or session.index is None:
             return
+        what_if = sys.argv[2:3] == ["what-if"]
         if not asked:
             asked.append(True)
             part = next(p for p in session.index.parts.values() if p.modality.value == "image")
-            session.select_gallery([part.start + 5])
             panel = window.panels["markers"]
+            if what_if:
+                session.select_gallery(range(part.start, part.start + 8))
+                panel.text.setText(WHAT_IF[0])  # type: ignore[attr-defined]
+                panel.edited.setText(WHAT_IF[1])  # type: ignore[attr-defined]
+                panel.tabs.setCurrentIndex(1)  # type: ignore[attr-defined]
+                panel.what_if_button.click()  # type: ignore[attr-defined]
+                return
+            session.select_gallery([part.start + 5])
             panel.text.setText(TEXT)  # type: ignore[attr-defined]
             panel.run_button.click()  # type: ignore[attr-defined]
             return
-        if session.markers is None:
+        if (session.counterfactual if what_if else session.markers) is None:
             return
         timer.stop()
         app.processEvents()

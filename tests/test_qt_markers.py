@@ -61,3 +61,26 @@ def test_a_selected_patch_gets_its_markers_from_the_other_cases(qtbot, panel):
     (picked,) = session.gallery_selection
     assert session.index.rows[picked].source == panel.neighbours.item(0).data(SOURCE_ROLE)
     assert not panel.run_button.isEnabled()  # an mIF patch is selected now, not an H&E one
+
+
+def test_what_if_shifts_the_selected_cases_profiles_under_an_edited_text(qtbot, panel, tmp_path):
+    session, jobs = panel.session, panel.jobs
+    image_rows = [r for r, row in enumerate(session.index.rows) if row.modality.value == "image"]
+    session.select_gallery(image_rows[:3])
+    panel.text.setText("stage II carcinoma, sparse CD8")
+    assert not panel.what_if_button.isEnabled()  # no edited text yet
+    panel.copy_button.click()
+    assert panel.edited.text() == panel.text.text() and not panel.what_if_button.isEnabled()  # the same text
+    panel.edited.setText("stage IV carcinoma, sparse CD8")
+    assert panel.what_if_button.isEnabled()
+    panel.what_if_button.click()
+    wait_idle(qtbot, jobs)
+    got = session.counterfactual
+    assert got is not None and len(got.patches) == 3 and got.edited_text == "stage IV carcinoma, sparse CD8"
+    assert got.original.shape == (3, 3) and got.interval_over == "patches and neighbours"
+    bars = [i for i in panel.shift_plot.items if hasattr(i, "opts") and "height" in i.opts]
+    np.testing.assert_allclose(bars[0].opts["height"], got.mean)
+    assert "not mechanisms" in panel.shift_summary.text()
+    jobs.open_gallery(tissue_gallery(tmp_path / "other", n=4))
+    wait_idle(qtbot, jobs)
+    assert session.counterfactual is None and not bars[0].scene()  # another gallery: the shift is gone

@@ -37,8 +37,9 @@ _EXPORTS = {
     "cl_core.analysis.colouring": ("MISSING_CATEGORY", "Colouring", "colour_columns", "colouring"),
     "cl_core.actions.searching": ("export_hits", "open_search_index", "read_index", "search"),
     "cl_core.actions.training": ("Trained", "train"),
-    "cl_core.actions.tissue": ("infer_markers",),
+    "cl_core.actions.tissue": ("infer_markers", "counterfactual"),
     "cl_core.analysis.biomarkers": ("MarkersInferred",),
+    "cl_core.analysis.counterfactual": ("Shift",),
     "cl_core.choices": ("ARCH_NAMES", "AUTO_FUSION", "DEFAULT_MIN_RELEVANCE", "DEFAULT_TEMPLATES", "DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "PROJECTIONS",
                        "own_fusion"),
     "cl_core.demo.galleries": ("DEMOS",),
@@ -99,9 +100,10 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.actions.model import ModelOpened, open_model  # noqa: F401 - re-exported lazily
     from cl_core.actions.projecting import Placed, describe_projection, place, project  # noqa: F401 - re-exported lazily
     from cl_core.actions.searching import export_hits, open_search_index, read_index, search  # noqa: F401 - re-exported lazily
-    from cl_core.actions.tissue import infer_markers  # noqa: F401 - re-exported lazily
+    from cl_core.actions.tissue import counterfactual, infer_markers  # noqa: F401 - re-exported lazily
     from cl_core.actions.training import Trained, train  # noqa: F401 - re-exported lazily
     from cl_core.analysis.biomarkers import MarkersInferred  # noqa: F401 - re-exported lazily
+    from cl_core.analysis.counterfactual import Shift  # noqa: F401 - re-exported lazily
     from cl_core.analysis.colouring import (  # noqa: F401 - re-exported lazily
         MISSING_CATEGORY,
         Colouring,

@@ -1,14 +1,18 @@
-"""Tissue workflows: infer an H&E patch's marker profile from a reference gallery of mIF patches (with the
-case's clinical text, when given) — cl_core.analysis.biomarkers, on files."""
+"""Tissue workflows on files: infer an H&E patch's marker profile from a reference gallery of mIF patches
+(with the case's clinical text, when given; cl_core.analysis.biomarkers), and the shift of a case's profiles
+when only its text is edited (cl_core.analysis.counterfactual)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 
 from cl_core.actions.gallery import embed_source
 from cl_core.analysis import biomarkers as bm
+from cl_core.analysis import counterfactual as cf
 from cl_core.analysis.biomarkers import MarkersInferred
 from cl_core.embed.cache import EmbeddingCache
 from cl_core.embed.decode_pool import DecodePool
@@ -50,13 +54,18 @@ def reference_targets(sources: list[str], state: TaskState) -> tuple[list[str], 
     return markers or [], np.asarray(rows, np.float64), used, skipped
 
 
-def infer_markers(model: BaseModel, he: str | Path, reference: str | Path, text: str | None = None,
-                  k: int = bm.K, w: float = bm.W_HE, cache: EmbeddingCache | None = None,
-                  state: TaskState | None = None, pool: DecodePool | None = None,
-                  allow_outside: bool = False, exclude_sample: str | None = None) -> MarkersInferred:
-    """An H&E patch's inferred marker profile from the mIF patches of `reference` (a gallery).
-    `exclude_sample`: the H&E patch's own sample id in that gallery, whose mIF patch must not be a neighbour
-    (it would be the answer, not an inference)."""
+@dataclass
+class Reference:
+    """A reference gallery's mIF patches: their vectors, z-scored targets, markers, files, and what was left out."""
+
+    vectors: np.ndarray  # [N, D]
+    targets: np.ndarray  # [N, C]
+    markers: list[str]
+    sources: list[str]
+    skipped: list[str]
+
+
+def _check(model: BaseModel, w: float, k: int, text: bool) -> None:
     if not (np.isfinite(w) and 0.0 <= w <= 1.0):
         raise ClensError(f"-w is the H&E weight, between 0 and 1 (got {w})")
     if k < 1:
@@ -64,27 +73,80 @@ def infer_markers(model: BaseModel, he: str | Path, reference: str | Path, text:
     for needed in (Modality.IMAGE, Modality.MULTICHANNEL) + ((Modality.TEXT,) if text else ()):
         if needed not in model.modalities:
             raise ClensError(f"{model.name} has no {needed.value} tower: it cannot infer markers this way")
-    state = state or TaskState()
+
+
+def load_reference(model: BaseModel, reference: str | Path, cache: EmbeddingCache | None, state: TaskState,
+                   pool: DecodePool | None, allow_outside: bool, exclude: Collection[str] = ()) -> Reference:
+    """Embed (through the cache) and read the reference gallery's mIF patches, less those of the samples
+    `exclude` (the query's own case: its mIF patch would be the answer, not an inference)."""
     emb = embed_source(model, reference, cache, state, pool, allow_outside)
     if emb.cancelled:
         state.check_cancelled()
     idx = emb.indices(Modality.MULTICHANNEL)
-    if exclude_sample is not None:
-        idx = np.array([i for i in idx if emb.rows[i].sample_id != exclude_sample], np.int64)
+    if exclude:
+        idx = np.array([i for i in idx if emb.rows[i].sample_id not in set(exclude)], np.int64)
     if not len(idx):
         raise ClensError(f"{reference}: no mIF (multichannel) patches to infer from")
     markers, raw, used, skipped = reference_targets([emb.rows[i].source for i in idx], state)
     if not used:
         raise ClensError(f"{reference}: none of its mIF patches could be read ({skipped[0] if skipped else ''})")
     idx = idx[used]
-    sources = [emb.rows[i].source for i in idx]
-    targets = bm.Standardiser.fit(raw)(raw)
+    return Reference(np.asarray(emb.vectors[idx], np.float32), bm.Standardiser.fit(raw)(raw), markers,
+                     [emb.rows[i].source for i in idx], skipped)
+
+
+def infer_markers(model: BaseModel, he: str | Path, reference: str | Path, text: str | None = None,
+                  k: int = bm.K, w: float = bm.W_HE, cache: EmbeddingCache | None = None,
+                  state: TaskState | None = None, pool: DecodePool | None = None,
+                  allow_outside: bool = False, exclude_sample: str | None = None) -> MarkersInferred:
+    """An H&E patch's inferred marker profile from the mIF patches of `reference` (a gallery).
+    `exclude_sample`: the H&E patch's own sample id in that gallery, whose mIF patch must not be a neighbour
+    (it would be the answer, not an inference)."""
+    _check(model, w, k, bool(text))
+    state = state or TaskState()
+    ref = load_reference(model, reference, cache, state, pool, allow_outside,
+                         () if exclude_sample is None else (exclude_sample,))
     query = embed_paths(model, [he], [text] if text else [], state=state, pool=pool)
     if query.failures:
         raise ClensError(str(query.failures[0]))
     he_vec = np.asarray(query.vectors[0])
     text_vec = np.asarray(query.vectors[1]) if text else None
-    got = bm.infer(np.asarray(emb.vectors[idx], np.float32), targets, he_vec, text_vec, markers,
+    got = bm.infer(ref.vectors, ref.targets, he_vec, text_vec, ref.markers,
                    float(model.logit_scale), w=w if text else 1.0, k=k)
-    return MarkersInferred(got, [sources[i] for i in got.neighbours], len(idx), w if text else 1.0, bool(text),
-                           str(he), str(reference), text, skipped)
+    return MarkersInferred(got, [ref.sources[i] for i in got.neighbours], len(ref.sources), w if text else 1.0,
+                           bool(text), str(he), str(reference), text, ref.skipped)
+
+
+def counterfactual(model: BaseModel, he: list[str | Path], reference: str | Path, text: str, edited: str,
+                   k: int = cf.K, w: float = cf.W_HE, cache: EmbeddingCache | None = None,
+                   state: TaskState | None = None, pool: DecodePool | None = None,
+                   allow_outside: bool = False, exclude_samples: Collection[str] = ()) -> cf.Shift:
+    """How the inferred marker profiles of one case's H&E patches shift when only its clinical text is edited.
+    Patches that cannot be read are left out and named; at least one must remain. `exclude_samples`: the
+    patches' own samples in the reference gallery."""
+    _check(model, w, k, True)
+    if not he:
+        raise ClensError("give the case's H&E patches (one or more)")
+    if not text.strip() or not edited.strip():
+        raise ClensError("give the clinical text and its edited version")
+    if text == edited:
+        raise ClensError("the edited text is the same as the text: nothing to compare")
+    state = state or TaskState()
+    ref = load_reference(model, reference, cache, state, pool, allow_outside, exclude_samples)
+    query = embed_paths(model, list(he), [text, edited], Modality.IMAGE, state=state, pool=pool)
+    if query.cancelled:
+        state.check_cancelled()
+    is_text = np.array([it.modality is Modality.TEXT for it in query.items], bool)
+    if is_text.sum() != 2:
+        raise ClensError("the texts could not both be embedded: "
+                         + "; ".join(str(f) for f in query.failures if f.source.startswith("text")))
+    if not (~is_text).any():
+        raise ClensError("none of the H&E patches could be read: " + "; ".join(str(f) for f in query.failures))
+    vectors = np.asarray(query.vectors)
+    texts = vectors[is_text]
+    got = cf.shift(ref.vectors, ref.targets, vectors[~is_text], texts[0], texts[1], ref.markers,
+                   float(model.logit_scale), w, k)
+    got.text, got.edited_text, got.reference = text, edited, str(reference)
+    got.patches = [it.source for it in query.items if it.modality is not Modality.TEXT]
+    got.left_out = [str(f) for f in query.failures] + [f"reference {line}" for line in ref.skipped]
+    return got

@@ -56,8 +56,9 @@ class Inferred:
     low: np.ndarray  # [C]
     high: np.ndarray  # [C]
     neighbours: np.ndarray  # [k] reference rows, best first
-    weights: np.ndarray  # [k] their softmax weights
+    weights: np.ndarray  # [k] their weights (softmax, or score-proportional)
     scores: np.ndarray  # [k] their fused scores
+    boot: np.ndarray | None = None  # [BOOTSTRAP, C] the profile over resamples of the neighbours
 
     def to_dict(self) -> dict[str, object]:
         return {"markers": {m: {"z": round(float(v), 4), "low": round(float(lo), 4), "high": round(float(hi), 4)}
@@ -80,23 +81,41 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+def _score_weights(x: np.ndarray) -> np.ndarray:
+    """Weights proportional to the scores (negative ones count as 0; all equal when none is positive)."""
+    pos = np.clip(x, 0.0, None)
+    total = pos.sum()
+    return pos / total if total > 0 else np.full(len(x), 1.0 / len(x))
+
+
+WEIGHTINGS = ("softmax", "score")
+
+
 def infer(reference: np.ndarray, targets: np.ndarray, he: np.ndarray, text: np.ndarray | None,
           markers: Sequence[str], scale: float, w: float = W_HE, k: int = K,
-          rng: np.random.Generator | None = None) -> Inferred:
-    """The profile of one H&E patch (and text) from the reference mIF vectors [N, D] and their targets [N, C]."""
+          rng: np.random.Generator | None = None, weighting: str = "softmax") -> Inferred:
+    """The profile of one H&E patch (and text) from the reference mIF vectors [N, D] and their targets [N, C].
+    `weighting`: softmax of the scores at the model's scale (the notebooks' inference), or proportional to the
+    scores (their counterfactuals, over many more neighbours)."""
     if not 0.0 <= w <= 1.0 or not np.isfinite(w):
         raise ValueError(f"the H&E weight is between 0 and 1 (got {w})")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting is one of {', '.join(WEIGHTINGS)} (got {weighting!r})")
     k = max(1, min(int(k), len(reference)))
     s = fused_scores(reference, he, text, w)
     top = np.argpartition(-s, k - 1)[:k]
     top = top[np.argsort(-s[top], kind="stable")]
-    weights = _softmax(scale * s[top])
+
+    def weigh(x: np.ndarray) -> np.ndarray:
+        return _softmax(scale * x) if weighting == "softmax" else _score_weights(x)
+
+    weights = weigh(s[top])
     value = weights @ targets[top]
     rng = rng or np.random.default_rng(0)
     picks = rng.integers(0, k, (BOOTSTRAP, k))
-    boot = np.array([_softmax(scale * s[top][p]) @ targets[top][p] for p in picks])
+    boot = np.array([weigh(s[top][p]) @ targets[top][p] for p in picks])
     low, high = np.percentile(boot, [2.5, 97.5], axis=0)
-    return Inferred(list(markers), value, low, high, top, weights, s[top])
+    return Inferred(list(markers), value, low, high, top, weights, s[top], boot)
 
 
 def pearson_per_marker(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:

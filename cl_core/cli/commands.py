@@ -20,6 +20,7 @@ from cl_core.cli.format import (
     print_hits,
     print_info,
     print_markers,
+    print_shift,
 )
 from cl_core.cli.progress import ProgressPrinter
 from cl_core.errors import ClensError
@@ -328,6 +329,38 @@ def cmd_tissue_infer(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def edited_text(text: str, to: str | None, replace: list[str] | None) -> str:
+    """The edited text: given whole, or the text with each OLD=NEW replaced (each OLD must occur)."""
+    if to is not None:
+        return to
+    out = text
+    for pair in replace or []:
+        old, sep, new = pair.partition("=")
+        if not sep or not old:
+            raise ClensError(f"--replace takes OLD=NEW (got {pair!r})")
+        if old not in out:
+            raise ClensError(f"--replace: {old!r} is not in the text")
+        out = out.replace(old, new)
+    return out
+
+
+def cmd_tissue_counterfactual(args: argparse.Namespace) -> int:
+    actions = _actions()
+    edited = edited_text(args.text, args.to, args.replace)
+    cache = _cache(args)
+    opened = _open(args, cache)
+    with ProgressPrinter(args.quiet) as progress:
+        got = actions.counterfactual(opened.model, args.he, args.reference, args.text, edited, args.k, args.w, cache,
+                                     progress.state, allow_outside=args.allow_outside_files)
+    for line in got.left_out:
+        print(f"left out: {line}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(got.to_dict(), indent=1))
+    else:
+        print_shift(got)
+    return EXIT_OK
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     actions = _actions()
     return _measure(args, lambda model, cache, state: actions.evaluate(model, args.manifest, args.template, cache,
@@ -372,4 +405,4 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 COMMANDS = {"info": cmd_info, "embed": cmd_embed, "train": cmd_train, "demo": cmd_demo,
             "doctor": cmd_doctor, "cache info": cmd_cache_info, "cache prune": cmd_cache_prune, "index build": cmd_index_build, "search": cmd_search, "project": cmd_project, "explain": cmd_explain, "eval": cmd_eval, "diagnose": cmd_diagnose, "compare": cmd_compare,
-            "tissue infer": cmd_tissue_infer}
+            "tissue infer": cmd_tissue_infer, "tissue counterfactual": cmd_tissue_counterfactual}

@@ -159,3 +159,18 @@ def print_markers(got: Any) -> None:
     for source, s, w in zip(got.neighbour_sources, inf.scores, inf.weights, strict=True):
         print(f"  {s:.4f}  weight {w:.2f}  {source}")
     print("(what the model's space says about these markers, not a measurement)")
+
+
+def print_shift(got: Any) -> None:
+    """Each marker's mean shift with its interval and corrected p, then the caveat."""
+    print(f"{len(got.patches)} H&E patch(es); profiles from the top {got.k} reference mIF patches weighted by "
+          f"score (H&E {got.w:g} / text {1 - got.w:g}); shift = edited - original, in z")
+    width = max(len(m) for m in got.markers) if got.markers else 0
+    for c, m in enumerate(got.markers):
+        p = got.p_holm[c]
+        test = f"p(Holm) {p:.3g}" if p == p else "no test (one patch)"
+        mark = " *" if got.significant[c] else ""
+        print(f"  {m:<{width}}  {got.mean[c]:+.3f}  [{got.low[c]:+.3f}, {got.high[c]:+.3f}]  {test}{mark}")
+    print(f"interval: bootstrap over the {got.interval_over}; test: paired Wilcoxon across patches, "
+          "Holm-corrected across markers (* a shift: p below 0.05 and the interval excludes 0)")
+    print(got.to_dict()["caveat"])

@@ -253,6 +253,22 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--json", action="store_true")
     _cache_args(inf)
     _source_args(inf)
+    cfp = ti.add_parser("counterfactual", help="how a case's inferred marker profiles shift when only its "
+                                                "clinical text is edited (hypotheses about the model)")
+    _model_args(cfp)
+    cfp.add_argument("--he", required=True, nargs="+", help="the case's H&E patches (files or a folder)")
+    cfp.add_argument("--text", required=True, help="the case's clinical text")
+    edit = cfp.add_mutually_exclusive_group(required=True)
+    edit.add_argument("--to", default=None, metavar="TEXT", help="the edited text")
+    edit.add_argument("--replace", nargs="+", default=None, metavar="OLD=NEW",
+                      help="edit the text by replacing words, e.g. 'stage II=stage IV'")
+    cfp.add_argument("--reference", required=True,
+                     help="the reference gallery with mIF patches: a folder, a manifest, or demo:tissue")
+    cfp.add_argument("-k", type=_positive_int, default=50, help="neighbours (default %(default)s)")
+    cfp.add_argument("-w", type=_finite, default=0.6, help="weight of the H&E similarity (default %(default)s)")
+    cfp.add_argument("--json", action="store_true")
+    _cache_args(cfp)
+    _source_args(cfp)
     doc = sub.add_parser("doctor", help="versions, devices, Qt, cache folder, and what is missing (for bug reports)")
     doc.add_argument("--cache", default=None, help="the cache folder to measure (default: the user cache folder)")
     doc.add_argument("--json", action="store_true")

@@ -31,7 +31,7 @@ Everything is a pure function of (seed, index).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -331,7 +331,23 @@ def clinical_text(case: Case, found: Findings, rng: np.random.Generator) -> str:
 
 def make_sample(seed: int, index: int) -> TissueSample:
     rng = np.random.default_rng([seed, index, 7])
-    case = sample_case(rng)
+    return _draw(index, sample_case(rng), rng)
+
+
+def make_case(seed: int, index: int, patches: int, **do: Any) -> list[TissueSample]:
+    """`patches` patches of one case (one patient), with variables set by intervention (do(stage="IV"),
+    do(age=80), ...): the case's other variables are drawn as usual, downstream of what was set, so two calls
+    differing only in `do` are the same patient in two worlds (the causal effect, paired)."""
+    unknown = set(do) - {"organ", "stage", "age", "grade", "responder", "necrosis"}
+    if unknown:
+        raise ValueError(f"no clinical variable {', '.join(sorted(unknown))} in the tissue world")
+    rng = np.random.default_rng([seed, index, 11])
+    case = sample_case(rng, organ=do.get("organ"), stage=do.get("stage"))
+    case = replace(case, **{k: v for k, v in do.items() if k not in ("organ", "stage")})
+    return [_draw(index, case, np.random.default_rng([seed, index, 11, p])) for p in range(patches)]
+
+
+def _draw(index: int, case: Case, rng: np.random.Generator) -> TissueSample:
     tissue = _architecture(case.organ, rng)
     centres = rng.uniform(12, 52, (2, 2))  # tumour nests
     dead = _necrotic_zone(case, centres, rng)
@@ -340,6 +356,45 @@ def make_sample(seed: int, index: int) -> TissueSample:
     fragments = _fragments(dead, rng)
     he, mif = render_he(cells, tissue, rng, dead, fragments), render_mif(cells, tissue, rng, dead, fragments)
     return TissueSample(index, case, he, mif, clinical_text(case, found, rng), found)
+
+
+# how each clinical variable is said in the texts (clinical_text), for counterfactual edits of a text
+_ORGAN_WORDS = {"lung": ("lung adenocarcinoma", "non-small cell lung cancer"),
+                "breast": ("breast carcinoma", "invasive ductal carcinoma of the breast"),
+                "colon": ("colorectal adenocarcinoma", "colon cancer")}
+_OUTCOME_WORDS = {True: ("responded to immunotherapy", "responder to checkpoint inhibition",
+                         "showed a response to anti-PD-1 therapy"),
+                  False: ("did not respond to immunotherapy", "non-responder to checkpoint inhibition",
+                          "progressed on anti-PD-1 therapy")}
+
+
+def edit_text(text: str, variable: str, value: Any) -> str:
+    """The clinical text with one variable said differently (stage, grade, organ, age, responder), the rest
+    of its wording kept: the counterfactual a pathologist would type."""
+    import re
+
+    if variable == "stage":
+        return re.sub(r"\b([Ss])tage (IV|III|II|I)\b", lambda m: f"{m.group(1)}tage {value}", text)
+    if variable == "grade":
+        text = re.sub(r"\bgrade [123]\b", f"grade {value}", text)
+        return re.sub("|".join(GRADE_WORDS.values()), GRADE_WORDS[int(value)], text)
+    if variable == "age":
+        text = re.sub(r"\b\d+-year-old", f"{value}-year-old", text)
+        text = re.sub(r"\ba \d+ year old", f"a {value} year old", text)
+        return re.sub(r"\bage \d+", f"age {value}", text)
+    if variable == "organ":
+        for words in _ORGAN_WORDS.values():
+            for i, w in enumerate(words):
+                for said in (w, w.capitalize()):
+                    if said in text:
+                        new = _ORGAN_WORDS[value][i]
+                        return text.replace(said, new.capitalize() if said[0].isupper() else new)
+        return text
+    if variable == "responder":  # longest phrase first, so "non-responder ..." is never read as "responder ..."
+        place = {w: i for flag in (True, False) for i, w in enumerate(_OUTCOME_WORDS[flag])}
+        pattern = "|".join(re.escape(w) for w in sorted(place, key=len, reverse=True))
+        return re.sub(pattern, lambda m: _OUTCOME_WORDS[bool(value)][place[m.group(0)]], text)
+    raise ValueError(f"no clinical variable {variable!r} in the tissue texts")
 
 
 def make_world(seed: int, count: int, workers: int | None = None) -> list[TissueSample]:
