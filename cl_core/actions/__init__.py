@@ -37,7 +37,7 @@ _EXPORTS = {
     "cl_core.analysis.colouring": ("MISSING_CATEGORY", "Colouring", "colour_columns", "colouring"),
     "cl_core.actions.searching": ("export_hits", "open_search_index", "read_index", "search"),
     "cl_core.actions.training": ("Trained", "train"),
-    "cl_core.actions.tissue": ("infer_markers", "counterfactual"),
+    "cl_core.actions.tissue": ("infer_markers", "counterfactual", "check_channels"),
     "cl_core.analysis.biomarkers": ("MarkersInferred",),
     "cl_core.analysis.counterfactual": ("Shift",),
     "cl_core.choices": ("ARCH_NAMES", "AUTO_FUSION", "DEFAULT_MIN_RELEVANCE", "DEFAULT_TEMPLATES", "DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "PROJECTIONS",
@@ -100,16 +100,20 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.actions.model import ModelOpened, open_model  # noqa: F401 - re-exported lazily
     from cl_core.actions.projecting import Placed, describe_projection, place, project  # noqa: F401 - re-exported lazily
     from cl_core.actions.searching import export_hits, open_search_index, read_index, search  # noqa: F401 - re-exported lazily
-    from cl_core.actions.tissue import counterfactual, infer_markers  # noqa: F401 - re-exported lazily
+    from cl_core.actions.tissue import (  # noqa: F401 - re-exported lazily
+        check_channels,
+        counterfactual,
+        infer_markers,
+    )
     from cl_core.actions.training import Trained, train  # noqa: F401 - re-exported lazily
     from cl_core.analysis.biomarkers import MarkersInferred  # noqa: F401 - re-exported lazily
-    from cl_core.analysis.counterfactual import Shift  # noqa: F401 - re-exported lazily
     from cl_core.analysis.colouring import (  # noqa: F401 - re-exported lazily
         MISSING_CATEGORY,
         Colouring,
         colour_columns,
         colouring,
     )
+    from cl_core.analysis.counterfactual import Shift  # noqa: F401 - re-exported lazily
     from cl_core.analysis.projection import Projected  # noqa: F401 - re-exported lazily
     from cl_core.choices import (  # noqa: F401 - re-exported lazily
         ARCH_NAMES,

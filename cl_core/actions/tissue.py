@@ -4,8 +4,8 @@ when only its text is edited (cl_core.analysis.counterfactual)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from cl_core.embed.items import embed_paths
 from cl_core.errors import ClensError
 from cl_core.modality import ChannelStack, Modality
 from cl_core.models.base import BaseModel
+from cl_core.readers.channels import ChannelMatch, match_channels
 from cl_core.readers.registry import read_path
 from cl_core.task import TaskState
 
@@ -44,14 +45,43 @@ def reference_targets(sources: list[str], state: TaskState) -> tuple[list[str], 
         names = list(stack.channel_names or [f"channel {c}" for c in range(stack.pixels.shape[0])])
         if markers is None:
             markers = names
-        missing = [m for m in markers if m not in names]
-        if missing:
-            skipped.append(f"{source}: no channel {', '.join(missing)} (the first reference stack has them)")
+        found = match_channels(markers, names)
+        if found.missing:
+            skipped.append(f"{source}: no channel {', '.join(found.missing)} (the first reference stack has them)")
             continue
         means = bm.mean_intensity(stack.pixels[None])[0]
-        rows.append([means[names.index(m)] for m in markers])
+        rows.append([means[i] for i in found.indices])
         used.append(i)
     return markers or [], np.asarray(rows, np.float64), used, skipped
+
+
+def check_channels(model: BaseModel, paths: list[str | Path]) -> list[tuple[str, ChannelMatch | None, str]]:
+    """How each stack's channels map to the model's (by name, case and aliases aside): per file the match,
+    or None and why it could not be read or matched."""
+    pre = model.info().get("preprocessing", {}).get("multichannel", {})
+    expected = [str(n) for n in pre.get("channels", [])]
+    if Modality.MULTICHANNEL not in model.modalities:
+        raise ClensError(f"{model.name} reads no channel stacks")
+    out: list[tuple[str, ChannelMatch | None, str]] = []
+    for path in paths:
+        try:
+            items = read_path(path, Modality.MULTICHANNEL)
+        except ClensError as exc:
+            out.append((str(path), None, str(exc)))
+            continue
+        stack = items[0].data if items else None
+        if not isinstance(stack, ChannelStack):
+            out.append((str(path), None, "not a channel stack"))
+        elif not stack.channel_names:
+            why = (f"{len(stack.pixels)} unnamed channels, taken in order" if len(stack.pixels) == len(expected)
+                   else f"{len(stack.pixels)} unnamed channels; the model takes {len(expected)} "
+                        f"({', '.join(expected)}): name them in a {Path(path).name}.channels.json sidecar")
+            out.append((str(path), None, why))
+        elif not expected:
+            out.append((str(path), None, "the model names no channels: any stack with its channel count is read"))
+        else:
+            out.append((str(path), match_channels(expected, stack.channel_names), ""))
+    return out
 
 
 @dataclass

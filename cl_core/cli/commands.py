@@ -361,6 +361,24 @@ def cmd_tissue_counterfactual(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_tissue_channels(args: argparse.Namespace) -> int:
+    """Exit 0 when every stack can be read by the model, 3 (failed) when one cannot."""
+    actions = _actions()
+    opened = _open(args)
+    got = actions.check_channels(opened.model, args.stacks)
+    ok = all(m is not None and not m.missing or (m is None and "taken in order" in why) for _p, m, why in got)
+    if args.json:
+        print(json.dumps([{"file": p, "readable": m is not None and not m.missing or "taken in order" in why,
+                           "renamed": dict(m.renamed) if m else {}, "ignored": list(m.extra) if m else [],
+                           "missing": list(m.missing) if m else [], "note": why} for p, m, why in got], indent=1))
+    else:
+        for path, match, why in got:
+            print(path)
+            for line in (match.describe() if match else []) or ([why] if why else ["every channel by its own name"]):
+                print(f"  {line}")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     actions = _actions()
     return _measure(args, lambda model, cache, state: actions.evaluate(model, args.manifest, args.template, cache,
@@ -405,4 +423,5 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 COMMANDS = {"info": cmd_info, "embed": cmd_embed, "train": cmd_train, "demo": cmd_demo,
             "doctor": cmd_doctor, "cache info": cmd_cache_info, "cache prune": cmd_cache_prune, "index build": cmd_index_build, "search": cmd_search, "project": cmd_project, "explain": cmd_explain, "eval": cmd_eval, "diagnose": cmd_diagnose, "compare": cmd_compare,
-            "tissue infer": cmd_tissue_infer, "tissue counterfactual": cmd_tissue_counterfactual}
+            "tissue infer": cmd_tissue_infer, "tissue counterfactual": cmd_tissue_counterfactual,
+            "tissue channels": cmd_tissue_channels}

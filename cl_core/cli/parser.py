@@ -253,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--json", action="store_true")
     _cache_args(inf)
     _source_args(inf)
+    ch = ti.add_parser("channels", help="how each stack's channels map to the model's (by name; case and common "
+                                        "aliases such as PanCK / pan-cytokeratin aside)")
+    _model_args(ch)
+    ch.add_argument("stacks", nargs="+", help="OME-TIFF, TIFF or .npy stacks")
+    ch.add_argument("--json", action="store_true")
     cfp = ti.add_parser("counterfactual", help="how a case's inferred marker profiles shift when only its "
                                                 "clinical text is edited (hypotheses about the model)")
     _model_args(cfp)

@@ -120,12 +120,14 @@ class StackPreprocess:
         stack: ChannelStack = item.data
         px = stack.pixels
         if self.channels and stack.channel_names:
-            names = [n.lower() for n in stack.channel_names]
-            missing = [c for c in self.channels if c.lower() not in names]
-            if missing:
-                raise ReaderError(item.source, f"lacks channel(s) {', '.join(missing)} the model needs "
-                                               f"(file has: {', '.join(stack.channel_names)})")
-            px = px[[names.index(c.lower()) for c in self.channels]]
+            from cl_core.readers.channels import aliases, match_channels
+
+            found = match_channels(self.channels, stack.channel_names)
+            if found.missing:
+                tried = "; ".join(f"{m} (tried {', '.join(aliases(m))})" for m in found.missing)
+                raise ReaderError(item.source, f"lacks channel(s) the model needs: {tried}; the file has: "
+                                               f"{', '.join(stack.channel_names)}")
+            px = px[list(found.indices)]
         elif px.shape[0] != self.in_channels:
             raise ReaderError(item.source, f"has {px.shape[0]} channels, the model takes {self.in_channels}"
                               + (f" ({', '.join(self.channels)})" if self.channels else ""))

@@ -43,9 +43,12 @@ def default_channel_names(names: Sequence[str]) -> tuple[str, str, str]:
 
 
 def channels_by_name(stack: ChannelStack, names: Sequence[str]) -> tuple[int, int, int]:
-    """The stack's channels named (case-insensitive) for red, green and blue; -1 (dark) where it lacks one."""
-    have = [n.lower() for n in (stack.channel_names or ())]
-    picks = [have.index(n.lower()) if n and n.lower() in have else -1 for n in list(names)[:3]]
+    """The stack's channels named for red, green and blue (case and aliases aside: cl_core.readers.channels);
+    -1 (dark) where it lacks one."""
+    from cl_core.readers.channels import match_channels
+
+    have = list(stack.channel_names or ())
+    picks = [(match_channels([n], have).indices or (-1,))[0] if n else -1 for n in list(names)[:3]]
     picks += [-1] * (3 - len(picks))
     return picks[0], picks[1], picks[2]
 

@@ -1,0 +1,68 @@
+"""A file's channels matched to the model's by name: case and separators aside, common aliases of a marker
+(PanCK / pan-cytokeratin), extra channels ignored and listed, a missing one named with the names tried — in the
+preprocessing, the composites, and `clens tissue channels`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from cl_core.cli import main
+from cl_core.errors import ReaderError
+from cl_core.modality import ChannelStack, Item, Modality
+from cl_core.models.preprocess import StackPreprocess
+from cl_core.readers.channels import aliases, canonical, match_channels
+from cl_core.readers.thumbnail import channels_by_name
+
+
+def test_names_match_across_case_separators_and_aliases():
+    assert canonical("Pan-Cytokeratin") == canonical("panCK") == canonical("PAN_CK")
+    assert canonical("CD274") == canonical("PD-L1") and canonical("MKI67") == canonical("Ki-67")
+    assert canonical("CD8") != canonical("CD68") and canonical("mystery") == "mystery"
+    got = match_channels(["DAPI", "panCK", "PD-L1", "Ki67"],
+                         ["Hoechst 33342", "CD3", "pan-cytokeratin", "pdl1", "Ki67", "Autofluorescence"])
+    assert got.indices == (0, 2, 3, 4) and not got.missing
+    assert ("pan-cytokeratin", "panCK") in got.renamed and ("Hoechst 33342", "DAPI") in got.renamed
+    assert ("Ki67", "Ki67") not in got.renamed  # its own name, not an alias
+    assert got.extra == ("CD3", "Autofluorescence")
+    lacking = match_channels(["DAPI", "CD68"], ["DAPI", "CD8"])
+    assert lacking.missing == ("CD68",) and lacking.indices == () and "missing: CD68" in lacking.describe()
+    # an exact name wins over an alias of the same marker
+    assert match_channels(["panCK"], ["cytokeratin", "panCK"]).indices == (1,)
+    assert "pan-cytokeratin" in aliases("panCK")
+
+
+def test_the_preprocessing_picks_channels_by_alias_and_names_what_is_missing():
+    pre = StackPreprocess(size=8, channels=("DAPI", "panCK", "CD8"), scale="none")
+    pixels = np.stack([np.full((8, 8), v, np.float32) for v in (1, 2, 3, 4)])
+    item = Item("slide.ome.tif", Modality.MULTICHANNEL, ChannelStack(pixels, ("CD8a", "extra", "Hoechst", "PanCK")))
+    out = pre(item)
+    assert [float(out[c, 0, 0]) for c in range(3)] == [3.0, 4.0, 1.0]
+    short = Item("short.tif", Modality.MULTICHANNEL, ChannelStack(pixels[:2], ("DAPI", "CD3")))
+    with pytest.raises(ReaderError, match=r"panCK \(tried panCK, pan-cytokeratin.*the file has: DAPI, CD3"):
+        pre(short)
+    assert channels_by_name(item.data, ["pan-cytokeratin", "CD8", "DNA"]) == (3, 0, 2)
+
+
+def test_clens_tissue_channels_lists_renamed_ignored_and_missing(capsys, native_dir, tmp_path):
+    from tests.tiny_models import native_config
+
+    model = native_dir
+    expected = native_config()["towers"]["multichannel"]["preprocess"]["channels"]
+    names = [("Pan-Cytokeratin" if canonical(n) == canonical("panCK") else n.upper()) for n in expected]
+    good = tmp_path / "good.ome.tif"
+    tifffile.imwrite(good, np.zeros((len(names) + 1, 16, 16), np.uint16),
+                     metadata={"axes": "CYX", "Channel": {"Name": [*names, "Autofluorescence"]}})
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((1, 16, 16), np.float32))
+    (tmp_path / "bad.npy.channels.json").write_text(json.dumps(["Vimentin"]))
+    assert main(["tissue", "channels", str(model), str(good), str(bad), "--json"]) == 3
+    out = {Path(r["file"]).name: r for r in json.loads(capsys.readouterr().out)}
+    assert out["good.ome.tif"]["readable"] and out["good.ome.tif"]["ignored"] == ["Autofluorescence"]
+    assert not out["bad.npy"]["readable"] and out["bad.npy"]["missing"] == expected
+    assert main(["tissue", "channels", str(model), str(good)]) == 0
+    assert "ignored (the model does not read them): Autofluorescence" in capsys.readouterr().out
