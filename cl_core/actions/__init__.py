@@ -37,6 +37,9 @@ _EXPORTS = {
     "cl_core.analysis.colouring": ("MISSING_CATEGORY", "Colouring", "colour_columns", "colouring"),
     "cl_core.actions.searching": ("export_hits", "open_search_index", "read_index", "search"),
     "cl_core.actions.training": ("Trained", "train"),
+    "cl_core.actions.slides": ("slide_heatmap", "save_heat", "embed_slide", "heat_of", "query_vector",
+                               "overview_picture", "SlideHeat", "SlideEmbedding"),
+    "cl_core.demo.worlds.slide": ("make_slide",),
     "cl_core.actions.tissue": ("infer_markers", "counterfactual", "check_channels"),
     "cl_core.analysis.biomarkers": ("MarkersInferred",),
     "cl_core.analysis.counterfactual": ("Shift",),
@@ -100,6 +103,16 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.actions.model import ModelOpened, open_model  # noqa: F401 - re-exported lazily
     from cl_core.actions.projecting import Placed, describe_projection, place, project  # noqa: F401 - re-exported lazily
     from cl_core.actions.searching import export_hits, open_search_index, read_index, search  # noqa: F401 - re-exported lazily
+    from cl_core.actions.slides import (  # noqa: F401 - re-exported lazily
+        SlideEmbedding,
+        SlideHeat,
+        embed_slide,
+        heat_of,
+        overview_picture,
+        query_vector,
+        save_heat,
+        slide_heatmap,
+    )
     from cl_core.actions.tissue import (  # noqa: F401 - re-exported lazily
         check_channels,
         counterfactual,
@@ -127,6 +140,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         own_fusion,
     )
     from cl_core.demo.galleries import DEMOS  # noqa: F401 - re-exported lazily
+    from cl_core.demo.worlds.slide import make_slide  # noqa: F401 - re-exported lazily
     from cl_core.embed.cache import EmbeddingCache  # noqa: F401 - re-exported lazily
     from cl_core.embed.decode_pool import DecodePool  # noqa: F401 - re-exported lazily
     from cl_core.embed.items import EmbedResult  # noqa: F401 - re-exported lazily

@@ -99,7 +99,7 @@ def overlay_picture(explained: Explained, opacity: float = 0.55, colour_bar: boo
         base = Image.fromarray(composite(picture, picks if picks and len(picks) == 3 else None))  # type: ignore[arg-type]
     else:
         base = picture.convert("RGB")
-    pic = _overlay(base, explained.image.heat, opacity, colour_bar)
+    pic = heat_overlay(base, explained.image.heat, opacity, colour_bar)
     x, y = explained.image.peak
     r = max(3, base.width // 40)
     ImageDraw.Draw(pic).ellipse((x - r, y - r, x + r, y + r), outline=(255, 255, 255), width=max(1, r // 4))
@@ -125,11 +125,19 @@ def colour_map(v: np.ndarray) -> np.ndarray:
     return ((1 - f) * LUT_POINTS[i] + f * LUT_POINTS[i + 1]).astype(np.uint8)
 
 
-def _overlay(base: Image.Image, heat: np.ndarray, opacity: float, colour_bar: bool = True) -> Image.Image:
-    lo, hi = float(heat.min()), float(heat.max())
-    norm = (heat - lo) / max(hi - lo, 1e-12)
-    colours = Image.fromarray(colour_map(norm), "RGB").resize(base.size)
+def heat_overlay(base: Image.Image, heat: np.ndarray, opacity: float, colour_bar: bool = True,
+                 tiles: bool = False) -> Image.Image:
+    """`heat` (any shape; stretched to the picture) over `base`, min to max, with a colour bar at the right.
+    `tiles`: each value a sharp block (slide tiles), not smoothed; NaN values leave the picture clear."""
+    finite = np.isfinite(heat)
+    lo, hi = (float(heat[finite].min()), float(heat[finite].max())) if finite.any() else (0.0, 1.0)
+    norm = (np.where(finite, heat, lo) - lo) / max(hi - lo, 1e-12)
+    how = Image.Resampling.NEAREST if tiles else Image.Resampling.BICUBIC
+    colours = Image.fromarray(colour_map(norm), "RGB").resize(base.size, how)
     blended = Image.blend(base, colours, opacity)
+    if not finite.all():
+        shown = Image.fromarray((finite * 255).astype(np.uint8), "L").resize(base.size, Image.Resampling.NEAREST)
+        blended = Image.composite(blended, base, shown)
     if not colour_bar:
         return blended
     bar_w = max(8, base.width // 24)

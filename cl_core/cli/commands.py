@@ -361,6 +361,51 @@ def cmd_tissue_counterfactual(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_tissue_heatmap(args: argparse.Namespace) -> int:
+    slides = _actions()
+
+    if not args.text and not args.query:
+        print("clens tissue heatmap: give a query: --text T and/or --query FILE", file=sys.stderr)
+        return EXIT_USAGE
+    if not 0.0 <= args.opacity <= 1.0:
+        print(f"clens tissue heatmap: --opacity is from 0 to 1 (got {args.opacity})", file=sys.stderr)
+        return EXIT_USAGE
+    for out in (args.png, args.scores):
+        if out and not _out_file_ok("tissue heatmap", Path(out)):
+            return EXIT_USAGE
+    cache = _cache(args)
+    opened = _open(args, cache)
+    with ProgressPrinter(args.quiet) as progress:
+        heat = slides.slide_heatmap(opened.model, args.slide, args.text, args.query, args.weight, cache,
+                                    progress.state, args.patch, skip_background=not args.all_tiles)
+    slides.save_heat(heat, args.png, args.scores, args.opacity)
+    for line in heat.embedding.failed:
+        print(f"tile {line}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(heat.to_dict(), indent=1))
+    else:
+        e = heat.embedding
+        print(f"{e.path}: {e.description}; {e.from_cache} of {e.rows} bands from the cache")
+        for t in heat.top(5):
+            print(f"  {t['score']:.4f}  tile at x={t['x']}, y={t['y']}")
+        for out in (args.png, args.scores):
+            if out:
+                print(f"wrote {out}", file=sys.stderr)
+    if heat.embedding.cancelled:
+        print("clens tissue heatmap: interrupted; the tiles embedded so far are cached", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def cmd_tissue_make_slide(args: argparse.Namespace) -> int:
+    if args.size < 64:
+        raise ClensError("--size is at least 64 px")
+    files = _actions().make_slide(args.folder, args.name, args.size, args.seed)
+    for p in (files.he, files.mif, files.mask, files.meta):
+        print(p)
+    return EXIT_OK
+
+
 def cmd_tissue_channels(args: argparse.Namespace) -> int:
     """Exit 0 when every stack can be read by the model, 3 (failed) when one cannot."""
     actions = _actions()
@@ -424,4 +469,5 @@ def cmd_explain(args: argparse.Namespace) -> int:
 COMMANDS = {"info": cmd_info, "embed": cmd_embed, "train": cmd_train, "demo": cmd_demo,
             "doctor": cmd_doctor, "cache info": cmd_cache_info, "cache prune": cmd_cache_prune, "index build": cmd_index_build, "search": cmd_search, "project": cmd_project, "explain": cmd_explain, "eval": cmd_eval, "diagnose": cmd_diagnose, "compare": cmd_compare,
             "tissue infer": cmd_tissue_infer, "tissue counterfactual": cmd_tissue_counterfactual,
-            "tissue channels": cmd_tissue_channels}
+            "tissue channels": cmd_tissue_channels, "tissue heatmap": cmd_tissue_heatmap,
+            "tissue make-slide": cmd_tissue_make_slide}

@@ -253,6 +253,28 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--json", action="store_true")
     _cache_args(inf)
     _source_args(inf)
+    hm = ti.add_parser("heatmap", help="a whole slide tiled at the model's patch size, each tile's similarity to a "
+                                       "query drawn over the slide (tiles embedded through the cache)")
+    _model_args(hm)
+    hm.add_argument("slide", help="a (pyramidal) TIFF / OME-TIFF slide: H&E RGB or a multiplex stack")
+    hm.add_argument("--text", action="append", default=[], help="a query text (repeatable)")
+    hm.add_argument("--query", action="append", default=[], metavar="FILE", help="a query file, e.g. a patch")
+    hm.add_argument("--weight", type=_finite, action="append", default=None,
+                    help="weight of each query item, in order: files first, then texts")
+    hm.add_argument("--patch", type=_positive_int, default=None,
+                    help="tile size in px (default: the model's input size)")
+    hm.add_argument("--png", default=None, help="write the heatmap over the slide's overview here")
+    hm.add_argument("--scores", default=None, help="write the [rows, cols] tile scores here (.npy)")
+    hm.add_argument("--opacity", type=_finite, default=0.5)
+    hm.add_argument("--all-tiles", action="store_true", help="score glass (background) tiles too")
+    hm.add_argument("--json", action="store_true")
+    _cache_args(hm)
+    mk = ti.add_parser("make-slide", help="write a synthetic whole slide (pyramidal OME-TIFF H&E and 6-channel mIF, "
+                                          "with its region mask) from the tissue world")
+    mk.add_argument("folder")
+    mk.add_argument("--size", type=_positive_int, default=4096, help="width and height in px (default %(default)s)")
+    mk.add_argument("--seed", type=int, default=0)
+    mk.add_argument("--name", default="slide")
     ch = ti.add_parser("channels", help="how each stack's channels map to the model's (by name; case and common "
                                         "aliases such as PanCK / pan-cytokeratin aside)")
     _model_args(ch)
