@@ -494,6 +494,29 @@ class Jobs(QObject):
 
         return self._start("counterfactual", "editing the text", run, self.session.set_counterfactual)
 
+    def slide_heatmap(self, path: str | Path, texts: Sequence[str] = (), files: Sequence[str | Path] = ()) -> Job | None:
+        """A whole slide tiled, embedded through the cache, scored against the query; with its overview."""
+        model = self.session.model
+        if model is None:
+            self.error.emit("open a model first")
+            return None
+        cache = self.cache
+
+        def run(state: TaskState) -> actions.SlideHeat:
+            heat = actions.slide_heatmap(model, path, texts, files, None, cache(), state)
+            picture = actions.overview_picture(path)
+            heat.overview = np.asarray(picture)
+            heat.overview_scale = actions.slide_width(path) / max(1, picture.width)
+            return heat
+
+        def done(heat: actions.SlideHeat) -> None:
+            if self.session.set_slide(heat):
+                e = heat.embedding
+                self.status.emit(f"{Path(e.path).name}: {e.rows * e.cols} tiles ({e.from_cache} of {e.rows} rows "
+                                 "from the cache)" + (" — interrupted, the rest not embedded" if e.cancelled else ""))
+
+        return self._start("slide", "tiling the slide", run, done)
+
     # ---- a second model -------------------------------------------------------------------------
 
     def open_comparison(self, path: str | Path) -> Job | None:

@@ -37,6 +37,7 @@ from .qt_model_panel import ModelPanel
 from .qt_projection_panel import ProjectionPanel
 from .qt_search_panel import SearchPanel
 from .qt_similarity_panel import SimilarityPanel
+from .qt_slide_panel import SlidePanel
 from .qt_theme import apply_theme
 from .qt_util import local_paths
 
@@ -62,10 +63,11 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("evaluation", "Evaluation", lambda s, j: EvaluationPanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("compare", "Compare", lambda s, j: ComparePanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("markers", "Markers", lambda s, j: MarkersPanel(s, j), Area.RightDockWidgetArea),
+    PanelSpec("slide", "Slide", lambda s, j: SlidePanel(s, j), Area.RightDockWidgetArea),
     PanelSpec("messages", "Messages", lambda s, j: MessagesPanel(s, j), Area.BottomDockWidgetArea),
     PanelSpec("jobs", "Jobs", lambda s, j: JobsPanel(s, j), Area.BottomDockWidgetArea),
 )
-LAYOUT_VERSION = 8  # bumped when panels are added, so an old saved layout is not applied
+LAYOUT_VERSION = 9  # bumped when panels are added, so an old saved layout is not applied
 
 
 class MainWindow(QMainWindow):
@@ -84,6 +86,7 @@ class MainWindow(QMainWindow):
         self.session.evaluation_changed.connect(lambda: self._bring_forward("evaluation", self.session.evaluation))
         self.session.comparison_changed.connect(self._show_comparison)
         self.session.markers_changed.connect(lambda: self._bring_forward("markers", self.session.markers))
+        self.session.slide_changed.connect(lambda: self._bring_forward("slide", self.session.slide))
         self.session.counterfactual_changed.connect(
             lambda: self._bring_forward("markers", self.session.counterfactual))
         self.setAcceptDrops(True)
@@ -108,6 +111,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["diagnostics"], self.docks["evaluation"])
         self.tabifyDockWidget(self.docks["evaluation"], self.docks["compare"])
         self.tabifyDockWidget(self.docks["compare"], self.docks["markers"])
+        self.tabifyDockWidget(self.docks["markers"], self.docks["slide"])
         self.tabifyDockWidget(self.docks["messages"], self.docks["jobs"])
         self.docks["messages"].raise_()
         self.docks["similarity"].raise_()

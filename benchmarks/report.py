@@ -196,6 +196,33 @@ def counterfactual_section(data: dict) -> list[str]:
                     "about the model, and the benchmark does not explain that one", ""]
 
 
+def slide_section(data: dict) -> list[str]:
+    states = list(data["texts"])
+    lines = ["## Whole-slide heatmaps", "",
+             f"`benchmarks/bench_slide.py`, model {data['model']}. Separation: synthetic slides of "
+             f"{data['auc_slide_px']} px (seeds {', '.join(map(str, data['seeds']))}; the texts were chosen on a slide "
+             "of seed 1), every tissue tile scored against the text naming a state, ROC AUC of that state's tiles "
+             "against all other tissue tiles (mean over the slides).", "",
+             "| slide | " + " | ".join(f"{s}: “{data['texts'][s]}”" for s in states) + " |",
+             "|---|" + "---:|" * len(states)]
+    for kind, per in data["roc_auc"].items():
+        lines.append(f"| {'H&E' if kind == 'he' else 'mIF (6 channels)'} | "
+                     + " | ".join(f"{per[s]} {'✓' if per[s] >= 0.85 else '✗'}" for s in states) + " |")
+    big = data.get("big")
+    if big:
+        lines += ["", f"Scale: a {big['px']} x {big['px']} x {big['channels']} {big['dtype']} mIF slide (pyramidal "
+                  f"OME-TIFF, {big['file_gb']} GB, written in {big['write_s']} s), tiled, embedded, scored against a "
+                  f"text and drawn over its overview in a fresh process ({data.get('machine', '')}); goal: within "
+                  "2 GB of resident memory.", "",
+                  "| run | tiles | tile + embed + score s | overlay s | whole process s | peak RSS MB |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name, r in big.items():
+            if isinstance(r, dict):
+                lines.append(f"| {name} | {r['tiles']} | {r['tile_embed_score_s']} | {r['overlay_s']} | "
+                             f"{r['process_s']} | {r['peak_rss_mb']} {'✓' if r['peak_rss_mb'] <= 2048 else '✗'} |")
+    return lines + [""]
+
+
 def explain_section(data: dict) -> list[str]:
     def mark(v: float, goal: float) -> str:
         return f"{v} {'✓' if v >= goal else '✗'}"
@@ -369,7 +396,7 @@ def main() -> None:
     for name, section in (("embed", embed_section), ("relevance", relevance_section),
                           ("real_search", real_search_section), ("eval", eval_section),
                           ("explain", explain_section), ("biomarkers", biomarkers_section),
-                          ("counterfactual", counterfactual_section),
+                          ("counterfactual", counterfactual_section), ("slide", slide_section),
                           ("search", search_section), ("drop", drop_section),
                           ("projection", projection_section), ("window", window_section),
                           ("thumbs", thumbs_section), ("bundle", bundle_section),

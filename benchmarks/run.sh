@@ -14,6 +14,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/python benchmarks/bench_explain.py
 .venv/bin/python benchmarks/bench_biomarkers.py
 .venv/bin/python benchmarks/bench_counterfactual.py
+.venv/bin/python benchmarks/bench_slide.py
 .venv/bin/python benchmarks/bench_search.py "$@"
 .venv/bin/python benchmarks/bench_drop.py
 .venv/bin/python benchmarks/bench_projection.py

@@ -20,6 +20,7 @@ from cl_core.analysis.diagnostics import Diagnosis
 from cl_core.analysis.evaluation import Evaluation
 from cl_core.analysis.explain import Explained
 from cl_core.analysis.projection import Projected
+from cl_core.analysis.slide_heat import SlideHeat
 from cl_core.embed.gallery import GalleryEmbedding
 from cl_core.embed.items import EmbedResult
 from cl_core.errors import Failure
@@ -47,6 +48,7 @@ class Session:
     evaluation_changed = Signal()  # the open gallery's retrieval and zero-shot figures (or dropped with it)
     markers_changed = Signal()  # an H&E patch's inferred marker profile (or None)
     counterfactual_changed = Signal()  # the shift of H&E patches' profiles under an edited text (or None)
+    slide_changed = Signal()  # a whole slide's heatmap (or None)
     comparison_changed = Signal()  # a second model on the open gallery, its figures and its results (or None)
 
     def __init__(self) -> None:
@@ -73,6 +75,7 @@ class Session:
         self.comparison: Comparison | None = None  # a second model on the same gallery and query
         self.markers: MarkersInferred | None = None  # an H&E patch's marker profile from the open gallery
         self.counterfactual: Shift | None = None  # what editing a case's text does to its profiles (open gallery)
+        self.slide: SlideHeat | None = None  # a whole slide's tiles scored against a query (any open model's)
 
     # ---- model -------------------------------------------------------------------------------
 
@@ -188,6 +191,14 @@ class Session:
             return False
         self.counterfactual = shift
         self.counterfactual_changed.emit()
+        return True
+
+    def set_slide(self, heat: SlideHeat | None) -> bool:
+        """A slide heatmap; refused (False) when another model embedded its tiles."""
+        if heat is not None and (self.model is None or not self.is_current(heat.embedding.model_fingerprint)):
+            return False
+        self.slide = heat
+        self.slide_changed.emit()
         return True
 
     def set_comparison(self, comparison: Comparison | None) -> bool:

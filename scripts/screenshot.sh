@@ -27,4 +27,6 @@ CLENS_CACHE_DIR="$work/cache" XDG_CONFIG_HOME="$work/config-markers" \
   xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python scripts/shot_markers.py docs/markers.png
 CLENS_CACHE_DIR="$work/cache" XDG_CONFIG_HOME="$work/config-what-if" \
   xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python scripts/shot_markers.py docs/what-if.png what-if
+CLENS_CACHE_DIR="$work/cache" XDG_CONFIG_HOME="$work/config-slide" \
+  xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python scripts/shot_slide.py docs/slide.png "$work/slide"
 rm -rf "$work"

@@ -38,7 +38,7 @@ _EXPORTS = {
     "cl_core.actions.searching": ("export_hits", "open_search_index", "read_index", "search"),
     "cl_core.actions.training": ("Trained", "train"),
     "cl_core.actions.slides": ("slide_heatmap", "save_heat", "embed_slide", "heat_of", "query_vector",
-                               "overview_picture", "SlideHeat", "SlideEmbedding"),
+                               "overview_picture", "slide_width", "SlideHeat", "SlideEmbedding"),
     "cl_core.demo.worlds.slide": ("make_slide",),
     "cl_core.actions.tissue": ("infer_markers", "counterfactual", "check_channels"),
     "cl_core.analysis.biomarkers": ("MarkersInferred",),
@@ -112,6 +112,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         query_vector,
         save_heat,
         slide_heatmap,
+        slide_width,
     )
     from cl_core.actions.tissue import (  # noqa: F401 - re-exported lazily
         check_channels,

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from cl_core.analysis.slide_heat import SlideEmbedding, SlideHeat, background_tiles, heat_of, otsu  # noqa: F401 - re-exported
 from cl_core.embed.cache import EmbeddingCache, Record
 from cl_core.embed.items import embed_items, embed_paths
 from cl_core.errors import ClensError
@@ -23,24 +22,6 @@ from cl_core.models.fingerprint import fingerprint_of
 from cl_core.objectives import fuse
 from cl_core.readers.slide import Slide
 from cl_core.task import TaskState
-
-
-@dataclass
-class SlideEmbedding:
-    """One vector per tile (NaN rows: tiles that could not be embedded), in row-major tile order."""
-
-    path: str
-    patch: int
-    rows: int
-    cols: int
-    modality: Modality
-    vectors: np.ndarray  # [rows * cols, D] float32
-    from_cache: int = 0  # bands found in the cache
-    failed: list[str] = field(default_factory=list)  # "x,y: reason"
-    cancelled: bool = False
-    done_rows: int = 0  # bands embedded (all of them unless cancelled)
-    model_fingerprint: str = ""
-    description: str = ""
 
 
 def patch_size(model: BaseModel, modality: Modality) -> int:
@@ -140,37 +121,6 @@ def embed_slide(model: BaseModel, path: str | Path, cache: EmbeddingCache | None
     return out
 
 
-@dataclass
-class SlideHeat:
-    """Each tile's cosine to the query, [rows, cols] (NaN where a tile has no vector), and the query."""
-
-    embedding: SlideEmbedding
-    scores: np.ndarray
-    query: list[str]
-    background: np.ndarray | None = None  # [rows, cols] tiles of glass (not drawn, not ranked)
-
-    @property
-    def shown(self) -> np.ndarray:
-        """The scores with background tiles as NaN."""
-        return self.scores if self.background is None else np.where(self.background, np.nan, self.scores)
-
-    def top(self, k: int = 10) -> list[dict[str, Any]]:
-        flat = np.nan_to_num(self.shown.ravel(), nan=-np.inf)
-        best = np.argsort(-flat, kind="stable")[:k]
-        p, cols = self.embedding.patch, self.embedding.cols
-        return [{"x": int(i % cols) * p, "y": int(i // cols) * p, "row": int(i // cols), "col": int(i % cols),
-                 "score": round(float(flat[i]), 5)} for i in best if np.isfinite(flat[i])]
-
-    def to_dict(self) -> dict[str, Any]:
-        e, s = self.embedding, self.scores[np.isfinite(self.scores)]
-        return {"slide": e.path, "patch": e.patch, "rows": e.rows, "cols": e.cols, "modality": e.modality.value,
-                "query": self.query, "tiles_from_cache_bands": e.from_cache, "failed": e.failed,
-                "cancelled": e.cancelled, "description": e.description,
-                "background_tiles": int(self.background.sum()) if self.background is not None else 0,
-                "min": round(float(s.min()), 5) if len(s) else None, "max": round(float(s.max()), 5) if len(s) else None,
-                "top": self.top()}
-
-
 def query_vector(model: BaseModel, texts: Sequence[str] = (), files: Sequence[str | Path] = (),
                  weights: Sequence[float] | None = None, state: TaskState | None = None) -> np.ndarray:
     """The query's items embedded and fused (weighted mean of unit vectors), files first, then texts."""
@@ -180,12 +130,6 @@ def query_vector(model: BaseModel, texts: Sequence[str] = (), files: Sequence[st
     if got.failures:
         raise ClensError(f"the query could not be embedded: {got.failures[0]}")
     return fuse(np.asarray(got.vectors), weights)
-
-
-def heat_of(embedding: SlideEmbedding, query: np.ndarray) -> np.ndarray:
-    """[rows, cols] cosine of each tile to the unit query vector."""
-    with np.errstate(invalid="ignore"):
-        return (embedding.vectors @ np.asarray(query, np.float32)).reshape(embedding.rows, embedding.cols)
 
 
 def slide_heatmap(model: BaseModel, path: str | Path, texts: Sequence[str] = (), files: Sequence[str | Path] = (),
@@ -201,38 +145,9 @@ def slide_heatmap(model: BaseModel, path: str | Path, texts: Sequence[str] = (),
     return SlideHeat(emb, heat_of(emb, q), [*map(str, files), *texts], background)
 
 
-def otsu(values: np.ndarray, bins: int = 256) -> float:
-    """The threshold that best splits `values` in two (Otsu's between-class variance)."""
-    hist, edges = np.histogram(values, bins)
-    mids = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * mids) / np.maximum(w0, 1)
-    m1 = ((hist * mids).sum() - np.cumsum(hist * mids)) / np.maximum(w1, 1)
-    return float(edges[int(np.argmax(w0 * w1 * (m0 - m1) ** 2)) + 1])  # the upper edge of the last low bin
-
-
-def background_tiles(slide: Slide, patch: int) -> np.ndarray:
-    """[rows, cols] True where a tile is glass, found on the overview: H&E glass has no colour (low
-    saturation of the tile's mean colour), mIF glass no signal (low mean). Otsu's split of that per-tile figure, kept only when the two
-    groups are clearly apart (else no tile is called glass: a slide filled with tissue)."""
-    rows, cols = slide.grid(patch)
-    pixels, factor = slide.overview(4096)
-    step = max(1, patch // factor)
-    h, w = min(rows, pixels.shape[1] // step), min(cols, pixels.shape[2] // step)
-    means = np.zeros((len(pixels), rows, cols), np.float32)  # each tile's mean per channel
-    means[:, :h, :w] = pixels[:, :h * step, :w * step].astype(np.float32).reshape(
-        len(pixels), h, step, w, step).mean(axis=(2, 4))
-    rgb = slide.rgb and len(means) >= 3
-    per = means[:3].max(axis=0) - means[:3].min(axis=0) if rgb else means.mean(axis=0)
-    t = otsu(per.ravel())
-    low, high = per[per <= t], per[per > t]
-    if not len(low) or not len(high):
-        return np.zeros((rows, cols), bool)
-    spread = np.sqrt((low.var() * len(low) + high.var() * len(high)) / per.size)
-    if high.mean() - low.mean() < 3 * max(float(spread), 1e-6):
-        return np.zeros((rows, cols), bool)
-    return per <= t
+def slide_width(path: str | Path) -> int:
+    """The slide's width in pixels at full resolution (from its header)."""
+    return Slide.open(path).width
 
 
 def overview_picture(path: str | Path, max_side: int = 2048, channels: Sequence[str] | None = None) -> Image.Image:
