@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cl_core.analysis.counterfactual import CAVEAT
+from cl_core.actions import CAVEAT
 from cl_core.session import Session
 
 from .jobs import Jobs

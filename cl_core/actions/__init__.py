@@ -42,7 +42,7 @@ _EXPORTS = {
     "cl_core.demo.worlds.slide": ("make_slide",),
     "cl_core.actions.tissue": ("infer_markers", "counterfactual", "check_channels"),
     "cl_core.analysis.biomarkers": ("MarkersInferred",),
-    "cl_core.analysis.counterfactual": ("Shift",),
+    "cl_core.analysis.counterfactual": ("Shift", "CAVEAT"),
     "cl_core.choices": ("ARCH_NAMES", "AUTO_FUSION", "DEFAULT_MIN_RELEVANCE", "DEFAULT_TEMPLATES", "DEVICE_CHOICES", "FUSIONS", "INDEX_KINDS", "PROJECTIONS",
                        "own_fusion"),
     "cl_core.demo.galleries": ("DEMOS",),
@@ -127,7 +127,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
         colour_columns,
         colouring,
     )
-    from cl_core.analysis.counterfactual import Shift  # noqa: F401 - re-exported lazily
+    from cl_core.analysis.counterfactual import CAVEAT, Shift  # noqa: F401 - re-exported lazily
     from cl_core.analysis.projection import Projected  # noqa: F401 - re-exported lazily
     from cl_core.choices import (  # noqa: F401 - re-exported lazily
         ARCH_NAMES,
