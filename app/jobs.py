@@ -62,7 +62,8 @@ class Jobs(QObject):
         self._then_project: str | None = None  # a method to map the gallery with once it is ready
         self._then_measure: list[Callable[[], object]] = []  # measures to take once a gallery is ready
         self.second_model: str | None = None  # compared with the open model on each gallery opened (None: none)
-        self.composite: tuple[str, str, str] | None = None  # channels shown as RGB for stacks (None: default)
+        # how stacks are shown: three channel names (red, green, blue) or ChannelLook specs (None: the default)
+        self.composite: tuple[str, ...] | None = None
         self.explain_rank: int | None = None  # after the next search, explain its hit of this rank (1: best)
         self._explained: OrderedDict[tuple[str, str, str, str], actions.Explained] = OrderedDict()
         self.settings.events.cache_dir.connect(self._drop_cache)
@@ -304,7 +305,7 @@ class Jobs(QObject):
     def _searched(self, result: actions.SearchResult) -> None:
         if not self.session.set_results(result):
             return  # asked of a model or gallery that is no longer open
-        hits = result.hits
+        hits = result.shown  # the hits, or the closest items when none passes the threshold: both are drawn
         self.place_query()
         self.fetch_thumbnails([h.source for h in hits if not h.text],
                               stacks=[h.source for h in hits if h.modality == "multichannel"])
@@ -336,11 +337,15 @@ class Jobs(QObject):
 
         return self._start(kind, "drawing thumbnails", run, self.thumbnails_ready.emit, self.thumbnails_ready.emit)
 
-    def set_composite(self, names: tuple[str, str, str] | None) -> Job | None:
-        """The channels shown as red, green and blue for channel stacks; the shown ones are drawn again."""
+    def set_composite(self, names: tuple[str, ...] | None) -> Job | None:
+        """How channel stacks are shown (three names as red, green and blue, or ChannelLook specs with colours and
+        contrast limits); the shown ones are drawn again."""
         self.composite = names
-        stacks = [h.source for h in self.session.results if h.modality == "multichannel"]
-        return self.fetch_thumbnails(stacks, stacks=stacks) if stacks else None
+        shown = self.session.results
+        stacks = [h.source for h in shown if h.modality == "multichannel"]
+        # every shown result is asked for again (those on disk come back at once): a new request replaces the one
+        # in flight, whose pictures of other results would otherwise never arrive
+        return self.fetch_thumbnails([h.source for h in shown if not h.text], stacks=stacks) if stacks else None
 
     def more_like(self, rows: Sequence[int], k: int = 10, min_relevance: float | None = None) -> Job | None:
         """Search with gallery rows as the query (several are fused): 'more like this'; `min_relevance` None

@@ -29,4 +29,6 @@ CLENS_CACHE_DIR="$work/cache" XDG_CONFIG_HOME="$work/config-what-if" \
   xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python scripts/shot_markers.py docs/what-if.png what-if
 CLENS_CACHE_DIR="$work/cache" XDG_CONFIG_HOME="$work/config-slide" \
   xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python scripts/shot_slide.py docs/slide.png "$work/slide"
+CLENS_CACHE_DIR="$work/cache" XDG_CONFIG_HOME="$work/config-channels" \
+  xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python scripts/shot_channels.py docs/channels.png
 rm -rf "$work"

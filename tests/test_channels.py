@@ -43,7 +43,7 @@ def test_the_preprocessing_picks_channels_by_alias_and_names_what_is_missing():
     out = pre(item)
     assert [float(out[c, 0, 0]) for c in range(3)] == [3.0, 4.0, 1.0]
     short = Item("short.tif", Modality.MULTICHANNEL, ChannelStack(pixels[:2], ("DAPI", "CD3")))
-    with pytest.raises(ReaderError, match=r"panCK \(tried panCK, pan-cytokeratin.*the file has: DAPI, CD3"):
+    with pytest.raises(ReaderError, match=r"lacks channel\(s\) panCK, CD8 the model needs \(file has: DAPI, CD3; .*aliases"):
         pre(short)
     assert channels_by_name(item.data, ["pan-cytokeratin", "CD8", "DNA"]) == (3, 0, 2)
 
@@ -66,3 +66,24 @@ def test_clens_tissue_channels_lists_renamed_ignored_and_missing(capsys, native_
     assert not out["bad.npy"]["readable"] and out["bad.npy"]["missing"] == expected
     assert main(["tissue", "channels", str(model), str(good)]) == 0
     assert "ignored (the model does not read them): Autofluorescence" in capsys.readouterr().out
+
+
+def test_each_channel_is_shown_in_its_colour_between_its_limits():
+    from cl_core.readers.thumbnail import ChannelLook, blend, render
+
+    pixels = np.zeros((3, 4, 4), np.float32)
+    pixels[0] = 100.0  # DAPI everywhere at 100
+    pixels[1, :2] = 1000.0  # panCK in the top half
+    stack = ChannelStack(pixels, ("DAPI", "panCK", "CD8"))
+    looks = [ChannelLook("Hoechst", "blue", 0, 200), ChannelLook("pan-cytokeratin", "yellow", 0, 1000)]
+    rgb = blend(stack, looks)
+    assert tuple(rgb[0, 0]) == (255, 255, 127) and tuple(rgb[3, 0]) == (0, 0, 127)  # added as light, clipped
+    assert tuple(blend(stack, [ChannelLook("CD68", "red")])[0, 0]) == (0, 0, 0)  # a channel it lacks: dark
+    for look in (*looks, ChannelLook("CD8", "#10ff80")):
+        assert ChannelLook.parse(look.spec()) == look
+    assert ChannelLook.parse("CD8", 1) == ChannelLook("CD8", "green")  # a plain name: the RGB pickers
+    with pytest.raises(ValueError, match="unknown colour"):
+        ChannelLook("CD8", "mauve").rgb()
+    item = Item("s.npy", Modality.MULTICHANNEL, stack)
+    picture = render(item, 4, [lk.spec() for lk in looks])
+    assert picture is not None and picture.getpixel((0, 0)) == (255, 255, 127)

@@ -65,6 +65,11 @@ def test_open_gallery_then_search_by_selected_input_and_text(qtbot, panel, tmp_p
     wait_idle(qtbot, jobs)
     assert session.results_below_threshold and panel.table.rowCount() == len(session.results) >= 1
     assert panel.empty.text().startswith("Nothing relevant: no result reaches 100%. The closest items are shown")
+    panel.target.setCurrentIndex(panel.target.findText("image"))
+    panel.run_search()
+    wait_idle(qtbot, jobs)
+    assert session.results_below_threshold and session.results
+    assert all(h.source in panel.thumbs for h in session.results)  # the closest items are drawn too
 
 
 def test_a_new_model_drops_the_gallery(qtbot, panel, tmp_path):

@@ -50,7 +50,7 @@ _EXPORTS = {
     "cl_core.embed.decode_pool": ("DecodePool",),
     "cl_core.embed.items": ("EmbedResult",),
     "cl_core.embed.thumbnails": ("thumbnails",),
-    "cl_core.readers.thumbnail": ("default_channel_names",),
+    "cl_core.readers.thumbnail": ("default_channel_names", "ChannelLook", "PSEUDOCOLOURS"),
     "cl_core.models.detect": ("looks_like_checkpoint",),
     "cl_core.search.build": ("GalleryOpened",),
     "cl_core.search.query": ("Hit", "SearchRequest", "SearchResult"),
@@ -147,7 +147,11 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.embed.items import EmbedResult  # noqa: F401 - re-exported lazily
     from cl_core.embed.thumbnails import thumbnails  # noqa: F401 - re-exported lazily
     from cl_core.models.detect import looks_like_checkpoint  # noqa: F401 - re-exported lazily
-    from cl_core.readers.thumbnail import default_channel_names  # noqa: F401 - re-exported lazily
+    from cl_core.readers.thumbnail import (  # noqa: F401 - re-exported lazily
+        PSEUDOCOLOURS,
+        ChannelLook,
+        default_channel_names,
+    )
     from cl_core.search.build import GalleryOpened  # noqa: F401 - re-exported lazily
     from cl_core.search.compare import Comparison, hit_key, overlap_at_k  # noqa: F401 - re-exported lazily
     from cl_core.search.query import Hit, SearchRequest, SearchResult  # noqa: F401 - re-exported lazily

@@ -22,7 +22,7 @@ from cl_core.modality import AudioClip, ChannelStack, Modality
 from cl_core.models.base import BaseModel
 from cl_core.objectives import fuse
 from cl_core.readers.registry import read_path
-from cl_core.readers.thumbnail import composite
+from cl_core.readers.thumbnail import ChannelLook, blend, composite
 from cl_core.task import TaskState
 
 
@@ -93,10 +93,8 @@ def overlay_picture(explained: Explained, opacity: float = 0.55, colour_bar: boo
     assert explained.image is not None
     picture = explained.picture
     if isinstance(picture, ChannelStack):
-        names = list(picture.channel_names or ())
-        picks = tuple(names.index(c) for c in composite_channels) if composite_channels and all(
-            c in names for c in composite_channels) else None
-        base = Image.fromarray(composite(picture, picks if picks and len(picks) == 3 else None))  # type: ignore[arg-type]
+        looks = [ChannelLook.parse(c, i) for i, c in enumerate(composite_channels or ())]
+        base = Image.fromarray(blend(picture, looks) if looks else composite(picture))
     else:
         base = picture.convert("RGB")
     pic = heat_overlay(base, explained.image.heat, opacity, colour_bar)

@@ -41,16 +41,16 @@ def slide_modality(model: BaseModel, slide: Slide) -> Modality:
 
 def _check_channels(model: BaseModel, slide: Slide) -> None:
     """Refuse a stack the model cannot read before any tile is: a channel it needs and the slide lacks."""
-    from cl_core.readers.channels import aliases, match_channels
+    from cl_core.models.preprocess import ALIAS_NOTE
+    from cl_core.readers.channels import match_channels
 
     pre = model.info().get("preprocessing", {}).get("multichannel", {})
     expected = [str(n) for n in pre.get("channels", [])] if isinstance(pre, dict) else []
     if expected and slide.channel_names:
         found = match_channels(expected, slide.channel_names)
         if found.missing:
-            tried = "; ".join(f"{m} (tried {', '.join(aliases(m))})" for m in found.missing)
-            raise ClensError(f"{slide.path}: lacks channel(s) the model needs: {tried}; the slide has: "
-                             f"{', '.join(slide.channel_names)}")
+            raise ClensError(f"{slide.path}: lacks channel(s) {', '.join(found.missing)} the model needs (the "
+                             f"slide has: {', '.join(slide.channel_names)}; {ALIAS_NOTE})")
     elif expected and slide.channels != len(expected):
         raise ClensError(f"{slide.path}: {slide.channels} unnamed channels; the model takes {len(expected)} "
                          f"({', '.join(expected)})")
@@ -151,15 +151,17 @@ def slide_width(path: str | Path) -> int:
 
 
 def overview_picture(path: str | Path, max_side: int = 2048, channels: Sequence[str] | None = None) -> Image.Image:
-    """The slide's overview as RGB: an H&E level as it is, a stack's as a composite of three channels."""
-    from cl_core.readers.thumbnail import channels_by_name, composite
+    """The slide's overview as RGB: an H&E level as it is, a stack's as a composite (`channels`: ChannelLook
+    specs or three names, as the thumbnails take them)."""
+    from cl_core.readers.thumbnail import ChannelLook, blend, composite
 
     slide = Slide.open(path)
     pixels, _factor = slide.overview(max_side)
     if slide.rgb:
         return Image.fromarray(np.ascontiguousarray(pixels[:3].transpose(1, 2, 0)), "RGB")
     stack = ChannelStack(pixels.astype(np.float32), slide.channel_names)
-    return Image.fromarray(composite(stack, channels_by_name(stack, channels) if channels else None))
+    looks = [ChannelLook.parse(c, i) for i, c in enumerate(channels or ())]
+    return Image.fromarray(blend(stack, looks) if looks else composite(stack))
 
 
 def heat_picture(heat: SlideHeat, opacity: float = 0.5, max_side: int = 2048) -> Image.Image:

@@ -87,6 +87,9 @@ class ImagePreprocess:
 SCALES = ("percentile", "asinh", "none")
 
 
+ALIAS_NOTE = "names match whatever their case and through common aliases: `clens tissue channels` shows how"
+
+
 @dataclass(frozen=True)
 class StackPreprocess:
     """Channel stacks: pick the model's channels by name, scale, resize to size x size, standardise."""
@@ -120,13 +123,12 @@ class StackPreprocess:
         stack: ChannelStack = item.data
         px = stack.pixels
         if self.channels and stack.channel_names:
-            from cl_core.readers.channels import aliases, match_channels
+            from cl_core.readers.channels import match_channels
 
             found = match_channels(self.channels, stack.channel_names)
             if found.missing:
-                tried = "; ".join(f"{m} (tried {', '.join(aliases(m))})" for m in found.missing)
-                raise ReaderError(item.source, f"lacks channel(s) the model needs: {tried}; the file has: "
-                                               f"{', '.join(stack.channel_names)}")
+                raise ReaderError(item.source, f"lacks channel(s) {', '.join(found.missing)} the model needs "
+                                               f"(file has: {', '.join(stack.channel_names)}; {ALIAS_NOTE})")
             px = px[list(found.indices)]
         elif px.shape[0] != self.in_channels:
             raise ReaderError(item.source, f"has {px.shape[0]} channels, the model takes {self.in_channels}"

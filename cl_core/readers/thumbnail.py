@@ -6,6 +6,7 @@ envelope. Texts are shown as text and get none. Runs in a decoder process."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -30,6 +31,73 @@ def composite(stack: ChannelStack, channels: tuple[int, int, int] | None = None)
         low, high = np.percentile(ch, (1.0, 99.5))
         rgb[..., colour] = np.clip((ch - low) / max(high - low, 1e-6), 0, 1)
     return (rgb * 255).astype(np.uint8)
+
+
+# pseudocolours a channel can be shown in (additive: overlapping channels mix as light does)
+PSEUDOCOLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "cyan": (0, 255, 255),
+    "magenta": (255, 0, 255), "yellow": (255, 255, 0), "orange": (255, 128, 0), "white": (255, 255, 255)}
+AUTO_PERCENTILES = (1.0, 99.5)  # contrast limits when none are set: these percentiles of the channel
+
+
+@dataclass(frozen=True)
+class ChannelLook:
+    """How one channel is shown: its colour, and its contrast limits in the file's own units (None: auto, from
+    the channel's percentiles in each picture). Written as "name|colour|low|high" where a spec is a string."""
+
+    name: str
+    colour: str = "white"  # a PSEUDOCOLOURS name or #rrggbb
+    low: float | None = None
+    high: float | None = None
+
+    def rgb(self) -> tuple[int, int, int]:
+        if self.colour in PSEUDOCOLOURS:
+            return PSEUDOCOLOURS[self.colour]
+        c = self.colour.lstrip("#")
+        if len(c) != 6:
+            raise ValueError(f"unknown colour {self.colour!r} (a name of {', '.join(PSEUDOCOLOURS)} or #rrggbb)")
+        return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+    def spec(self) -> str:
+        def num(x: float | None) -> str:
+            return "auto" if x is None else f"{x:g}"
+
+        return f"{self.name}|{self.colour}|{num(self.low)}|{num(self.high)}"
+
+    @classmethod
+    def parse(cls, spec: str, position: int = 0) -> ChannelLook:
+        """A spec, or a plain channel name (shown red, green, blue by its position: the three-channel picker)."""
+        parts = spec.split("|")
+        if len(parts) == 1:
+            return cls(spec, ("red", "green", "blue", "white")[min(position, 3)])
+        name, colour, low, high = (parts + ["auto", "auto"])[:4]
+        return cls(name, colour or "white", None if low == "auto" else float(low),
+                   None if high == "auto" else float(high))
+
+
+def auto_limits(pixels: np.ndarray) -> tuple[float, float]:
+    """A channel's automatic contrast limits: its AUTO_PERCENTILES."""
+    low, high = np.percentile(pixels, AUTO_PERCENTILES)
+    return float(low), float(high)
+
+
+def blend(stack: ChannelStack, looks: Sequence[ChannelLook]) -> np.ndarray:
+    """[H, W, 3] uint8: each look's channel stretched between its limits, times its colour, added and clipped.
+    A look naming a channel the stack lacks (by name, aliases aside) is left out."""
+    from cl_core.readers.channels import match_channels
+
+    have = list(stack.channel_names or [f"channel {i}" for i in range(len(stack.pixels))])
+    rgb = np.zeros((*stack.pixels.shape[1:], 3), np.float32)
+    for look in looks:
+        found = match_channels([look.name], have).indices
+        if not look.name or not found:
+            continue
+        ch = stack.pixels[found[0]].astype(np.float32)
+        auto = auto_limits(ch) if look.low is None or look.high is None else (0.0, 0.0)
+        low = auto[0] if look.low is None else look.low
+        high = auto[1] if look.high is None else look.high
+        rgb += np.clip((ch - low) / max(high - low, 1e-6), 0, 1)[..., None] * (np.array(look.rgb()) / 255.0)
+    return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
 
 
 def default_channels(stack: ChannelStack) -> tuple[int, int, int]:
@@ -87,12 +155,13 @@ def waveform_picture(clip: AudioClip, size: int) -> np.ndarray:
 
 
 def render(item: Item, size: int, channels: Sequence[str] | None = None) -> Image.Image | None:
-    """`channels`: the names shown as red, green and blue for a stack (default: a sensible three)."""
+    """`channels`: how a stack is shown — ChannelLook specs, or plain names shown as red, green and blue
+    (default: a sensible three, each auto-contrasted)."""
     if item.modality is Modality.IMAGE:
         picture = item.data.convert("RGB").copy()
     elif item.modality is Modality.MULTICHANNEL:
-        picks = channels_by_name(item.data, channels) if channels else None
-        picture = Image.fromarray(composite(item.data, picks))
+        looks = [ChannelLook.parse(c, i) for i, c in enumerate(channels or ())]
+        picture = Image.fromarray(blend(item.data, looks) if looks else composite(item.data))
     elif item.modality is Modality.AUDIO:
         return Image.fromarray(waveform_picture(item.data, size))
     else:
