@@ -461,7 +461,8 @@ class Jobs(QObject):
 
     # ---- tissue --------------------------------------------------------------------------------------
 
-    def infer_markers(self, row: int, text: str | None = None, k: int = 5, w: float = 0.8) -> Job | None:
+    def infer_markers(self, row: int, text: str | None = None, k: int = 5, w: float = 0.8,
+                      target: str = "mean") -> Job | None:
         """The marker profile of gallery row `row` (an H&E patch) inferred from the open gallery's other cases'
         mIF patches (its own case left out), with the clinical `text` when given."""
         model, index, source = self.session.model, self.session.index, self.session.gallery_source
@@ -476,11 +477,12 @@ class Jobs(QObject):
 
         def run(state: TaskState) -> actions.MarkersInferred:
             return actions.infer_markers(model, r.source, source, text or None, k, w, cache(), state, pool,
-                                         allow_outside, exclude_sample=r.sample_id)
+                                         allow_outside, exclude_sample=r.sample_id, target=target)
 
         return self._start("markers", "inferring the markers", run, self.session.set_markers)
 
-    def counterfactual(self, rows: list[int], text: str, edited: str, k: int = 50, w: float = 0.6) -> Job | None:
+    def counterfactual(self, rows: list[int], text: str, edited: str, k: int = 50, w: float = 0.6,
+                       target: str = "mean") -> Job | None:
         """How the inferred profiles of the H&E patches at gallery `rows` (one case's) shift when `text` becomes
         `edited`, from the open gallery's other cases."""
         model, index, source = self.session.model, self.session.index, self.session.gallery_source
@@ -495,7 +497,7 @@ class Jobs(QObject):
 
         def run(state: TaskState) -> actions.Shift:
             return actions.counterfactual(model, [r.source for r in picked], source, text, edited, k, w, cache(),
-                                          state, pool, allow_outside, {r.sample_id for r in picked})
+                                          state, pool, allow_outside, {r.sample_id for r in picked}, target)
 
         return self._start("counterfactual", "editing the text", run, self.session.set_counterfactual)
 

@@ -15,6 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QComboBox,
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
@@ -84,6 +85,11 @@ class MarkersPanel(QWidget):
         self.w.setValue(0.8)
         self.w.setPrefix("w = ")
         self.w.setToolTip("Weight of the H&E similarity; the text gets 1 - w")
+        self.target = QComboBox()
+        self.target.addItem("mean intensity", "mean")
+        self.target.addItem("positive cells", "positive")
+        self.target.setToolTip("What a marker's value is: the patch's mean channel intensity, or the fraction of "
+                               "its cells positive for the marker (cells found as nuclear-stain peaks)")
         self.summary = QLabel(HINT)
         self.summary.setWordWrap(True)
         self.view, self.plot = bar_plot("inferred markers (z against the gallery; whiskers: 95% bootstrap)", "z")
@@ -95,6 +101,7 @@ class MarkersPanel(QWidget):
         top.addWidget(self.text, 1)
         top.addWidget(self.k)
         top.addWidget(self.w)
+        top.addWidget(self.target)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.view)
         split.addWidget(self.neighbours)
@@ -155,7 +162,7 @@ class MarkersPanel(QWidget):
     def run_what_if(self) -> None:
         rows, text, edited = self._selected_patches(), self.text.text().strip(), self.edited.text().strip()
         if rows and text and edited and text != edited:
-            self.jobs.counterfactual(rows, text, edited)
+            self.jobs.counterfactual(rows, text, edited, target=self.target.currentData())
 
     def refresh_shift(self) -> None:
         self._enable()
@@ -187,7 +194,8 @@ class MarkersPanel(QWidget):
     def run(self) -> None:
         row = self._selected_he()
         if row is not None:
-            self.jobs.infer_markers(row, self.text.text().strip() or None, self.k.value(), self.w.value())
+            self.jobs.infer_markers(row, self.text.text().strip() or None, self.k.value(), self.w.value(),
+                                    self.target.currentData())
 
     def refresh(self) -> None:
         self._enable()
@@ -201,9 +209,15 @@ class MarkersPanel(QWidget):
         inf = got.inferred
         draw_bars(self.plot, inf.markers, inf.value, inf.low, inf.high)
         how = f"H&E (w = {got.w:g}) + “{got.text}”" if got.with_text else "H&E alone"
-        self.summary.setText(f"{Path(got.he).name}: inferred from {how}, the {len(inf.neighbours)} nearest of "
-                             f"{got.reference_count} mIF patches of the other cases. What the model's space "
-                             "suggests, not a measurement.")
+        what = "mean intensity" if got.target == "mean" else "positive-cell fraction"
+        self.summary.setText(f"{Path(got.he).name}: {what} (z against the gallery) inferred from {how}, the "
+                             f"{len(inf.neighbours)} nearest of {got.reference_count} mIF patches of the other "
+                             "cases. What the model's space suggests, not a measurement.")
+        if got.raw is not None:  # the bars' own units, under each marker's name
+            names = [f"{m}\n{r:.0f} cells" if m == got.nuclear else
+                     (f"{m}\n{r:.0f}" if got.target == "mean" else f"{m}\n{100 * r:.0f}% +")
+                     for m, r in zip(inf.markers, got.raw, strict=True)]
+            self.plot.getAxis("bottom").setTicks([[(i, n) for i, n in enumerate(names)]])
         for source, score, weight in zip(got.neighbour_sources, inf.scores, inf.weights, strict=True):
             item = QListWidgetItem(f"{weight:.2f}  {Path(source).name}  (score {score:.3f})")
             item.setData(SOURCE_ROLE, source)

@@ -88,6 +88,30 @@ def main() -> None:
         out["he_to_mif_retrieval"][name] = {"R@1": round(float((r <= 1).mean()), 3),
                                             "R@10": round(float((r <= 10).mean()), 3),
                                             "median_rank": float(np.median(r))}
+    # the other target: positive-cell fractions (cells: DAPI peaks; positive above Otsu's split of the reference
+    # cells), the query's own stack measured with the reference's thresholds
+    from cl_core.analysis import cells
+
+    ref_stacks, query_stacks = [s.mif for s in ref], [s.mif for s in query]
+    nuc = cells.nuclear_threshold(ref_stacks[:200], 0)
+    ref_frac, thresholds = cells.positive_fractions([cells.cell_values(p, 0, nuc) for p in ref_stacks], 0)
+    q_frac, _ = cells.positive_fractions([cells.cell_values(p, 0, nuc) for p in query_stacks], 0, thresholds)
+    zf = bm.Standardiser.fit(ref_frac)
+    frac_targets, frac_truth = zf(ref_frac), zf(q_frac)
+    positive: dict = {"pearson": {}, "mean_pearson": {}}
+    for name, w, texts in (("H&E + text (w = 0.8)", 0.8, q_text), ("H&E alone", 1.0, None)):
+        pred = np.stack([bm.infer(ref_mif, frac_targets, q_he[i], None if texts is None else texts[i], ts.CHANNELS,
+                                  scale, w=w).value for i in range(len(query))])
+        r = bm.pearson_per_marker(pred, frac_truth)
+        positive["pearson"][name] = dict(zip(ts.CHANNELS, np.round(r, 4).tolist(), strict=True))
+        positive["mean_pearson"][name] = round(float(np.nanmean(r)), 4)
+    counts = np.array([[s.findings.cellularity, s.findings.cd8_density, s.findings.pdl1_tps,
+                        s.findings.ki67_index * s.findings.cellularity] for s in query])
+    positive["measure_vs_world_counts"] = {
+        name: round(float(np.corrcoef(q_frac[:, c], counts[:, j])[0, 1]), 3)
+        for name, c, j in (("panCK+ fraction vs tumour cellularity", 1, 0), ("CD8+ fraction vs CD8 density", 2, 1),
+                           ("PD-L1+ fraction vs PD-L1 TPS", 4, 2), ("Ki67+ fraction vs Ki67+ tumour cells", 5, 3))}
+    out["positive_cells"] = positive
     out["fused_mae"] = round(float(np.abs(variants["H&E + text (w = 0.8)"] - truth).mean()), 4)
     out["seconds"] = round(time.perf_counter() - t0, 1)
     RESULTS.mkdir(exist_ok=True)

@@ -157,6 +157,18 @@ def biomarkers_section(data: dict) -> list[str]:
                  else "retrieval with the text does not beat a linear read-out of the H&E embedding here"),
               "- the clinical text of this world states the pathologist's counts on the patch (PD-L1 proportion, "
               "Ki67 index, CD8 density), which is why text alone does so well and why a swapped text hurts", ""]
+    positive = data.get("positive_cells")
+    if positive:
+        lines += ["With the other target, the fraction of each patch's cells positive for the marker (cells: DAPI "
+                  "peaks; positive above Otsu's split of the reference cells; DAPI: the cell count), the query's own "
+                  "stack measured with the reference's thresholds:", "",
+                  "| inferred from | " + " | ".join(data["markers"]) + " | mean |",
+                  "|---|" + "---:|" * (len(data["markers"]) + 1)]
+        for name, per in positive["pearson"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{per[m]}" for m in data["markers"])
+                         + f" | {positive['mean_pearson'][name]} |")
+        lines += ["", "The cell measure itself against the world's counts on the query patches (Pearson r): "
+                  + "; ".join(f"{k} {v}" for k, v in positive["measure_vs_world_counts"].items()) + ".", ""]
     retrieval = data.get("he_to_mif_retrieval")
     if retrieval:
         lines += [f"H&E → mIF retrieval with the clinical text: each of the {data['queries']} query cases' H&E "

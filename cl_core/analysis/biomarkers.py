@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 
+MEASURES = {"mean": "mean channel intensity of each mIF patch",
+            "positive": "fraction of each mIF patch's cells positive for the marker (cells: nuclear-stain peaks; "
+                        "positive: above Otsu's split of all reference cells; the nuclear channel: the cell count)"}
 BOOTSTRAP = 200  # resamples of the neighbours for each interval
 W_HE = 0.8  # the notebooks' weight of the H&E similarity
 K = 5  # the notebooks' neighbours
@@ -148,13 +151,20 @@ class MarkersInferred:
     reference: str = ""  # the reference gallery
     text: str | None = None
     skipped: list[str] = field(default_factory=list)  # reference stacks left out: "file: reason"
+    target: str = "mean"  # "mean" channel intensity, or "positive" cell fraction
+    raw: np.ndarray | None = None  # [C] the profile in the target's own units (intensity; fraction, cell count)
+    nuclear: str | None = None  # the marker whose positive-cell value is the cell count
 
     def to_dict(self) -> dict[str, Any]:
         out = self.inferred.to_dict()
         neighbours: list[dict[str, Any]] = out["neighbours"]  # type: ignore[assignment]
         for n, source in zip(neighbours, self.neighbour_sources, strict=True):
             n["source"] = source
+        if self.raw is not None:
+            for m, v in zip(self.inferred.markers, self.raw, strict=True):
+                out["markers"][m]["value"] = round(float(v), 4)  # type: ignore[index]
         return {**out, "reference_patches": self.reference_count, "w_he": self.w, "with_text": self.with_text,
-                "left_out": self.skipped,
-                "measure": "mean channel intensity of each mIF patch, z-scored per marker across the reference "
-                           "gallery; interval: 2.5-97.5 percentiles over bootstrap resamples of the neighbours"}
+                "left_out": self.skipped, "target": self.target,
+                "measure": MEASURES[self.target] + ", z-scored per marker across the reference gallery ('value': "
+                           "before z-scoring); interval: 2.5-97.5 percentiles over bootstrap resamples of the "
+                           "neighbours"}

@@ -77,6 +77,7 @@ class Shift:
     edited_text: str = ""
     patches: list[str] = field(default_factory=list)
     reference: str = ""  # the reference gallery
+    target: str = "mean"  # what the profile measures (biomarkers.MEASURES)
     left_out: list[str] = field(default_factory=list)
 
     @property
@@ -100,7 +101,8 @@ class Shift:
                 "w_he": self.w, "k": self.k, "interval_over": self.interval_over,
                 "test": "paired Wilcoxon signed-rank across the patches, Holm-corrected across markers; a shift is "
                         "significant when p_holm < 0.05 and the interval excludes 0",
-                "measure": "inferred mean channel intensity, z-scored per marker across the reference gallery",
+                "measure": "inferred " + bm.MEASURES[self.target] + ", z-scored per marker across the reference "
+                           "gallery", "target": self.target,
                 "caveat": CAVEAT}
 
 

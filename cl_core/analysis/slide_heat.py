@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from cl_core.analysis.cells import otsu
 from cl_core.modality import Modality
 from cl_core.readers.slide import Slide
 
@@ -76,17 +77,6 @@ def heat_of(embedding: SlideEmbedding, query: np.ndarray) -> np.ndarray:
     """[rows, cols] cosine of each tile to the unit query vector."""
     with np.errstate(invalid="ignore"):
         return (embedding.vectors @ np.asarray(query, np.float32)).reshape(embedding.rows, embedding.cols)
-
-
-def otsu(values: np.ndarray, bins: int = 256) -> float:
-    """The threshold that best splits `values` in two (Otsu's between-class variance)."""
-    hist, edges = np.histogram(values, bins)
-    mids = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * mids) / np.maximum(w0, 1)
-    m1 = ((hist * mids).sum() - np.cumsum(hist * mids)) / np.maximum(w1, 1)
-    return float(edges[int(np.argmax(w0 * w1 * (m0 - m1) ** 2)) + 1])  # the upper edge of the last low bin
 
 
 def background_tiles(slide: Slide, patch: int) -> np.ndarray:

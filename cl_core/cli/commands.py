@@ -319,7 +319,7 @@ def cmd_tissue_infer(args: argparse.Namespace) -> int:
     opened = _open(args, cache)
     with ProgressPrinter(args.quiet) as progress:
         got = actions.infer_markers(opened.model, args.he, args.reference, args.text, args.k, args.w, cache,
-                                    progress.state, allow_outside=args.allow_outside_files)
+                                    progress.state, allow_outside=args.allow_outside_files, target=args.target)
     for line in got.skipped:
         print(f"left out of the reference: {line}", file=sys.stderr)
     if args.json:
@@ -351,7 +351,7 @@ def cmd_tissue_counterfactual(args: argparse.Namespace) -> int:
     opened = _open(args, cache)
     with ProgressPrinter(args.quiet) as progress:
         got = actions.counterfactual(opened.model, args.he, args.reference, args.text, edited, args.k, args.w, cache,
-                                     progress.state, allow_outside=args.allow_outside_files)
+                                     progress.state, allow_outside=args.allow_outside_files, target=args.target)
     for line in got.left_out:
         print(f"left out: {line}", file=sys.stderr)
     if args.json:

@@ -150,11 +150,15 @@ def print_markers(got: Any) -> None:
     """Each marker's inferred z with its interval, then the neighbours it came from."""
     inf = got.inferred
     how = f"H&E (w = {got.w}) + text" if got.with_text else "H&E alone"
+    what = "mean intensity" if got.target == "mean" else "positive-cell fraction"
     print(f"inferred from {how}, {len(inf.neighbours)} of {got.reference_count} reference mIF patches "
-          "(z: mean intensity against the reference gallery's)")
+          f"(z: {what} against the reference gallery's)")
     width = max(len(m) for m in inf.markers) if inf.markers else 0
-    for m, v, lo, hi in zip(inf.markers, inf.value, inf.low, inf.high, strict=True):
-        print(f"  {m:<{width}}  {v:+.2f}  [{lo:+.2f}, {hi:+.2f}]")
+    raw = got.raw if got.raw is not None else [None] * len(inf.markers)
+    for m, v, lo, hi, r in zip(inf.markers, inf.value, inf.low, inf.high, raw, strict=True):
+        unit = "" if r is None else (f"  (mean intensity {r:.1f})" if got.target == "mean" else
+                                     f"  ({r:.0f} cells)" if m == got.nuclear else f"  ({100 * r:.0f}% of cells positive)")
+        print(f"  {m:<{width}}  {v:+.2f}  [{lo:+.2f}, {hi:+.2f}]{unit}")
     print("neighbours:")
     for source, s, w in zip(got.neighbour_sources, inf.scores, inf.weights, strict=True):
         print(f"  {s:.4f}  weight {w:.2f}  {source}")

@@ -250,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the reference gallery with mIF patches: a folder, a manifest, or demo:tissue")
     inf.add_argument("-k", type=_positive_int, default=5, help="neighbours (default %(default)s)")
     inf.add_argument("-w", type=_finite, default=0.8, help="weight of the H&E similarity (default %(default)s)")
+    inf.add_argument("--target", choices=("mean", "positive"), default="mean",
+                     help="what a marker's value is: mean channel intensity (default) or positive-cell fraction")
     inf.add_argument("--json", action="store_true")
     _cache_args(inf)
     _source_args(inf)
@@ -293,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the reference gallery with mIF patches: a folder, a manifest, or demo:tissue")
     cfp.add_argument("-k", type=_positive_int, default=50, help="neighbours (default %(default)s)")
     cfp.add_argument("-w", type=_finite, default=0.6, help="weight of the H&E similarity (default %(default)s)")
+    cfp.add_argument("--target", choices=("mean", "positive"), default="mean",
+                     help="what a marker's value is: mean channel intensity (default) or positive-cell fraction")
     cfp.add_argument("--json", action="store_true")
     _cache_args(cfp)
     _source_args(cfp)
