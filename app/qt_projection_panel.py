@@ -355,7 +355,8 @@ class ProjectionPanel(QWidget):
         name = html.escape(Path(r.source).name)
         if thumb is None:
             self.preview.setText(f"{head}<br>{name}")
-            self.jobs.fetch_thumbnails([r.source], PREVIEW_SIZE, kind="preview")
+            stacks = [r.source] if r.modality.value == "multichannel" else []  # drawn as the results' stacks are
+            self.jobs.fetch_thumbnails([r.source], PREVIEW_SIZE, kind="preview", stacks=stacks)
             return
         hint = "<br><i>click to hear it</i>" if r.modality.value == "audio" else ""
         self.preview.setText(f'{head}<br><img src="{html.escape(str(thumb))}" width="{PREVIEW_SIZE}"><br>'

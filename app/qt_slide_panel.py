@@ -49,9 +49,11 @@ class SlidePanel(QWidget):
         self.session, self.jobs = session, jobs
         self.path: str | None = None
         self.open_button = QPushButton("Open slide…")
+        self.open_button.setToolTip("Choose a whole slide: a pyramidal OME-TIFF or TIFF, H&E or a multiplex stack")
         self.open_button.clicked.connect(self.choose)
         self.query = QLineEdit()
         self.query.setPlaceholderText("what to look for, e.g. tumour necrosis present")
+        self.query.setToolTip("What to look for on the slide, in words; each tile is scored against it")
         self.query.returnPressed.connect(self.show_heat)
         self.show_button = QPushButton("Show")
         self.show_button.setToolTip("Tile the slide (cached), score every tile against the text, draw the heatmap")
