@@ -1,5 +1,5 @@
 """Slide: a whole slide (pyramidal OME-TIFF, H&E or multiplex) tiled at the model's patch size, each tile's
-similarity to a query drawn over the slide's overview as a heatmap you can pan and zoom (mouse wheel, drag);
+similarity to a query (a text, patch files — H&E or mIF — or both, fused) drawn over the slide's overview as a heatmap you can pan and zoom (mouse wheel, drag);
 clicking a tile makes it the query. Tiling and embedding run in a worker through the cache (reopening a slide
 costs a lookup); re-scoring against a clicked tile needs no model call."""
 
@@ -26,7 +26,8 @@ from cl_core.session import Session
 from .jobs import Jobs
 
 HINT = ("Open a whole slide (an OME-TIFF or TIFF, H&E or multiplex; `clens tissue make-slide` writes a synthetic "
-        "one), type what to look for, and press Show. Click a tile to search the slide for tiles like it.")
+        "one), type what to look for (and/or add a query patch), and press Show. Click a tile to search the slide for "
+        "tiles like it.")
 SLIDE_FILTER = "Slides (*.ome.tif *.ome.tiff *.tif *.tiff);;All files (*)"
 # an inferno-like ramp (dark = low, bright = high), the colours of the command line's heatmap PNG
 RAMP = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float64)
@@ -55,6 +56,13 @@ class SlidePanel(QWidget):
         self.query.setPlaceholderText("what to look for, e.g. tumour necrosis present")
         self.query.setToolTip("What to look for on the slide, in words; each tile is scored against it")
         self.query.returnPressed.connect(self.show_heat)
+        self.patch_button = QPushButton("+ patch…")
+        self.patch_button.setToolTip("Add a query patch (an H&E picture or an mIF stack), fused with the text when "
+                                     "both are given; right-click to clear")
+        self.patch_button.clicked.connect(self.choose_patch)
+        self.patch_button.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.patch_button.customContextMenuRequested.connect(lambda _p: self.set_patches([]))
+        self.patches: list[str] = []
         self.show_button = QPushButton("Show")
         self.show_button.setToolTip("Tile the slide (cached), score every tile against the text, draw the heatmap")
         self.show_button.clicked.connect(self.show_heat)
@@ -77,6 +85,7 @@ class SlidePanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.open_button)
         top.addWidget(self.query, 1)
+        top.addWidget(self.patch_button)
         top.addWidget(self.show_button)
         top.addWidget(QLabel("opacity"))
         top.addWidget(self.opacity)
@@ -102,10 +111,21 @@ class SlidePanel(QWidget):
         self.summary.setText(f"{Path(path).name}: type what to look for and press Show")
         self._enable()
 
+    def choose_patch(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "A query patch", "", "Pictures and stacks (*.png *.jpg *.jpeg "
+                                              "*.tif *.tiff *.npy);;All files (*)")
+        if path:
+            self.set_patches([*self.patches, path])
+
+    def set_patches(self, paths: list[str]) -> None:
+        """The query's patch files (fused with the text, equal weights)."""
+        self.patches = list(paths)
+        self.patch_button.setText(f"+ patch… ({len(self.patches)})" if self.patches else "+ patch…")
+
     def show_heat(self) -> None:
         text = self.query.text().strip()
-        if self.path is not None and text:
-            self.jobs.slide_heatmap(self.path, [text])
+        if self.path is not None and (text or self.patches):
+            self.jobs.slide_heatmap(self.path, [text] if text else [], self.patches)
 
     def refresh(self) -> None:
         heat = self.session.slide

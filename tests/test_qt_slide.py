@@ -51,3 +51,14 @@ def test_a_slide_is_scored_in_a_worker_and_a_clicked_tile_becomes_the_query(qtbo
     assert again.shown[r, c] == pytest.approx(np.nanmax(again.shown)) == pytest.approx(1.0, abs=1e-4)
     panel.click_tile(-5, 10)  # off the slide: nothing changes
     assert session.slide is again
+    tile = slide_files.mask.parent / "tile.png"  # a patch file as the query, fused with the text
+    from PIL import Image
+
+    Image.fromarray(heat.overview[r * 32:(r + 1) * 32, c * 32:(c + 1) * 32]).save(tile)
+    panel.set_patches([str(tile)])
+    panel.query.setText("")
+    panel.show_button.click()
+    wait_idle(qtbot, jobs)
+    by_patch = session.slide
+    assert by_patch.query == [str(tile)] and by_patch.embedding.from_cache == 16  # every row from the cache
+    assert by_patch.shown[r, c] == pytest.approx(np.nanmax(by_patch.shown), abs=1e-4)
