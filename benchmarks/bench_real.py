@@ -81,12 +81,20 @@ def child(folder: Path, queries_path: Path, truth_path: Path) -> dict:
         found.append([h.row for h in hits] + [-1] * (10 - len(hits)))
     after, after_anon = rss_bytes(), rss_bytes("RssAnon")
     resident = sum(cached_bytes(p) for p in files)
-    raw = []
+    # speed, like for like: the first pass above met the files cold (its pages were dropped, to measure what an
+    # open index keeps); here both run warm, interleaved query by query, the order alternating, so neither side
+    # gets the other's page faults or cache warmth
     rerank = index.rerank(part)
-    for row in q:
-        t = time.perf_counter()
-        kinds.search(part.built, row[None], 10, rerank)
-        raw.append(time.perf_counter() - t)
+    e2e_warm, raw = [], []
+    for i, row in enumerate(q):
+        for side in ((0, 1) if i % 2 else (1, 0)):
+            t = time.perf_counter()
+            if side == 0:
+                search(index, row[None], Modality.TEXT, k=10)
+                e2e_warm.append(time.perf_counter() - t)
+            else:
+                kinds.search(part.built, row[None], 10, rerank)
+                raw.append(time.perf_counter() - t)
     for p in files:
         drop_cached(p)
     faiss_files = [folder / p["file"] for p in index.manifest["parts"] if p.get("file", "").endswith(".faiss")]
@@ -101,7 +109,8 @@ def child(folder: Path, queries_path: Path, truth_path: Path) -> dict:
     first_open_s = time.perf_counter() - t
     n, d = index.vectors.shape
     return {"recall_at_10": round(kinds.recall_at(np.array(found), truth), 4),
-            "search_ms": round(1e3 * float(np.median(e2e)), 3), "faiss_ms": round(1e3 * float(np.median(raw)), 3),
+            "search_ms": round(1e3 * float(np.median(e2e_warm)), 3), "faiss_ms": round(1e3 * float(np.median(raw)), 3),
+            "first_pass_search_ms": round(1e3 * float(np.median(e2e)), 3),
             "open_s": round(open_s, 3), "plain_faiss_open_s": round(plain_open_s, 3),
             "first_open_s": round(first_open_s, 3),
             "rss_growth_mb": round((after - base) / 2**20, 1), "anon_growth_mb": round((after_anon - base_anon) / 2**20, 1),
@@ -183,6 +192,8 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivfpq", "binary"])
     ap.add_argument("--synthetic", type=int, default=0, help="also this many spectrum-matched vectors")
     ap.add_argument("--child", nargs=3, default=None)
+    ap.add_argument("--keep-synthetic", action="store_true",
+                    help="keep the spectrum-matched run of the last results (when not measured again)")
     a = ap.parse_args()
     if a.child:
         print(json.dumps(child(Path(a.child[0]), Path(a.child[1]), Path(a.child[2]))))
@@ -203,7 +214,10 @@ def main() -> None:
             report["runs"].append(run("spectrum-matched synthetic", big, q,
                                       [k for k in a.kinds if k != "hnsw"], Path(tmp)))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "real_search.json").write_text(json.dumps(report, indent=1))
+    out = RESULTS / "real_search.json"
+    if a.keep_synthetic and not a.synthetic and out.is_file():
+        report["runs"] += [r for r in json.loads(out.read_text())["runs"] if r["label"] == "spectrum-matched synthetic"]
+    out.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

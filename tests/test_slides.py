@@ -140,6 +140,30 @@ def test_a_13_band_multispectral_stack_goes_through_the_same_path(tmp_path):
     assert heat.top(1)[0] == {**heat.top(1)[0], "row": 2, "col": 4}
 
 
+def test_a_slide_without_a_pyramid_gets_its_overview_a_band_at_a_time(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (6, 1000, 900)).astype(np.uint16)
+    path = tmp_path / "flat.ome.tif"
+    tifffile.imwrite(path, pixels, tile=(128, 128), metadata={"axes": "CYX"})
+    monkeypatch.setattr(reader, "BAND_BUDGET", 6 * 900 * 2 * 40)  # 40 rows at a time; the level is 25 times that
+    slide = reader.Slide.open(path)
+    reads: list[int] = []
+    real = reader.Slide._read
+    monkeypatch.setattr(reader.Slide, "_read", lambda self, arr, lv, y0, y1, x0, x1: (
+        reads.append(y1 - y0), real(self, arr, lv, y0, y1, x0, x1))[1])
+    small, factor = slide.overview(200)
+    assert factor == 5 and small.shape == (6, 200, 180) and max(reads) <= 40
+    np.testing.assert_array_equal(small, pixels[:, ::5, ::5])
+
+
+def test_a_slide_stored_in_one_huge_piece_is_refused_before_reading(tmp_path, monkeypatch):
+    path = tmp_path / "strip.tif"
+    tifffile.imwrite(path, np.zeros((512, 512, 3), np.uint8), rowsperstrip=512)  # one strip: the whole image
+    monkeypatch.setattr(reader, "BAND_BUDGET", 512 * 512 * 3 // 8)
+    with pytest.raises(ReaderError, match="stored in pieces of .* save the slide tiled"):
+        next(reader.Slide.open(path).bands(64))
+
+
 def test_a_broken_slide_or_a_model_without_the_tower_is_one_message(tmp_path, small_slide):
     bad = tmp_path / "bad.ome.tif"
     bad.write_bytes(b"II*\x00garbage")

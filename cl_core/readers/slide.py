@@ -87,6 +87,16 @@ class Slide:
         store = tifffile.imread(self.path, aszarr=True, level=level)
         return zarr.open(store, mode="r")
 
+    def _check_chunks(self, arr: Any) -> None:
+        """Refuse a level stored in pieces too large to read one at a time (a whole-slide image written as one
+        strip): reading any tile would decode the whole piece."""
+        chunk = int(np.prod(arr.chunks, dtype=np.float64)) * self.dtype.itemsize
+        if chunk > 4 * BAND_BUDGET:
+            raise ReaderError(str(self.path), f"stored in pieces of {chunk / 2**20:.0f} MiB (chunks "
+                                              f"{' x '.join(map(str, arr.chunks))}); reading one tile would decode a "
+                                              "whole piece — save the slide tiled (e.g. 256 x 256 tiles, as "
+                                              "pyramidal OME-TIFF writers do)")
+
     def _read(self, arr: Any, level: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """[C, y, x] pixels of a region of a level (other axes at their first plane)."""
         index: list[int | slice] = []
@@ -112,6 +122,7 @@ class Slide:
         """(row, [cols, C, patch, patch]) for each band of tiles wanted (all by default), read piece by piece."""
         rows, cols = self.grid(patch)
         arr = self._array(0)
+        self._check_chunks(arr)
         row_bytes = patch * patch * self.channels * self.dtype.itemsize
         per_piece = max(1, BAND_BUDGET // max(row_bytes, 1))
         for r in range(rows) if rows_wanted is None else rows_wanted:
@@ -137,16 +148,21 @@ class Slide:
 
     def overview(self, max_side: int = 2048) -> tuple[np.ndarray, int]:
         """The largest pyramid level no wider or taller than `max_side` (the smallest level when none is), as
-        [C, H, W] — or level 0 block-averaged when the file has no pyramid and is small enough — and its
+        [C, H, W], subsampled to fit — a level too large to read at once is read a band at a time — and its
         downsampling factor against level 0."""
         y, x = self.axes.index("Y"), self.axes.index("X")
         fits = [i for i, s in enumerate(self.levels) if max(s[y], s[x]) <= max_side]
         level = fits[0] if fits else len(self.levels) - 1
         shape = self.levels[level]
         nbytes = int(np.prod(shape, dtype=np.float64)) * self.dtype.itemsize
-        if nbytes > 4 * BAND_BUDGET:
-            raise ReaderError(str(self.path), f"no pyramid level small enough to show ({' x '.join(map(str, shape))})"
-                                              "; write the slide with a pyramid (sub-resolution levels)")
+        if nbytes > 4 * BAND_BUDGET:  # no pyramid: every step-th pixel of the smallest level, a band at a time
+            step = int(np.ceil(max(shape[y], shape[x]) / max_side))
+            source = self._array(level)
+            self._check_chunks(source)
+            rows_per = max(step, (BAND_BUDGET // max(1, shape[x] * self.channels * self.dtype.itemsize)) // step * step)
+            parts = [self._read(source, level, y0, min(shape[y], y0 + rows_per), 0, shape[x])[:, ::step, ::step]
+                     for y0 in range(0, shape[y], rows_per)]
+            return np.concatenate(parts, axis=1), max(1, round(self.width / shape[x])) * step
         arr = self._read(self._array(level), level, 0, shape[y], 0, shape[x])
         factor = max(1, round(self.width / shape[x]))
         step = max(1, int(np.ceil(max(shape[y], shape[x]) / max_side)))
