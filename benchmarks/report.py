@@ -39,7 +39,7 @@ def real_search_section(data: dict) -> list[str]:
              "held-out queries (never in the gallery); `search()` end to end against the same index searched by "
              "faiss (for the compact kinds: faiss plus the exact re-rank of the best candidates), both warm and "
              "interleaved query by query (runs without a first-pass figure were timed the older way: `search()` on "
-             "the cold first pass, faiss after it on warm pages, which favoured faiss); open with the "
+             "the cold first pass, faiss after it; on the runs measured both ways the two differ little); open with the "
              "file digests memoised (as the app reopens an index) and the first open (every file hashed) against "
              "`faiss.read_index` of the same files; resident memory after the queries = growth of the process's "
              "own memory (RssAnon) + the index files' pages in the page cache (mincore), per vector.", ""]
