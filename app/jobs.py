@@ -216,7 +216,7 @@ class Jobs(QObject):
             self.session.report([f for f in result.failures if f.stage in ("read", "skipped")])
             self.embed(items=result.items)
             return
-        n_bad = sum(1 for f in result.failures if f.stage != "skipped")
+        n_bad = sum(1 for f in result.failures if f.stage not in ("skipped", "note"))
         self.status.emit(f"embedded {len(result.items)} item(s)" + (f"; {n_bad} could not be used" if n_bad else "")
                          + (" (cancelled part-way)" if result.cancelled else ""))
 

@@ -19,7 +19,7 @@ from cl_core.session import Session
 from .jobs import Jobs
 
 STAGE_TEXT = {"read": "could not be read", "encode": "could not be embedded", "quarantine": "quarantined",
-              "job": "job failed", "skipped": "skipped"}
+              "job": "job failed", "skipped": "skipped", "note": "note (not a problem)"}
 
 
 class MessagesPanel(QWidget):
@@ -50,7 +50,7 @@ class MessagesPanel(QWidget):
             row.setToolTip(0, f.source)
             row.setToolTip(2, f.reason)
         self.tree.scrollToBottom()
-        self.summary.setText(f"{self.tree.topLevelItemCount()} problem(s); the rest of each job went on.")
+        self.summary.setText(f"{self.tree.topLevelItemCount()} message(s); the rest of each job went on.")
         self.attention.emit()
 
     def _clear(self) -> None:

@@ -146,7 +146,7 @@ class SlidePanel(QWidget):
         span = f"scores {finite.min():.3f} to {finite.max():.3f}" if len(finite) else "no tile scored"
         self.summary.setText(f"{Path(e.path).name} — {', '.join(heat.query)}: {e.rows} x {e.cols} tiles of {e.patch} "
                              f"px, {span} (dark low, bright high); glass left clear. Click a tile to search for "
-                             "tiles like it.")
+                             "tiles like it." + "".join(f" Channels: {n}." for n in e.channel_notes))
 
     def _draw_heat(self) -> None:
         heat = self.session.slide

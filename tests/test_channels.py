@@ -87,3 +87,24 @@ def test_each_channel_is_shown_in_its_colour_between_its_limits():
     item = Item("s.npy", Modality.MULTICHANNEL, stack)
     picture = render(item, 4, [lk.spec() for lk in looks])
     assert picture is not None and picture.getpixel((0, 0)) == (255, 255, 127)
+
+
+def test_embedding_stacks_notes_aliases_and_ignored_channels_once_per_set(capsys, native_dir, tmp_path):
+    from cl_core import actions
+    from cl_core.readers.channels import channel_notes
+
+    notes = channel_notes(["DAPI", "panCK"], [("a", ["Hoechst", "panCK", "CD3"]), ("b", ["Hoechst", "panCK", "CD3"]),
+                                              ("c", ["DAPI", "panCK"]), ("d", ["CD8"])])
+    assert notes == [("a and 1 more with the same channels",
+                      "Hoechst is read as DAPI; ignored (the model does not read them): CD3")]  # c matches; d fails
+    for i in range(3):
+        np.save(tmp_path / f"s{i}.npy", np.random.default_rng(i).random((4, 16, 16)).astype(np.float32))
+        (tmp_path / f"s{i}.npy.channels.json").write_text(json.dumps(["DNA", "Pan-CK", "CD8", "Autofluorescence"]))
+    model = actions.open_model(native_dir).model
+    got = actions.embed_inputs(model, [tmp_path / f"s{i}.npy" for i in range(3)])
+    assert len(got.items) == 3
+    (note,) = [f for f in got.failures if f.stage == "note"]
+    assert "and 2 more" in note.source and "DNA is read as DAPI" in note.reason and "Autofluorescence" in note.reason
+    out = tmp_path / "v.npy"
+    assert main(["embed", str(native_dir), *[str(tmp_path / f"s{i}.npy") for i in range(3)], "--out", str(out)]) == 0
+    assert "note: " in capsys.readouterr().err  # said, and not a failure: the exit code stays 0

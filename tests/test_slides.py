@@ -131,12 +131,13 @@ def test_a_13_band_multispectral_stack_goes_through_the_same_path(tmp_path):
     path = tmp_path / "s2.ome.tif"
     tifffile.imwrite(path, bands, ome=True, tile=(128, 128),
                      metadata={"axes": "CYX", "Channel": {"Name": list(SENTINEL2)}})
-    model = tiny_stack_model(tmp_path / "m", SENTINEL2)
+    model = tiny_stack_model(tmp_path / "m", [b for b in SENTINEL2 if b != "B10"])  # a cirrus band it never read
     query = tmp_path / "field.npy"
     np.save(query, bands[:, 64:96, 128:160])
     (tmp_path / "field.npy.channels.json").write_text(json.dumps(list(SENTINEL2)))
     heat = slides.slide_heatmap(model, path, files=[query], skip_background=False)
     assert heat.embedding.patch == 32 and heat.scores.shape == (8, 8)
+    assert heat.embedding.channel_notes == ["ignored (the model does not read them): B10"]
     assert heat.top(1)[0] == {**heat.top(1)[0], "row": 2, "col": 4}
 
 

@@ -39,8 +39,9 @@ def slide_modality(model: BaseModel, slide: Slide) -> Modality:
     raise ClensError(f"{model.name} has no {want.value} tower for {slide.path.name}")
 
 
-def _check_channels(model: BaseModel, slide: Slide) -> None:
-    """Refuse a stack the model cannot read before any tile is: a channel it needs and the slide lacks."""
+def _check_channels(model: BaseModel, slide: Slide) -> list[str]:
+    """Refuse a stack the model cannot read before any tile is: a channel it needs and the slide lacks; else
+    say which channels are read through an alias and which are ignored."""
     from cl_core.models.preprocess import ALIAS_NOTE
     from cl_core.readers.channels import match_channels
 
@@ -51,9 +52,11 @@ def _check_channels(model: BaseModel, slide: Slide) -> None:
         if found.missing:
             raise ClensError(f"{slide.path}: lacks channel(s) {', '.join(found.missing)} the model needs (the "
                              f"slide has: {', '.join(slide.channel_names)}; {ALIAS_NOTE})")
+        return found.describe()
     elif expected and slide.channels != len(expected):
         raise ClensError(f"{slide.path}: {slide.channels} unnamed channels; the model takes {len(expected)} "
                          f"({', '.join(expected)})")
+    return []
 
 
 def _band_key(digest: str, patch: int, row: int) -> str:
@@ -66,8 +69,7 @@ def embed_slide(model: BaseModel, path: str | Path, cache: EmbeddingCache | None
     state = state or TaskState()
     slide = Slide.open(path)
     modality = slide_modality(model, slide)
-    if modality is Modality.MULTICHANNEL and not slide.rgb:
-        _check_channels(model, slide)
+    notes = _check_channels(model, slide) if modality is Modality.MULTICHANNEL and not slide.rgb else []
     patch = patch or patch_size(model, modality)
     if patch < 8 or patch > min(slide.height, slide.width):
         raise ClensError(f"{slide.path.name}: tiles of {patch} px do not fit the slide ({slide.width} x "
@@ -76,7 +78,7 @@ def embed_slide(model: BaseModel, path: str | Path, cache: EmbeddingCache | None
     fp = fingerprint_of(model, cache.file_digest if cache is not None else None)
     out = SlideEmbedding(str(path), patch, rows, cols, modality, np.full((rows * cols, model.embed_dim), np.nan,
                                                                          np.float32),
-                         model_fingerprint=fp, description=slide.describe(patch))
+                         model_fingerprint=fp, description=slide.describe(patch), channel_notes=notes)
     digest = cache.file_digest(slide.path) if cache is not None else ""
     keys = [_band_key(digest, patch, r) for r in range(rows)] if cache is not None else []
     known = cache.lookup(fp, keys) if cache is not None else {}

@@ -29,6 +29,7 @@ class SlideEmbedding:
     done_rows: int = 0  # bands embedded (all of them unless cancelled)
     model_fingerprint: str = ""
     description: str = ""
+    channel_notes: list[str] = field(default_factory=list)  # channels read through an alias, or ignored
 
 
 @dataclass
@@ -67,7 +68,7 @@ class SlideHeat:
         e, s = self.embedding, self.scores[np.isfinite(self.scores)]
         return {"slide": e.path, "patch": e.patch, "rows": e.rows, "cols": e.cols, "modality": e.modality.value,
                 "query": self.query, "tiles_from_cache_bands": e.from_cache, "failed": e.failed,
-                "cancelled": e.cancelled, "description": e.description,
+                "cancelled": e.cancelled, "description": e.description, "channel_notes": e.channel_notes,
                 "background_tiles": int(self.background.sum()) if self.background is not None else 0,
                 "min": round(float(s.min()), 5) if len(s) else None, "max": round(float(s.max()), 5) if len(s) else None,
                 "top": self.top()}

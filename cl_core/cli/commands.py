@@ -101,7 +101,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     print(f"wrote {len(result.items)} embeddings ({opened.model.embed_dim}-d) to {out}", file=sys.stderr)
     if result.cancelled:
         return _interrupted(len(result.items), f"(written to {out})")
-    return EXIT_PARTIAL if any(f.stage != "skipped" for f in result.failures) else EXIT_OK
+    return EXIT_PARTIAL if any(f.stage not in ("skipped", "note") for f in result.failures) else EXIT_OK
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -381,6 +381,8 @@ def cmd_tissue_heatmap(args: argparse.Namespace) -> int:
     slides.save_heat(heat, args.png, args.scores, args.opacity)
     for line in heat.embedding.failed:
         print(f"tile {line}", file=sys.stderr)
+    for line in heat.embedding.channel_notes:
+        print(f"note: {line}", file=sys.stderr)
     if args.json:
         print(json.dumps(heat.to_dict(), indent=1))
     else:

@@ -33,7 +33,7 @@ def print_info(info: dict[str, Any]) -> None:
 
 def print_failures(failures: Sequence[Failure]) -> None:
     for f in failures:
-        what = {"quarantine": "quarantined", "skipped": "skipped"}.get(f.stage, "failed")
+        what = {"quarantine": "quarantined", "skipped": "skipped", "note": "note"}.get(f.stage, "failed")
         print(f"{what}: {f.source}: {f.reason}", file=sys.stderr)
 
 

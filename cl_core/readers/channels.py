@@ -96,3 +96,20 @@ def match_channels(expected: Sequence[str], have: Sequence[str]) -> ChannelMatch
     used = set(indices)
     extra = tuple(n for i, n in enumerate(have) if i not in used)
     return ChannelMatch(tuple(indices) if not missing else (), tuple(renamed), tuple(missing), extra)
+
+
+def channel_notes(expected: Sequence[str], stacks: Sequence[tuple[str, Sequence[str]]]) -> list[tuple[str, str]]:
+    """(source, note) once per distinct set of channel names among `stacks` ((source, names) pairs): which of a
+    file's channels are read as which model channel through an alias, and which are ignored. Stacks that match
+    the model's names exactly get no note."""
+    seen: dict[tuple[str, ...], list[str]] = {}
+    for source, names in stacks:
+        seen.setdefault(tuple(names), []).append(source)
+    out = []
+    for names, sources in seen.items():
+        found = match_channels(expected, names)
+        if found.missing or not (found.renamed or found.extra):
+            continue  # a missing channel is its file's failure; nothing to say when all match by name
+        where = sources[0] + (f" and {len(sources) - 1} more with the same channels" if len(sources) > 1 else "")
+        out.append((where, "; ".join(found.describe())))
+    return out
