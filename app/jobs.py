@@ -27,7 +27,7 @@ from cl_core.actions import (
     demo_of_gallery,
     looks_like_checkpoint,
 )
-from cl_core.errors import ArchitectureNeeded, ClensError
+from cl_core.errors import ArchitectureNeeded, ClensError, problems
 from cl_core.modality import Item
 from cl_core.session import Session
 from cl_core.state import ModelSettings
@@ -216,7 +216,7 @@ class Jobs(QObject):
             self.session.report([f for f in result.failures if f.stage in ("read", "skipped")])
             self.embed(items=result.items)
             return
-        n_bad = sum(1 for f in result.failures if f.stage not in ("skipped", "note"))
+        n_bad = len(problems(result.failures))
         self.status.emit(f"embedded {len(result.items)} item(s)" + (f"; {n_bad} could not be used" if n_bad else "")
                          + (" (cancelled part-way)" if result.cancelled else ""))
 
@@ -257,7 +257,8 @@ class Jobs(QObject):
         settle_heap()
         kinds = ", ".join(f"{p.modality.value} {p.built.kind}" for p in index.parts.values())
         self.status.emit(f"gallery {emb.gallery.name}: {len(emb.rows)} items ({emb.from_cache} from the cache), "
-                         f"indexed: {kinds}" + (f"; {len(emb.failures)} not used (see Messages)" if emb.failures else ""))
+                         f"indexed: {kinds}" + (f"; {len(problems(emb.failures))} not used (see Messages)"
+                                                   if problems(emb.failures) else ""))
         if self._then_project:
             method, self._then_project = self._then_project, None
             self.project(method)

@@ -20,6 +20,14 @@ class Failure:
         return asdict(self)
 
 
+NOT_PROBLEMS = ("skipped", "note")  # stages that say something but are no failure of the job
+
+
+def problems(failures: list[Failure]) -> list[Failure]:
+    """The failures that are problems (not a skipped manifest nor a note): what exit codes and counts use."""
+    return [f for f in failures if f.stage not in NOT_PROBLEMS]
+
+
 class ClensError(Exception):
     """Base class for errors Contrastive Lens reports to the user instead of crashing."""
 

@@ -108,3 +108,15 @@ def test_embedding_stacks_notes_aliases_and_ignored_channels_once_per_set(capsys
     out = tmp_path / "v.npy"
     assert main(["embed", str(native_dir), *[str(tmp_path / f"s{i}.npy") for i in range(3)], "--out", str(out)]) == 0
     assert "note: " in capsys.readouterr().err  # said, and not a failure: the exit code stays 0
+
+
+def test_an_indexed_gallery_of_stacks_notes_its_ignored_channels_and_still_exits_zero(capsys, native_dir, tmp_path):
+    gallery = tmp_path / "g"
+    gallery.mkdir()
+    for i in range(4):
+        np.save(gallery / f"s{i}.npy", np.random.default_rng(i).random((4, 16, 16)).astype(np.float32))
+        (gallery / f"s{i}.npy.channels.json").write_text(json.dumps(["DAPI", "PanCK", "CD8", "Vimentin"]))
+    assert main(["index", "build", str(native_dir), str(gallery), "--out", str(tmp_path / "ix"),
+                 "--cache", str(tmp_path / "cache")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: ") == 1 and "and 3 more" in err and "Vimentin" in err and "0 failed" in err

@@ -11,12 +11,12 @@ import numpy as np
 
 from cl_core.atomic import save_npy_atomic, write_text_atomic
 from cl_core.embed.decode_pool import DecodePool
+from cl_core.embed.gallery import stack_notes
 from cl_core.embed.items import EmbedResult, embed_items, embed_paths, summarise_failures
 from cl_core.errors import ClensError, Failure
 from cl_core.modality import ChannelStack, Item, Modality
 from cl_core.models.base import BaseModel
 from cl_core.models.fingerprint import fingerprint_of
-from cl_core.readers.channels import channel_notes
 from cl_core.task import TaskState
 
 
@@ -34,18 +34,11 @@ def embed_inputs(model: BaseModel, paths: Sequence[str | Path] = (), texts: Sequ
                                  result.failures + more.failures, result.cancelled or more.cancelled)
     else:
         result = embed_paths(model, paths, texts, modality, state, batch_size, pool=pool)
-    notes = [Failure(src, note, "note") for src, note in stack_notes(model, result.items)]
+    stacks = [(it.source, it.data.channel_names) for it in result.items
+              if isinstance(it.data, ChannelStack) and it.data.channel_names]
+    notes = [Failure(src, note, "note") for src, note in stack_notes(model, stacks)]
     return replace(result, failures=summarise_failures(result.failures) + notes,
                    model_fingerprint=fingerprint_of(model))
-
-
-def stack_notes(model: BaseModel, items: Sequence[Item]) -> list[tuple[str, str]]:
-    """What the model made of the embedded stacks' channels (aliases used, channels ignored), once per set."""
-    pre = model.info().get("preprocessing", {}).get("multichannel", {})
-    expected = [str(n) for n in pre.get("channels", [])] if isinstance(pre, dict) else []
-    stacks = [(it.source, it.data.channel_names) for it in items
-              if isinstance(it.data, ChannelStack) and it.data.channel_names]
-    return channel_notes(expected, stacks) if expected and stacks else []
 
 
 def save_embeddings(result: EmbedResult, model: BaseModel, out: str | Path) -> Path:

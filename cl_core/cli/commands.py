@@ -23,7 +23,7 @@ from cl_core.cli.format import (
     print_shift,
 )
 from cl_core.cli.progress import ProgressPrinter
-from cl_core.errors import ClensError
+from cl_core.errors import ClensError, problems
 
 if TYPE_CHECKING:
     from cl_core import actions as actions_t
@@ -69,7 +69,7 @@ def _summary(emb: Any, quiet: bool) -> None:
     print_failures(emb.failures)
     if not quiet:
         print(f"{len(emb.rows)} items ({emb.from_cache} from the cache, {emb.embedded} embedded now), "
-              f"{len(emb.failures)} failed or quarantined", file=sys.stderr)
+              f"{len(problems(emb.failures))} failed or quarantined", file=sys.stderr)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -101,7 +101,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     print(f"wrote {len(result.items)} embeddings ({opened.model.embed_dim}-d) to {out}", file=sys.stderr)
     if result.cancelled:
         return _interrupted(len(result.items), f"(written to {out})")
-    return EXIT_PARTIAL if any(f.stage not in ("skipped", "note") for f in result.failures) else EXIT_OK
+    return EXIT_PARTIAL if problems(result.failures) else EXIT_OK
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -142,7 +142,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     else:
         print(f"index written to {built.out}")
         print(built.describe())
-    return EXIT_PARTIAL if built.embedding.failures else EXIT_OK
+    return EXIT_PARTIAL if problems(built.embedding.failures) else EXIT_OK
 
 
 def _query_lines(spec: str) -> list[str]:

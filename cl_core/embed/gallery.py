@@ -200,6 +200,7 @@ def _run(model: BaseModel, gallery: Gallery, todo: list[int], digests: dict[int,
     declared = [gallery.entries[i].modality for i in files]
     # one stream for every file: the workers decode and preprocess ahead while the main process runs the
     # model, the texts included (they are embedded once the first files are on their way)
+    stacks: list[tuple[str, tuple[str, ...]]] = []  # (file, channel names), for the notes below
     stream = pool.stream_prepared(paths, declared, limits, Preparation.of(model), state, window=pool.workers * 32)
     try:
         for k, (items, error, prepared) in stream:
@@ -209,12 +210,27 @@ def _run(model: BaseModel, gallery: Gallery, todo: list[int], digests: dict[int,
                 out.failures.append(Failure(error.source, error.reason, "read"))
             else:
                 batcher.add(digests[i], entry, items, prepared)
+                stacks.extend((entry.source, it.meta["channel_names"]) for it in items
+                              if it.meta.get("channel_names") and len(stacks) < MAX_NOTED_STACKS)
             done += 1
             state.set_progress(done, total, f"embedding {Path(paths[k]).name}")
             add_texts()
         add_texts()
     finally:  # also when cancelled: what is decoded is embedded (one partial batch), so the cache keeps it
         batcher.finish()
+        out.failures.extend(Failure(src, note, "note") for src, note in stack_notes(model, stacks))
+
+
+MAX_NOTED_STACKS = 100_000  # channel-name tuples kept for the notes (a few bytes each)
+
+
+def stack_notes(model: BaseModel, stacks: Sequence[tuple[str, Sequence[str]]]) -> list[tuple[str, str]]:
+    """What the model makes of these stacks' channels (aliases used, channels ignored), once per set of names."""
+    from cl_core.readers.channels import channel_notes
+
+    pre = model.info().get("preprocessing", {}).get("multichannel", {})
+    expected = [str(n) for n in pre.get("channels", [])] if isinstance(pre, dict) else []
+    return channel_notes(expected, stacks) if expected and stacks else []
 
 
 class _Batcher:

@@ -62,7 +62,9 @@ class Preparation:
                     outcomes.append(None)
                     continue
                 prepared = preparer(fitted)
-                out_items.append(replace(fitted, data=None))
+                names = getattr(fitted.data, "channel_names", None)  # a stack's names travel back (for notes)
+                out_items.append(replace(fitted, data=None, meta={**fitted.meta, "channel_names": names})
+                                 if names else replace(fitted, data=None))
                 outcomes.append(({k: v.numpy() for k, v in prepared.inputs.items()}, prepared.groups))
             except ReaderError as exc:
                 out_items.append(item)
