@@ -83,6 +83,20 @@ def _source_args(p: argparse.ArgumentParser) -> None:
                    help="let a manifest name files outside its own folder (by default they are refused, each named)")
 
 
+def _reference_args(p: argparse.ArgumentParser, k: int, w: float) -> None:
+    """What marker inference by retrieval takes (clens tissue infer and counterfactual: the notebooks' defaults
+    differ), then --json, the cache and the source options."""
+    p.add_argument("--reference", required=True,
+                   help="the reference gallery with mIF patches: a folder, a manifest, or demo:tissue")
+    p.add_argument("-k", type=_positive_int, default=k, help="neighbours (default %(default)s)")
+    p.add_argument("-w", type=_finite, default=w, help="weight of the H&E similarity (default %(default)s)")
+    p.add_argument("--target", choices=("mean", "positive"), default="mean",
+                   help="what a marker's value is: mean channel intensity (default) or positive-cell fraction")
+    p.add_argument("--json", action="store_true")
+    _cache_args(p)
+    _source_args(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clens", description="Contrastive Lens. With no verb, opens the window (clens [MODEL] [FILES...]).")
@@ -246,15 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(inf)
     inf.add_argument("--he", required=True, help="the H&E patch (an image file)")
     inf.add_argument("--text", default=None, help="the case's clinical text (fused with weight 1 - w)")
-    inf.add_argument("--reference", required=True,
-                     help="the reference gallery with mIF patches: a folder, a manifest, or demo:tissue")
-    inf.add_argument("-k", type=_positive_int, default=5, help="neighbours (default %(default)s)")
-    inf.add_argument("-w", type=_finite, default=0.8, help="weight of the H&E similarity (default %(default)s)")
-    inf.add_argument("--target", choices=("mean", "positive"), default="mean",
-                     help="what a marker's value is: mean channel intensity (default) or positive-cell fraction")
-    inf.add_argument("--json", action="store_true")
-    _cache_args(inf)
-    _source_args(inf)
+    _reference_args(inf, k=5, w=0.8)
     hm = ti.add_parser("heatmap", help="a whole slide tiled at the model's patch size, each tile's similarity to a "
                                        "query drawn over the slide (tiles embedded through the cache)")
     _model_args(hm)
@@ -291,15 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--to", default=None, metavar="TEXT", help="the edited text")
     edit.add_argument("--replace", nargs="+", default=None, metavar="OLD=NEW",
                       help="edit the text by replacing words, e.g. 'stage II=stage IV'")
-    cfp.add_argument("--reference", required=True,
-                     help="the reference gallery with mIF patches: a folder, a manifest, or demo:tissue")
-    cfp.add_argument("-k", type=_positive_int, default=50, help="neighbours (default %(default)s)")
-    cfp.add_argument("-w", type=_finite, default=0.6, help="weight of the H&E similarity (default %(default)s)")
-    cfp.add_argument("--target", choices=("mean", "positive"), default="mean",
-                     help="what a marker's value is: mean channel intensity (default) or positive-cell fraction")
-    cfp.add_argument("--json", action="store_true")
-    _cache_args(cfp)
-    _source_args(cfp)
+    _reference_args(cfp, k=50, w=0.6)
     doc = sub.add_parser("doctor", help="versions, devices, Qt, cache folder, and what is missing (for bug reports)")
     doc.add_argument("--cache", default=None, help="the cache folder to measure (default: the user cache folder)")
     doc.add_argument("--json", action="store_true")
