@@ -313,20 +313,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_tissue_infer(args: argparse.Namespace) -> int:
-    actions = _actions()
+def _tissue(args: argparse.Namespace, run: Any, left_out: Any, as_text: Any, label: str = "left out") -> int:
+    """tissue infer and counterfactual: open the model, run with progress, name what was left out, print."""
     cache = _cache(args)
     opened = _open(args, cache)
     with ProgressPrinter(args.quiet) as progress:
-        got = actions.infer_markers(opened.model, args.he, args.reference, args.text, args.k, args.w, cache,
-                                    progress.state, allow_outside=args.allow_outside_files, target=args.target)
-    for line in got.skipped:
-        print(f"left out of the reference: {line}", file=sys.stderr)
+        got = run(opened.model, cache, progress.state)
+    for line in left_out(got):
+        print(f"{label}: {line}", file=sys.stderr)
     if args.json:
         print(json.dumps(got.to_dict(), indent=1))
     else:
-        print_markers(got)
+        as_text(got)
     return EXIT_OK
+
+
+def cmd_tissue_infer(args: argparse.Namespace) -> int:
+    actions = _actions()
+    return _tissue(args, lambda model, cache, state: actions.infer_markers(
+        model, args.he, args.reference, args.text, args.k, args.w, cache, state,
+        allow_outside=args.allow_outside_files, target=args.target),
+        lambda got: got.skipped, print_markers, "left out of the reference")
 
 
 def edited_text(text: str, to: str | None, replace: list[str] | None) -> str:
@@ -347,18 +354,10 @@ def edited_text(text: str, to: str | None, replace: list[str] | None) -> str:
 def cmd_tissue_counterfactual(args: argparse.Namespace) -> int:
     actions = _actions()
     edited = edited_text(args.text, args.to, args.replace)
-    cache = _cache(args)
-    opened = _open(args, cache)
-    with ProgressPrinter(args.quiet) as progress:
-        got = actions.counterfactual(opened.model, args.he, args.reference, args.text, edited, args.k, args.w, cache,
-                                     progress.state, allow_outside=args.allow_outside_files, target=args.target)
-    for line in got.left_out:
-        print(f"left out: {line}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(got.to_dict(), indent=1))
-    else:
-        print_shift(got)
-    return EXIT_OK
+    return _tissue(args, lambda model, cache, state: actions.counterfactual(
+        model, args.he, args.reference, args.text, edited, args.k, args.w, cache, state,
+        allow_outside=args.allow_outside_files, target=args.target),
+        lambda got: got.left_out, print_shift)
 
 
 def cmd_tissue_heatmap(args: argparse.Namespace) -> int:
