@@ -6,62 +6,46 @@ from __future__ import annotations
 
 import sys
 
+from shot_window import shoot
+
 LOOKS = (("DAPI", "blue", None, None), ("panCK", "yellow", None, 900.0), ("CD8", "green", None, None),
          ("CD68", "magenta", None, None), ("Ki67", "red", None, None))
+WAIT_TICKS = 3  # timer ticks after the looks are set, for the thumbnails to land
 
 
 def main() -> None:
-    import pyqtgraph as pg
-    from PySide6.QtCore import QPoint, QTimer
-    from PySide6.QtGui import QPainter, QPixmap
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QPainter
     from PySide6.QtWidgets import QApplication
 
     from cl_core.actions import ChannelLook
     from clens_app.qt_composite import ChannelLooks
-    from clens_app.qt_main_window import MainWindow
 
-    app = QApplication(sys.argv[:1])
-    pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
-    window = MainWindow()
-    window.set_theme("light")
-    window.show()
-    window.jobs.open_gallery("demo:tissue")
-    window.jobs.search_when_ready("dense CD8 T-cell infiltrate, PD-L1 high")
-    step: list[str] = []
-    timer = QTimer()
     looks = [ChannelLook(*lk) for lk in LOOKS]
+    ticks: list[int] = []
 
-    def check() -> None:
-        if window.jobs.busy or not window.session.results:
-            return
-        search = window.panels["search"]
-        if not step:
-            step.append("looks")
-            window.docks["search"].raise_()
-            search.composite.apply_looks(looks)  # type: ignore[attr-defined]
-            return
-        if len(step) < 4:  # a few ticks for the thumbnails to land
-            step.append("wait")
-            return
-        timer.stop()
-        dialog = ChannelLooks(search.composite.channel_names(), looks, window)  # type: ignore[attr-defined]
+    def ask(window) -> None:  # type: ignore[no-untyped-def]
+        window.docks["search"].raise_()
+        window.panels["search"].composite.apply_looks(looks)
+
+    def done(window) -> bool:  # type: ignore[no-untyped-def]
+        ticks.append(1)
+        return len(ticks) > WAIT_TICKS
+
+    def grab(window):  # type: ignore[no-untyped-def]
+        """The window with the Colours dialog that set the looks drawn over its lower right corner."""
+        dialog = ChannelLooks(window.panels["search"].composite.channel_names(), looks, window)
         dialog.show()
-        app.processEvents()
-        shot = window.grab()
-        box = dialog.grab()
+        QApplication.processEvents()
+        shot, box = window.grab(), dialog.grab()
         painter = QPainter(shot)
         painter.drawPixmap(QPoint(shot.width() - box.width() - 20, shot.height() - box.height() - 60), box)
         painter.end()
-        QPixmap(shot).save(sys.argv[1])
-        print(f"screenshot saved to {sys.argv[1]}")
         dialog.close()
-        window.close()
-        app.quit()
+        return shot
 
-    timer.setInterval(400)
-    timer.timeout.connect(check)
-    timer.start()
-    app.exec()
+    shoot(sys.argv[1], lambda w: bool(w.session.results), ask, done, grab,
+          search="dense CD8 T-cell infiltrate, PD-L1 high", interval_ms=400)
 
 
 if __name__ == "__main__":

@@ -6,60 +6,32 @@ from __future__ import annotations
 
 import sys
 
+from shot_window import shoot
+
 TEXT = "stage III breast carcinoma; Ki67 high, PD-L1 negative"
 WHAT_IF = ("stage II lung adenocarcinoma; moderate CD8 T-cell infiltrate", "stage IV lung adenocarcinoma; moderate "
            "CD8 T-cell infiltrate")
 
 
 def main() -> None:
-    import pyqtgraph as pg
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
+    what_if = sys.argv[2:3] == ["what-if"]
 
-    from clens_app.qt_main_window import MainWindow
-
-    app = QApplication(sys.argv[:1])
-    pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
-    window = MainWindow()
-    window.set_theme("light")
-    window.show()
-    window.jobs.open_gallery("demo:tissue")
-    asked = []
-    timer = QTimer()
-
-    def check() -> None:
-        session = window.session
-        if window.jobs.busy or session.index is None:
-            return
-        what_if = sys.argv[2:3] == ["what-if"]
-        if not asked:
-            asked.append(True)
-            part = next(p for p in session.index.parts.values() if p.modality.value == "image")
-            panel = window.panels["markers"]
-            if what_if:
-                session.select_gallery(range(part.start, part.start + 8))
-                panel.text.setText(WHAT_IF[0])  # type: ignore[attr-defined]
-                panel.edited.setText(WHAT_IF[1])  # type: ignore[attr-defined]
-                panel.tabs.setCurrentIndex(1)  # type: ignore[attr-defined]
-                panel.what_if_button.click()  # type: ignore[attr-defined]
-                return
+    def ask(window) -> None:  # type: ignore[no-untyped-def]
+        session, panel = window.session, window.panels["markers"]
+        part = next(p for p in session.index.parts.values() if p.modality.value == "image")
+        if what_if:
+            session.select_gallery(range(part.start, part.start + 8))
+            panel.text.setText(WHAT_IF[0])
+            panel.edited.setText(WHAT_IF[1])
+            panel.tabs.setCurrentIndex(1)
+            panel.what_if_button.click()
+        else:
             session.select_gallery([part.start + 5])
-            panel.text.setText(TEXT)  # type: ignore[attr-defined]
-            panel.run_button.click()  # type: ignore[attr-defined]
-            return
-        if (session.counterfactual if what_if else session.markers) is None:
-            return
-        timer.stop()
-        app.processEvents()
-        window.grab().save(sys.argv[1])
-        print(f"screenshot saved to {sys.argv[1]}")
-        window.close()
-        app.quit()
+            panel.text.setText(TEXT)
+            panel.run_button.click()
 
-    timer.setInterval(300)
-    timer.timeout.connect(check)
-    timer.start()
-    app.exec()
+    shoot(sys.argv[1], lambda w: w.session.index is not None, ask,
+          lambda w: (w.session.counterfactual if what_if else w.session.markers) is not None)
 
 
 if __name__ == "__main__":
