@@ -138,7 +138,8 @@ def load_reference(model: BaseModel, reference: str | Path, cache: EmbeddingCach
         state.check_cancelled()
     idx = emb.indices(Modality.MULTICHANNEL)
     if exclude:
-        idx = np.array([i for i in idx if emb.rows[i].sample_id not in set(exclude)], np.int64)
+        left_out = set(exclude)
+        idx = np.array([i for i in idx if emb.rows[i].sample_id not in left_out], np.int64)
     if not len(idx):
         raise ClensError(f"{reference}: no mIF (multichannel) patches to infer from")
     markers, raw, used, skipped = reference_targets([emb.rows[i].source for i in idx], state, target)
