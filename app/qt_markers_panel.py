@@ -218,6 +218,7 @@ class MarkersPanel(QWidget):
                      (f"{m}\n{r:.0f}" if got.target == "mean" else f"{m}\n{100 * r:.0f}% +")
                      for m, r in zip(inf.markers, got.raw, strict=True)]
             self.plot.getAxis("bottom").setTicks([[(i, n) for i, n in enumerate(names)]])
+            self.plot.getAxis("bottom").setHeight(46)  # room for the second line under each name
         for source, score, weight in zip(got.neighbour_sources, inf.scores, inf.weights, strict=True):
             item = QListWidgetItem(f"{weight:.2f}  {Path(source).name}  (score {score:.3f})")
             item.setData(SOURCE_ROLE, source)
