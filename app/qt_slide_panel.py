@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cl_core.actions import colour_map
 from cl_core.session import Session
 
 from .jobs import Jobs
@@ -29,19 +30,15 @@ HINT = ("Open a whole slide (an OME-TIFF or TIFF, H&E or multiplex; `clens tissu
         "one), type what to look for (and/or add a query patch), and press Show. Click a tile to search the slide for "
         "tiles like it.")
 SLIDE_FILTER = "Slides (*.ome.tif *.ome.tiff *.tif *.tiff);;All files (*)"
-# an inferno-like ramp (dark = low, bright = high), the colours of the command line's heatmap PNG
-RAMP = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float64)
 
 
 def heat_rgba(scores: np.ndarray, alpha: int) -> np.ndarray:
-    """[rows, cols, 4] uint8: the ramp from the lowest to the highest finite score; NaN tiles clear."""
+    """[rows, cols, 4] uint8: the command line's colour ramp from the lowest to the highest finite score (dark
+    low, bright high); NaN tiles clear."""
     finite = np.isfinite(scores)
     lo, hi = (float(scores[finite].min()), float(scores[finite].max())) if finite.any() else (0.0, 1.0)
-    v = np.clip((np.where(finite, scores, lo) - lo) / max(hi - lo, 1e-12), 0, 1) * (len(RAMP) - 1)
-    i = np.minimum(v.astype(int), len(RAMP) - 2)
-    f = (v - i)[..., None]
-    rgb = (1 - f) * RAMP[i] + f * RAMP[i + 1]
-    return np.dstack([rgb, np.where(finite, alpha, 0)]).astype(np.uint8)
+    rgb = colour_map((np.where(finite, scores, lo) - lo) / max(hi - lo, 1e-12))
+    return np.dstack([rgb, np.where(finite, alpha, 0).astype(np.uint8)])
 
 
 class SlidePanel(QWidget):

@@ -29,7 +29,8 @@ _EXPORTS = {
     "cl_core.actions.comparing": ("Compared", "compare", "compare_search", "open_comparison"),
     "cl_core.search.compare": ("Comparison", "hit_key", "overlap_at_k"),
     "cl_core.actions.embed": ("embed_inputs", "save_embeddings"),
-    "cl_core.actions.explaining": ("Explained", "explain", "overlay_picture", "save_picture", "spectrogram_picture"),
+    "cl_core.actions.explaining": ("Explained", "colour_map", "explain", "overlay_picture", "save_picture",
+                                   "spectrogram_picture"),
     "cl_core.actions.gallery": ("IndexBuilt", "build_index", "embed_source", "open_gallery"),
     "cl_core.actions.model": ("ModelOpened", "open_model"),
     "cl_core.actions.projecting": ("Placed", "describe_projection", "place", "project"),
@@ -94,6 +95,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from cl_core.actions.embed import embed_inputs, save_embeddings  # noqa: F401 - re-exported lazily
     from cl_core.actions.explaining import (  # noqa: F401 - re-exported lazily
         Explained,
+        colour_map,
         explain,
         overlay_picture,
         save_picture,
