@@ -33,5 +33,5 @@ DEFAULT_MIN_RELEVANCE = 0.4
 
 # open_clip architecture names a lone CLIP state dict can be opened as (their configs: cl_core.models.archs)
 ARCH_BASES = ("ViT-B-32", "ViT-B-32-256", "ViT-B-16", "ViT-B-16-plus-240", "ViT-L-14", "ViT-L-14-336", "ViT-H-14",
-              "ViT-g-14", "ViT-bigG-14")
+              "ViT-g-14", "ViT-bigG-14", "RN50", "RN101", "RN50x4", "RN50x16", "RN50x64")
 ARCH_NAMES = tuple(sorted((*ARCH_BASES, *(f"{b}-quickgelu" for b in ARCH_BASES))))

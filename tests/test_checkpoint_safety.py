@@ -50,11 +50,15 @@ def test_legacy_plain_pickle_payload_is_refused(tmp_path):
     assert not sentinel.exists()
 
 
-def test_torchscript_archive_is_refused(tmp_path):
+def test_torchscript_archive_is_read_as_data_not_loaded_as_code(tmp_path):
+    """Its tensors are read (code never compiled); a scripted Linear is no CLIP, and is told so by its keys.
+    Hostile archives: tests/test_openclip_refs.py."""
     scripted = torch.jit.script(torch.nn.Linear(2, 2))
     path = tmp_path / "ViT-B-32.pt"
     scripted.save(str(path))
-    with pytest.raises(UnsafeCheckpointError, match="TorchScript"):
+    with pytest.raises(UnsafeCheckpointError, match="allow-pickle"):
+        open_checkpoint(path)
+    with pytest.raises(CheckpointError, match="not an OpenAI/open_clip CLIP state dict"):
         open_checkpoint(path, allow_pickle=True)
 
 

@@ -1,8 +1,7 @@
-"""The CLIP ViT architecture with open_clip/OpenAI parameter names, so their state dicts load as they are.
-
-Covers OpenAI CLIP and open_clip ViT models (quick-GELU or GELU, layer scale, token or average pooling,
-optional ln_pre, argmax/last/first text pooling). Options outside that are refused by name in
-`check_supported`, not silently ignored.
+"""The CLIP ViT and text transformers with open_clip/OpenAI parameter names, so their state dicts load as
+they are: quick-GELU or GELU (exact or tanh), layer scale, token or average pooling, optional ln_pre, CoCa's
+attentional pooler and appended text class token, causal or bidirectional text attention, argmax/last/first/eos
+text pooling. Which open_clip options reach here is decided in `openclip_build`, which refuses the rest by name.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import torch
 from torch import nn
 
 from cl_core.errors import CheckpointError
-from cl_core.models.keys import key_mismatch
 
 
 class QuickGELU(nn.Module):
@@ -38,17 +36,22 @@ class LayerNormFp32(nn.LayerNorm):
         return super().forward(x.float()).to(x.dtype)
 
 
+def activation(quick_gelu: bool, approximate: str = "none") -> nn.Module:
+    return QuickGELU() if quick_gelu else nn.GELU(approximate=approximate)
+
+
 class ResidualBlock(nn.Module):
-    def __init__(self, width: int, heads: int, mlp_ratio: float, quick_gelu: bool, ls_init: float | None) -> None:
+    def __init__(self, width: int, heads: int, mlp_ratio: float, quick_gelu: bool, ls_init: float | None,
+                 eps: float = 1e-5, act_approx: str = "none") -> None:
         super().__init__()
-        self.ln_1 = LayerNormFp32(width)
+        self.ln_1 = LayerNormFp32(width, eps=eps)
         self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
         self.ls_1 = LayerScale(width, ls_init) if ls_init is not None else nn.Identity()
-        self.ln_2 = LayerNormFp32(width)
+        self.ln_2 = LayerNormFp32(width, eps=eps)
         hidden = int(width * mlp_ratio)
         self.mlp = nn.Sequential()
         self.mlp.add_module("c_fc", nn.Linear(width, hidden))
-        self.mlp.add_module("gelu", QuickGELU() if quick_gelu else nn.GELU())
+        self.mlp.add_module("gelu", activation(quick_gelu, act_approx))
         self.mlp.add_module("c_proj", nn.Linear(hidden, width))
         self.ls_2 = LayerScale(width, ls_init) if ls_init is not None else nn.Identity()
 
@@ -60,10 +63,10 @@ class ResidualBlock(nn.Module):
 
 class Transformer(nn.Module):
     def __init__(self, width: int, layers: int, heads: int, mlp_ratio: float, quick_gelu: bool,
-                 ls_init: float | None) -> None:
+                 ls_init: float | None, eps: float = 1e-5, act_approx: str = "none") -> None:
         super().__init__()
         self.resblocks = nn.ModuleList(
-            [ResidualBlock(width, heads, mlp_ratio, quick_gelu, ls_init) for _ in range(layers)])
+            [ResidualBlock(width, heads, mlp_ratio, quick_gelu, ls_init, eps, act_approx) for _ in range(layers)])
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         for block in self.resblocks:
@@ -83,6 +86,11 @@ class VisionCfg:
     pool_type: str = "tok"
     no_ln_pre: bool = False
     final_ln_after_pool: bool = False
+    attentional_pool: bool = False  # CoCa: learned queries attend over the tokens; the first one is pooled
+    attn_pooler_queries: int = 256
+    attn_pooler_heads: int = 8
+    norm_eps: float = 1e-5
+    act_approx: str = "none"
 
 
 @dataclass(frozen=True)
@@ -96,35 +104,29 @@ class TextCfg:
     ls_init_value: float | None = None
     pool_type: str = "argmax"
     proj_bias: bool = False
+    proj_type: str = "linear"  # or "none"
+    embed_cls: bool = False  # CoCa: a class embedding appended after the tokens is pooled
+    no_causal_mask: bool = False
+    pad_id: int = 0
+    eos_id: int | None = None
+    norm_eps: float = 1e-5
+    act_approx: str = "none"
 
 
-_VISION_UNSUPPORTED = ("timm_model_name", "hf_model_name", "attentional_pool", "attn_pooler_queries",
-                       "output_tokens", "patch_dropout")
-_TEXT_UNSUPPORTED = ("hf_model_name", "hf_tokenizer_name", "embed_cls", "attn_pooler_heads", "output_tokens",
-                     "no_causal_mask")
+class AttentionalPooler(nn.Module):
+    """CoCa's pooler: `queries` learned queries attend (cross-attention) over the image tokens."""
 
+    def __init__(self, dim: int, context_dim: int, heads: int, queries: int, eps: float) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(queries, dim))
+        self.attn = nn.MultiheadAttention(dim, heads, kdim=context_dim, vdim=context_dim, batch_first=True)
+        self.ln_q = LayerNormFp32(dim, eps=eps)
+        self.ln_k = LayerNormFp32(context_dim, eps=eps)
 
-def check_supported(model_cfg: dict[str, Any]) -> None:
-    vision = model_cfg.get("vision_cfg", {})
-    text = model_cfg.get("text_cfg", {})
-    problems = [f"vision_cfg.{k}" for k in _VISION_UNSUPPORTED if vision.get(k)]
-    problems += [f"text_cfg.{k}" for k in _TEXT_UNSUPPORTED if text.get(k)]
-    if isinstance(vision.get("layers"), list | tuple):
-        problems.append("vision_cfg.layers as a list (ResNet towers)")
-    if vision.get("pool_type", "tok") not in ("tok", "avg"):
-        problems.append(f"vision_cfg.pool_type={vision['pool_type']!r}")
-    if text.get("pool_type", "argmax") not in ("argmax", "last", "first"):
-        problems.append(f"text_cfg.pool_type={text['pool_type']!r}")
-    tok = text.get("tokenizer", text.get("hf_tokenizer_name"))
-    if tok and tok not in ("clip", "openai"):
-        problems.append(f"text tokenizer {tok!r}")
-    if problems:
-        raise CheckpointError("unsupported open_clip architecture options: " + ", ".join(problems) +
-                              " (supported: ViT image towers with the CLIP BPE text transformer)")
-
-
-def _pick(cls: Any, d: dict[str, Any]) -> Any:
-    return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.ln_k(x)
+        q = self.ln_q(self.query).unsqueeze(0).expand(x.shape[0], -1, -1)
+        return self.attn(q, x, x, need_weights=False)[0]
 
 
 class VisionTower(nn.Module):
@@ -139,119 +141,100 @@ class VisionTower(nn.Module):
         scale = w ** -0.5
         self.class_embedding = nn.Parameter(scale * torch.randn(w))
         self.positional_embedding = nn.Parameter(scale * torch.randn(grid * grid + 1, w))
-        self.ln_pre = nn.Identity() if cfg.no_ln_pre else LayerNormFp32(w)
+        self.ln_pre = nn.Identity() if cfg.no_ln_pre else LayerNormFp32(w, eps=cfg.norm_eps)
         heads = max(1, w // cfg.head_width)
-        self.transformer = Transformer(w, cfg.layers, heads, cfg.mlp_ratio, quick_gelu, cfg.ls_init_value)
-        self.ln_post = LayerNormFp32(w)
-        self.proj = nn.Parameter(scale * torch.randn(w, embed_dim))
+        self.transformer = Transformer(w, cfg.layers, heads, cfg.mlp_ratio, quick_gelu, cfg.ls_init_value,
+                                       cfg.norm_eps, cfg.act_approx)
+        self.attn_pool: AttentionalPooler | None = None
+        pool_dim = w
+        if cfg.attentional_pool:
+            self.attn_pool = AttentionalPooler(embed_dim, w, cfg.attn_pooler_heads, cfg.attn_pooler_queries,
+                                               cfg.norm_eps)
+            pool_dim = embed_dim
+        self.ln_post = LayerNormFp32(pool_dim, eps=cfg.norm_eps)
+        self.proj = nn.Parameter(scale * torch.randn(pool_dim, embed_dim))
+
+    def _global_pool(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 1:].mean(1) if self.cfg.pool_type == "avg" else x[:, 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x).flatten(2).transpose(1, 2)
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
         x = self.transformer(self.ln_pre(x))
-        if self.cfg.final_ln_after_pool:
-            pooled = x[:, 1:].mean(1) if self.cfg.pool_type == "avg" else x[:, 0]
-            pooled = self.ln_post(pooled)
+        if self.attn_pool is not None:  # open_clip's CoCa: pool, then ln_post, then the first query
+            pooled = self._global_pool(self.ln_post(self.attn_pool(x)))
+        elif self.cfg.final_ln_after_pool:
+            pooled = self.ln_post(self._global_pool(x))
         else:
-            x = self.ln_post(x)
-            pooled = x[:, 1:].mean(1) if self.cfg.pool_type == "avg" else x[:, 0]
+            pooled = self._global_pool(self.ln_post(x))
         return pooled @ self.proj
 
 
 class TextTower(nn.Module):
-    """CLIP text transformer; parameters sit at the top level of the CLIP state dict (no prefix)."""
+    """CLIP text transformer. In CLIP's layout its parameters sit at the top level of the state dict (no
+    prefix); open_clip's custom-text models and CoCa keep them under `text.`."""
 
     def __init__(self, cfg: TextCfg, embed_dim: int, quick_gelu: bool) -> None:
         super().__init__()
         self.cfg = cfg
+        positions = cfg.context_length + (1 if cfg.embed_cls else 0)
         self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.width)
-        self.positional_embedding = nn.Parameter(torch.empty(cfg.context_length, cfg.width).normal_(std=0.01))
-        self.transformer = Transformer(cfg.width, cfg.layers, cfg.heads, cfg.mlp_ratio, quick_gelu, cfg.ls_init_value)
-        self.ln_final = LayerNormFp32(cfg.width)
-        if cfg.proj_bias:
-            self.text_projection: nn.Module | nn.Parameter = nn.Linear(cfg.width, embed_dim)
+        self.cls_emb = nn.Parameter(torch.zeros(cfg.width)) if cfg.embed_cls else None
+        self.positional_embedding = nn.Parameter(torch.empty(positions, cfg.width).normal_(std=0.01))
+        self.transformer = Transformer(cfg.width, cfg.layers, cfg.heads, cfg.mlp_ratio, quick_gelu, cfg.ls_init_value,
+                                       cfg.norm_eps, cfg.act_approx)
+        self.ln_final = LayerNormFp32(cfg.width, eps=cfg.norm_eps)
+        self.text_projection: nn.Module | nn.Parameter | None = None
+        if cfg.proj_type == "none":
+            self.text_projection = None
+        elif cfg.proj_bias:
+            self.text_projection = nn.Linear(cfg.width, embed_dim)
         else:
             self.text_projection = nn.Parameter(torch.empty(cfg.width, embed_dim).normal_(std=cfg.width ** -0.5))
         self.attn_mask: torch.Tensor
-        mask = torch.full((cfg.context_length, cfg.context_length), float("-inf")).triu_(1)
+        mask = torch.full((positions, positions), float("-inf")).triu_(1)
         self.register_buffer("attn_mask", mask, persistent=False)
 
+    def _mask(self, tokens: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor | None:
+        causal = None if self.cfg.no_causal_mask else self.attn_mask[:n, :n].to(dtype)
+        if self.cls_emb is None:
+            return causal
+        # open_clip's CoCa padding mask, kept as it is (its `correct_cls_mask` is off in every config): the
+        # class position's "always valid" flag is put first, so key j is masked when token j-1 is padding
+        valid = torch.cat([torch.ones_like(tokens[:, :1], dtype=torch.bool), tokens != self.cfg.pad_id], 1)
+        pad = torch.zeros(valid.shape, dtype=dtype, device=tokens.device).masked_fill_(~valid, float("-inf"))
+        mask = pad[:, None, :].expand(-1, n, -1)
+        mask = mask if causal is None else mask + causal
+        return mask.repeat_interleave(self.cfg.heads, 0)
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        n = tokens.shape[1]
-        x = self.token_embedding(tokens) + self.positional_embedding[:n]
-        x = self.transformer(x, self.attn_mask[:n, :n].to(x.dtype))
-        x = self.ln_final(x)
+        x = self.token_embedding(tokens)
+        if self.cls_emb is not None:
+            x = torch.cat([x, self.cls_emb.to(x.dtype).expand(x.shape[0], 1, -1)], dim=1)
+        n = x.shape[1]
+        x = self.transformer(x + self.positional_embedding[:n].to(x.dtype), self._mask(tokens, n, x.dtype))
         pooled: torch.Tensor
-        if self.cfg.pool_type == "argmax":
-            pooled = x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)]
-        elif self.cfg.pool_type == "first":
-            pooled = x[:, 0]
+        if self.cls_emb is not None:
+            pooled = self.ln_final(x[:, -1])
         else:
-            pooled = x[:, -1]
+            x = self.ln_final(x)
+            if self.cfg.pool_type == "argmax":
+                pooled = x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)]
+            elif self.cfg.pool_type == "eos":
+                pooled = x[torch.arange(x.shape[0]), torch.eq(tokens, int(self.cfg.eos_id or 0)).int().argmax(dim=-1)]
+            elif self.cfg.pool_type == "first":
+                pooled = x[:, 0]
+            else:
+                pooled = x[:, -1]
         proj = self.text_projection
+        if proj is None:
+            return pooled
         if isinstance(proj, nn.Linear):
             return proj(pooled)
         assert isinstance(proj, torch.Tensor)
         return pooled @ proj
 
 
-class ClipModel(nn.Module):
-    """CLIP with open_clip's state-dict layout: `visual.*`, text parameters at top level, `logit_scale`."""
-
-    def __init__(self, model_cfg: dict[str, Any]) -> None:
-        super().__init__()
-        check_supported(model_cfg)
-        embed_dim = int(model_cfg["embed_dim"])
-        quick = bool(model_cfg.get("quick_gelu", False))
-        self.embed_dim = embed_dim
-        self.vision_cfg = _pick(VisionCfg, model_cfg.get("vision_cfg", {}))
-        self.text_cfg = _pick(TextCfg, model_cfg.get("text_cfg", {}))
-        self.visual = VisionTower(self.vision_cfg, embed_dim, quick)
-        self.text = TextTower(self.text_cfg, embed_dim, quick)
-        self.logit_scale = nn.Parameter(torch.tensor(2.6592))
-        self.logit_bias = nn.Parameter(torch.zeros(())) if model_cfg.get("init_logit_bias") is not None else None
-
-    def state_dict_keys_map(self) -> dict[str, str]:
-        """Our module names -> open_clip names (text tower parameters carry no prefix there)."""
-        out = {}
-        for k in self.state_dict():
-            out[k] = k[len("text."):] if k.startswith("text.") else k
-        return out
-
-    def load_openclip_state_dict(self, sd: dict[str, torch.Tensor], source: str) -> None:
-        mapping = self.state_dict_keys_map()
-        own = self.state_dict()
-        expected = {mapping[k]: v for k, v in own.items()}
-        problem = key_mismatch(expected, sd, ignore_unexpected=("attn_mask", "input_resolution", "context_length",
-                                                                "vocab_size"))
-        if problem:
-            raise CheckpointError(f"{source}: weights do not fit the CLIP architecture in its config: {problem}")
-        self.load_state_dict({k: sd[mapping[k]] for k in own}, strict=True)
-
-
-def infer_openai_cfg(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """Architecture of an OpenAI-layout ViT CLIP state dict, read from tensor shapes (as OpenAI's build_model)."""
-    try:
-        width = sd["visual.conv1.weight"].shape[0]
-        patch = sd["visual.conv1.weight"].shape[-1]
-        v_layers = len({k.split(".")[3] for k in sd if k.startswith("visual.transformer.resblocks.")})
-        grid = round((sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)
-        embed_dim = sd["text_projection"].shape[1]
-        ctx = sd["positional_embedding"].shape[0]
-        vocab = sd["token_embedding.weight"].shape[0]
-        t_width = sd["ln_final.weight"].shape[0]
-        t_layers = len({k.split(".")[2] for k in sd if k.startswith("transformer.resblocks.")})
-        v_mlp = sd["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0] / width
-        t_mlp = sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0] / t_width
-    except KeyError as exc:
-        raise CheckpointError(f"not an OpenAI/open_clip ViT CLIP state dict: key {exc} is missing") from None
-    return {
-        "embed_dim": int(embed_dim),
-        "quick_gelu": True,  # OpenAI's released weights were trained with QuickGELU
-        "vision_cfg": {"image_size": int(grid * patch), "patch_size": int(patch), "width": int(width),
-                       "layers": int(v_layers), "head_width": 64, "mlp_ratio": float(v_mlp)},
-        "text_cfg": {"context_length": int(ctx), "vocab_size": int(vocab), "width": int(t_width),
-                     "heads": max(1, int(t_width) // 64), "layers": int(t_layers),
-                     "mlp_ratio": float(t_mlp)},
-    }
+def pick(cls: Any, d: dict[str, Any]) -> Any:
+    return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})

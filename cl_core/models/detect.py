@@ -7,9 +7,9 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from cl_core.errors import CheckpointError, UnsafeCheckpointError
+from cl_core.errors import CheckpointError
 from cl_core.formats import CONFIG_FILES, PICKLE_SUFFIXES, SAFETENSORS_SUFFIX, WEIGHT_SUFFIXES
-from cl_core.models.safety import is_torchscript, validate_safetensors
+from cl_core.models.safety import validate_safetensors
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,7 @@ def detect_format(path: str | Path) -> Detected:
             return Detected("openai_clip", p)
         raise CheckpointError(f"{p}: a lone safetensors file that is not an OpenAI/open_clip CLIP state dict; "
                               "open its folder (with its config) instead")
-    if p.suffix in PICKLE_SUFFIXES:
-        if is_torchscript(p):
-            raise UnsafeCheckpointError(
-                f"{p}: is a TorchScript archive, which carries code; it is not loaded. Save the model's "
-                "state_dict() to .safetensors and open that instead")
+    if p.suffix in PICKLE_SUFFIXES:  # a state dict, or a TorchScript archive whose tensors are read without its code
         return Detected("openai_clip", p)
     raise CheckpointError(f"{p}: not a checkpoint Contrastive Lens knows (native folder, Hugging Face folder, "
                           "open_clip folder, or a CLIP state dict file)")

@@ -18,6 +18,7 @@ PREFIX = "hf-hub:"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}(@[\w./-]{1,128})?$")
 FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.bpe", "*.bpe.gz"]
 PICKLED = ["*.bin", "*.pt", "*.pth"]
+CONFIG_FILES = [f for f in FILES if f != "*.safetensors"]  # a config and tokenizer named by another model
 
 
 def hub_id(spec: str | Path) -> tuple[str, str | None] | None:
@@ -33,8 +34,10 @@ def hub_id(spec: str | Path) -> tuple[str, str | None] | None:
     return repo, revision or None
 
 
-def resolve(spec: str | Path, allow_pickle: bool = False, state: TaskState | None = None) -> Path:
-    """The local folder of a hub model: from the cache, or downloaded into it (configs, tokenizer, weights)."""
+def resolve(spec: str | Path, allow_pickle: bool = False, state: TaskState | None = None,
+            files: list[str] | None = None) -> Path:
+    """The local folder of a hub model: from the cache, or downloaded into it (configs, tokenizer, weights;
+    only `files` when given)."""
     found = hub_id(spec)
     if found is None:
         raise CheckpointError(f"{spec}: not a hub id (org/name)")
@@ -51,8 +54,8 @@ def resolve(spec: str | Path, allow_pickle: bool = False, state: TaskState | Non
                                          tqdm_class=progress))
 
     try:
-        folder = fetch(FILES)
-        if allow_pickle and not any(folder.rglob("*.safetensors")):
+        folder = fetch(files or FILES)
+        if files is None and allow_pickle and not any(folder.rglob("*.safetensors")):
             folder = fetch(FILES + PICKLED)
     except hub_errors.LocalEntryNotFoundError:
         raise CheckpointError(

@@ -1,7 +1,8 @@
 """Loading tensors from untrusted files without running code.
 
 safetensors are validated (header size, dtypes, offsets, shapes) before the library reads them;
-pickles go only through ``torch.load(weights_only=True)`` and there is no fallback. When that refuses a
+pickles go only through torch's weights-only unpickler (``torch.load(weights_only=True)``; for TorchScript
+archives the same unpickler on their data, their code never read) and there is no fallback. When that refuses a
 file we name the globals the pickle would have imported, found by reading opcodes, never by executing.
 """
 
@@ -157,12 +158,13 @@ def unsafe_globals(path: Path) -> list[str]:
 
 
 def safe_torch_load(path: Path) -> dict[str, torch.Tensor]:
-    """Load a pickled state dict with weights_only=True. Refuse TorchScript and code-carrying pickles."""
+    """Load a pickled state dict with weights_only=True; a TorchScript archive's tensors without its code.
+    Code-carrying pickles are refused, naming what they would import."""
     name = str(path)
     if is_torchscript(path):
-        raise UnsafeCheckpointError(
-            f"{name}: is a TorchScript archive, which carries code; it is not loaded. Save the model's "
-            "state_dict() to .safetensors (or a plain .pt state dict) and open that instead")
+        from cl_core.models.torchscript_weights import torchscript_state_dict
+
+        return torchscript_state_dict(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every refusal or corruption becomes one clear message
