@@ -59,5 +59,6 @@ def test_an_interrupted_ray_run_resumes_from_the_finished_shards(local_ray, nati
     assert first.cancelled and first.shards == 5 and seen[-1] == 1  # 18 entries in shards of 4: one done
     again = distributed.embed_on_ray(native_model, source, cache, actors=2, shard_files=4)
     assert not again.cancelled and again.shards == 4  # the finished shard is not embedded again
+    assert again.read_tasks == 4  # each shard's files read once, in a Ray task ahead of the actors
     built = actions.build_index(native_model, gallery / "manifest.csv", tmp_path / "ix", "flat", cache)
     assert built.embedding.embedded == 0 and len(built.index.rows) == 18

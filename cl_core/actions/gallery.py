@@ -54,17 +54,17 @@ def open_gallery(model: BaseModel, source: str | Path, cache: EmbeddingCache, ki
 def build_index(model: BaseModel, source: str | Path, out: str | Path, kind: str = "auto",
                 cache: EmbeddingCache | None = None, state: TaskState | None = None,
                 pool: DecodePool | None = None, allow_outside: bool = False, engine: str = "local",
-                address: str | None = None, actors: int | None = None) -> IndexBuilt:
+                address: str | None = None, actors: int | None = None, shard_files: int | None = None) -> IndexBuilt:
     """`clens index build`: embed (cache first), index, write the folder atomically. `engine="ray"`: the
     embedding runs on Ray actors (`address` of a cluster, else a local Ray), merged through the cache."""
     if engine == "ray":
-        from cl_core.embed.distributed import embed_on_ray
+        from cl_core.embed.distributed import SHARD_FILES, embed_on_ray
 
         if cache is None:
             raise ClensError("--engine ray merges what the workers embed through the cache: drop --no-cache")
         gallery = open_source(source, allow_outside)
         run = embed_on_ray(model, gallery, cache, state, address, actors, model.device.type,  # same checkpoint:
-                           allow_pickle=True)  # the workers open what the driver opened (fingerprint checked)
+                           allow_pickle=True, shard_files=shard_files or SHARD_FILES)  # the workers open what the driver opened (fingerprint checked)
         if run.cancelled:
             stub = GalleryEmbedding(gallery, "", failures=run.failures, cancelled=True, embedded=run.embedded)
             return IndexBuilt(None, stub, None)

@@ -129,7 +129,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     with ProgressPrinter(args.quiet) as progress:
         built = actions.build_index(opened.model, args.source, args.out, args.kind, cache, progress.state,
                                     allow_outside=args.allow_outside_files, engine=args.engine,
-                                    address=args.address, actors=args.actors)
+                                    address=args.address, actors=args.actors, shard_files=args.shard_files)
     _summary(built.embedding, args.quiet)
     if built.embedding.cancelled:
         return _interrupted(built.embedding.embedded, "in the cache; run the same command again to continue")

@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--address", default=None, help="a Ray cluster's address (with --engine ray)")
     build.add_argument("--actors", type=_positive_int, default=None,
                        help="Ray actors embedding at once (default: one per CPU, or per GPU with --device cuda)")
+    build.add_argument("--shard-files", type=_positive_int, default=None, metavar="N",
+                       help="entries per Ray shard, the unit written to the cache and resumed (default 256)")
     _cache_args(build)
     _source_args(build)
 

@@ -1,9 +1,11 @@
 """Gallery embedding on Ray (`clens index build ... --engine ray [--address ADDR]`).
 
 The driver lists the gallery, hashes its files and asks the cache what is already there, exactly as the
-local job does; the rest is cut into shards. A pool of Ray actors (one per GPU, or CPU actors) each opens
-the checkpoint from its path — its fingerprint checked against the driver's, never a pickled model — and
-embeds whole shards with the same decoding, batching and checks as the local job (`embed_shard`). Each
+local job does; the rest is cut into shards. Each shard's files are read and prepared in a Ray task with the
+weight-free preparation the local decoder pool uses (`decode_files`), a window of shards ahead of the model; a
+pool of Ray actors (one per GPU, or CPU actors) each opens the checkpoint from its path — its fingerprint
+checked against the driver's, never a pickled model — and embeds whole shards from what the tasks read, with
+the same batching and checks as the local job (`embed_shard`). Each
 shard's records come back to the driver and are written to the cache atomically as they arrive; the local
 job then assembles the gallery from the cache, so the index folder is the one the local job writes, and an
 interrupted run resumes without embedding finished shards again. A failed actor's shard is retried by Ray.
@@ -11,16 +13,22 @@ interrupted run resumes without embedding finished shards again. A failed actor'
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cl_core.embed.cache import EmbeddingCache
-from cl_core.embed.gallery import ShardResult, embed_shard, entry_digests
+from cl_core.embed.decode_pool import PreparedOutcome
+from cl_core.embed.gallery import ShardResult, decode_files, embed_shard, entry_digests
+from cl_core.embed.preparation import Preparation
 from cl_core.embed.sources import Gallery
 from cl_core.errors import Cancelled, ClensError, Failure
+from cl_core.modality import Modality
 from cl_core.models.base import BaseModel
 from cl_core.models.fingerprint import fingerprint_of
+from cl_core.readers import ReadLimits
 from cl_core.task import TaskState
 
 SHARD_FILES = 256
@@ -29,6 +37,7 @@ SHARD_FILES = 256
 @dataclass
 class RayRun:
     shards: int = 0
+    read_tasks: int = 0  # shards whose files were read in Ray tasks
     embedded: int = 0
     failures: list[Failure] = field(default_factory=list)
     cancelled: bool = False
@@ -47,8 +56,58 @@ class Embedder:
             raise ClensError(f"{path}: on this worker the checkpoint's fingerprint is {found}, the driver's "
                              f"{fingerprint}: every machine must see the same checkpoint")
 
-    def embed(self, gallery: Gallery, digests: dict[int, str]) -> ShardResult:
-        return embed_shard(self.model, gallery, digests)
+    def embed(self, gallery: Gallery, digests: dict[int, str], decoded: list[PreparedOutcome]) -> ShardResult:
+        return embed_shard(self.model, gallery, digests, decoded=decoded)
+
+
+def _read(row: dict[str, Any], preparation: Preparation, limits: ReadLimits) -> dict[str, Any]:
+    """Ray Data stage 1 (tasks): read and prepare one shard's files, as a local decoder worker does."""
+    modalities = [Modality(m) if m else None for m in row["modalities"]]
+    return {"k": row["k"], "decoded": decode_files([Path(p) for p in row["paths"]], modalities, limits, preparation)}
+
+
+class _Embed(Embedder):
+    """Ray Data stage 2 (a pool of actors): embed a read shard with the model opened once per actor."""
+
+    def __init__(self, work: list[tuple[Gallery, dict[int, str]]], path: str, fingerprint: str,
+                 device: str | None, allow_pickle: bool) -> None:
+        super().__init__(path, fingerprint, device, allow_pickle)
+        self.work = work
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        gallery, digests = self.work[row["k"]]
+        return {"k": row["k"], "result": self.embed(gallery, digests, row["decoded"])}
+
+
+def _pipeline(ray: Any, work: list[tuple[Gallery, dict[int, str]]], preparation: Preparation, limits: ReadLimits,
+              actors: int, gpus: int, model_args: tuple[str, str, str | None, bool]) -> Any:
+    """Shards -> read tasks -> model actors, streamed by Ray Data (backpressure, retries). Ray Data's own retry
+    policy applies (a read task lost with its worker is rerun; a dead actor is restarted and its shard retried);
+    the per-call retry arguments are deprecated in Ray 2.60. Reading asks Ray for a quarter CPU, so it goes on
+    beside actors that hold most of a CPU."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.verbose_stats_logs = False
+    context.print_on_execution_start = False
+    rows = []
+    for k, (shard, _digests) in enumerate(work):  # the files, listed on the driver
+        files = [e for e in shard.entries if e.path is not None]
+        rows.append({"k": k, "paths": [str(e.path) for e in files],
+                     "modalities": [e.modality.value if e.modality else "" for e in files]})
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    ds = ds.map(_read, fn_kwargs={"preparation": preparation, "limits": limits}, num_cpus=0.25)
+    ds = ds.map(_Embed, fn_constructor_args=(work, *model_args), concurrency=actors, num_cpus=0 if gpus else 0.75,
+                num_gpus=gpus)
+    return _rows(ray, ds)
+
+
+def _rows(ray: Any, ds: Any) -> Iterator[dict[str, Any]]:
+    """The output rows as blocks finish. Not `iter_rows`: its prefetching thread outlives a loop left early."""
+    from ray.data.block import BlockAccessor
+
+    for bundle in ds.iter_internal_ref_bundles():
+        for ref in bundle.block_refs:
+            yield from BlockAccessor.for_block(ray.get(ref)).iter_rows(public_row_format=True)
 
 
 def _ray() -> Any:
@@ -83,22 +142,25 @@ def embed_on_ray(model: BaseModel, gallery: Gallery, cache: EmbeddingCache, stat
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
                  configure_logging=False)
+    stack = contextlib.ExitStack()
     try:
         gpus = 1 if device == "cuda" else 0
-        count = actors or max(1, int(ray.available_resources().get("GPU" if gpus else "CPU", 1)))
-        from ray.util import ActorPool
-        count = min(count, len(shards))
-        remote = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=2, max_task_retries=2)(Embedder)
-        pool = ActorPool([remote.remote(str(Path(model.source)), fingerprint, device, allow_pickle)
-                                   for _ in range(count)])
+        count = min(actors or max(1, int(ray.available_resources().get("GPU" if gpus else "CPU", 1))), len(shards))
         work = [(Gallery(gallery.name, gallery.origin, [gallery.entries[i] for i in shard]),
                  {n: digests[i] for n, i in enumerate(shard)}) for shard in shards]
+        results = _pipeline(ray, work, Preparation.of(model), ReadLimits(), count, gpus,
+                            (str(Path(model.source)), fingerprint, device, allow_pickle))
+        run.read_tasks = len(work)
         done = 0
-        for result in pool.map_unordered(lambda actor, job: actor.embed.remote(*job), work):
+        rows = iter(results)
+        stack.callback(getattr(rows, "close", lambda: None))  # a cancelled run stops the pipeline and its prefetcher
+        for row in rows:
+            result: ShardResult = row["result"]
             cache.put(fingerprint, result.records, result.complete)  # durable shard by shard
             run.embedded += result.embedded
             run.failures += result.failures
             done += 1
+            state.message(f"shard {done}/{len(shards)} is in the cache ({result.embedded} embedded)")
             state.set_progress(done, len(shards), f"embedding on Ray: shard {done}/{len(shards)}")
             if state.cancel_requested:
                 raise Cancelled("cancelled by the user")
@@ -107,8 +169,10 @@ def embed_on_ray(model: BaseModel, gallery: Gallery, cache: EmbeddingCache, stat
     except ClensError:
         raise
     except Exception as exc:  # noqa: BLE001 - Ray wraps worker errors in its own types
-        raise ClensError(f"the Ray job failed: {str(exc).strip().splitlines()[-1][:300]}") from None
+        lines = [line for line in str(exc).splitlines() if line.strip() and not line.startswith("To change retry")]
+        raise ClensError(f"the Ray job failed: {(lines or [type(exc).__name__])[-1].strip()[:300]}") from None
     finally:
+        stack.close()
         if started:
             ray.shutdown()
     return run

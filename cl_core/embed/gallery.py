@@ -10,17 +10,18 @@ NaN/inf/zero rows are quarantined (cached as such, so they are counted again wit
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cl_core.embed.cache import Cached, EmbeddingCache, Record
-from cl_core.embed.decode_pool import DecodePool
+from cl_core.embed.decode_pool import DEFAULT_READER, DecodePool, PreparedOutcome
 from cl_core.embed.items import check_rows, encode_chunk, fit_modality
 from cl_core.embed.preparation import ItemOutcome, Preparation, rebuild
 from cl_core.embed.sources import Entry, Gallery
+from cl_core.embed.worker import read_in_worker
 from cl_core.errors import Cancelled, Failure, ReaderError
 from cl_core.hashing import text_digest
 from cl_core.modality import Item, Modality
@@ -161,26 +162,38 @@ class ShardResult:
 
 def embed_shard(model: BaseModel, gallery: Gallery, digests: dict[int, str], state: TaskState | None = None,
                 pool: DecodePool | None = None, batch_size: int | None = None,
-                limits: ReadLimits | None = None) -> ShardResult:
+                limits: ReadLimits | None = None, decoded: list[PreparedOutcome] | None = None) -> ShardResult:
     """Embed the given entries (keyed by the digests the caller computed) with no cache: the same decoding,
-    batching and checks as embed_gallery, the records handed back instead of stored (a Ray actor's work)."""
+    batching and checks as embed_gallery, the records handed back instead of stored (a Ray actor's work).
+    `decoded`: the shard's files already read and prepared elsewhere (`decode_files`, in Ray tasks)."""
     state = state or TaskState()
     out = GalleryEmbedding(gallery, "")
     staging = _Staging(None, "", flush_rows=1 << 62)
-    own_pool = pool is None
-    pool = pool or DecodePool()
+    own_pool = pool is None and decoded is None
+    pool = pool or (DecodePool() if decoded is None else None)
     try:
-        _run(model, gallery, list(digests), digests, staging, out, state, pool, batch_size, limits or ReadLimits())
+        _run(model, gallery, list(digests), digests, staging, out, state, pool, batch_size, limits or ReadLimits(),
+             decoded)
     finally:
-        if own_pool:
+        if own_pool and pool is not None:
             pool.close()
     records = [r for rs in staging.memory.values() for r in rs]
     return ShardResult(records, dict(staging.completed), out.failures, out.embedded)
 
 
+def decode_files(paths: Sequence[Path], modalities: Sequence[Modality | None], limits: ReadLimits,
+                 preparation: Preparation, reader: str = DEFAULT_READER) -> list[PreparedOutcome]:
+    """Read and prepare files in this process, as a decoder-pool worker does (a Ray task's work)."""
+    out: list[PreparedOutcome] = []
+    for path, modality in zip(paths, modalities, strict=True):
+        got, error, prepared = read_in_worker(reader, str(path), modality, limits, preparation)
+        out.append((got, ReaderError(*error) if error else None, prepared))
+    return out
+
+
 def _run(model: BaseModel, gallery: Gallery, todo: list[int], digests: dict[int, str], staging: _Staging,
-         out: GalleryEmbedding, state: TaskState, pool: DecodePool, batch_size: int | None,
-         limits: ReadLimits) -> None:
+         out: GalleryEmbedding, state: TaskState, pool: DecodePool | None, batch_size: int | None,
+         limits: ReadLimits, decoded: list[PreparedOutcome] | None = None) -> None:
     batcher = _Batcher(model, staging, out, batch_size)
     files = [i for i in todo if gallery.entries[i].path is not None]
     texts = [i for i in todo if gallery.entries[i].path is None]
@@ -201,7 +214,15 @@ def _run(model: BaseModel, gallery: Gallery, todo: list[int], digests: dict[int,
     # one stream for every file: the workers decode and preprocess ahead while the main process runs the
     # model, the texts included (they are embedded once the first files are on their way)
     stacks: list[tuple[str, tuple[str, ...]]] = []  # (file, channel names), for the notes below
-    stream = pool.stream_prepared(paths, declared, limits, Preparation.of(model), state, window=pool.workers * 32)
+    stream: Iterator[tuple[int, PreparedOutcome]]
+    if decoded is not None:
+        if len(decoded) != len(paths):
+            raise ValueError(f"{len(decoded)} decoded files for {len(paths)} paths")
+        stream = iter(enumerate(decoded))
+    else:
+        assert pool is not None
+        stream = pool.stream_prepared(paths, declared, limits, Preparation.of(model), state,
+                                      window=pool.workers * 32)
     try:
         for k, (items, error, prepared) in stream:
             i = files[k]
