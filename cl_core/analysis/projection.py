@@ -3,8 +3,9 @@ placed into a fitted map by that map's own transform (never by projecting again)
 
 - pca: exact, from the covariance accumulated block by block (memory: one block and a D x D matrix), so
   1M x 512 runs in seconds without a centred copy of the vectors; a new point goes through the same linear map.
-- umap: umap-learn; new points by `UMAP.transform`. Its numba code is compiled once and cached on disk
-  (NUMBA_CACHE_DIR under the user cache folder unless set).
+- umap: umap-learn on a neighbour graph found by faiss (`umap_knn`: no pynndescent compile per process);
+  new points by `UMAP.transform`. Numba code that can be cached is kept on disk (NUMBA_CACHE_DIR under the
+  user cache folder unless set).
 - tsne: openTSNE (FFT-accelerated gradients from 10k points, linear in N; Barnes-Hut below); progress and cancel every 25 iterations; new points
   by `TSNEEmbedding.transform`, which optimises only the new points against the fixed map.
 Vectors are L2-normalised, so Euclidean distances order pairs as cosine does.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,7 @@ from cl_core.errors import Cancelled, ClensError
 from cl_core.task import TaskState
 
 BLOCK = 65_536
+TINY = 16  # UMAP of this many points or fewer starts from a random layout
 DEFAULTS: dict[str, dict[str, Any]] = {
     "pca": {},
     "umap": {"n_neighbors": 15, "min_dist": 0.1, "seed": 0},
@@ -149,13 +152,20 @@ def _umap(vectors: np.ndarray, params: dict[str, Any], state: TaskState) -> tupl
     state.set_progress(0, 0, "UMAP: loading (compiles once, then cached)")
     import umap  # noqa: PLC0415 - heavy (numba); imported when a UMAP is asked for
 
+    from cl_core.analysis.umap_knn import FaissNeighbours, knn_graph
+
     state.check_cancelled()
     x = np.asarray(vectors, np.float32)
     n_neighbors = min(params["n_neighbors"], len(x) - 1)
+    indices, dists, _agreement = knn_graph(x, n_neighbors, state, seed=params["seed"])
     state.set_progress(0, 0, f"UMAP of {len(x):,} points")
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=params["min_dist"],
-                        random_state=params["seed"], transform_seed=params["seed"], low_memory=True, n_jobs=1)
-    coords = reducer.fit_transform(x)
+                        random_state=params["seed"], transform_seed=params["seed"], low_memory=True, n_jobs=1,
+                        precomputed_knn=(indices, dists, FaissNeighbours(x)), force_approximation_algorithm=True,
+                        init="spectral" if len(x) > TINY else "random")  # spectral fails on a handful of points
+    with warnings.catch_warnings():  # "not an NNDescent object": FaissNeighbours serves transform in its place
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+        coords = reducer.fit_transform(x)
     state.check_cancelled()
     return np.asarray(coords, np.float32), reducer
 
