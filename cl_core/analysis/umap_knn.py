@@ -50,8 +50,7 @@ def knn_graph(x: np.ndarray, k: int, state: TaskState, seed: int = 0) -> tuple[n
     the share of a sample's neighbours that exact search also finds (1.0 when the search was exact)."""
     import faiss
 
-    from cl_core.search import kinds  # noqa: F401 - sets faiss's BLAS threshold for batched search
-
+    faiss.cvar.distance_compute_blas_threshold = 20  # batched exact search through BLAS (as cl_core.search does)
     x = np.ascontiguousarray(x, np.float32)
     n, d = x.shape
     if n < EXACT_BELOW:
