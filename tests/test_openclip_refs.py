@@ -1,4 +1,5 @@
 """open_clip layouts beyond the plain ViT (ModifiedResNet, timm ViT towers with linear or attention-pool heads,
+timm ConvNeXt towers with MLP / classifier projections,
 Hugging Face BERT text towers, SigLIP's text tower and tokenizer, CoCa) against open_clip's own embeddings.
 
 The checkpoints and references in tests/fixtures/openclip_refs were made by open_clip and timm themselves
@@ -23,7 +24,7 @@ from cl_core.models.open import open_checkpoint
 
 REFS = Path(__file__).parent / "fixtures" / "openclip_refs"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-MODELS = ("rn", "biomedclip", "siglip", "coca")
+MODELS = ("rn", "biomedclip", "siglip", "coca", "convnext", "convnext_fc")
 
 
 @pytest.fixture
@@ -94,13 +95,16 @@ def test_a_named_text_tower_may_be_a_folder_beside_the_checkpoint(tmp_path):
     assert np.abs(txt - np.load(REFS / "biomedclip" / "reference.npz")["text"]).max() < 1e-4
 
 
-def test_unsupported_timm_families_are_refused_by_name(tmp_path, hub_home):
-    folder = tmp_path / "convnext"
-    shutil.copytree(REFS / "biomedclip", folder)
+@pytest.mark.parametrize("name,source", [("eva02_base_patch14_224", "biomedclip"), ("convnextv2_base", "convnext"),
+                                         ("convnext_base_ols", "convnext")])
+def test_unsupported_timm_families_are_refused_by_name(tmp_path, hub_home, name, source):
+    folder = tmp_path / "tower"
+    shutil.copytree(REFS / source, folder)
     cfg = json.loads((folder / "open_clip_config.json").read_text())
-    cfg["model_cfg"]["vision_cfg"]["timm_model_name"] = "convnext_base"
+    cfg["model_cfg"]["vision_cfg"]["timm_model_name"] = name
+    cfg["model_cfg"]["vision_cfg"].pop("timm_model_kwargs", None)
     (folder / "open_clip_config.json").write_text(json.dumps(cfg))
-    with pytest.raises(CheckpointError, match="convnext_base"):
+    with pytest.raises(CheckpointError, match=name):
         open_checkpoint(folder, device="cpu")
 
 

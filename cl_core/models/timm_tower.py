@@ -5,7 +5,8 @@ the other `vit_*` names in `timm_vits.TIMM_VITS`. Parameter names are timm's und
 
 Sizes (width, depth, patch, grid, prefix tokens, which norms exist) are read from the weights; heads,
 activation, norm eps and the default pooling come from timm's arguments for the name (and
-`timm_model_kwargs`), never guessed. Other timm families (ConvNeXt, EVA, FastViT, ...) are refused by name.
+`timm_model_kwargs`), never guessed. ConvNeXt trunks (`convnext_*`) are in `timm_convnext`; other timm
+families (EVA, FastViT, ...) are refused by name.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_core.errors import CheckpointError
+from cl_core.models.timm_convnext import TimmConvNeXt
 from cl_core.models.timm_vits import TIMM_VITS
 
 _ACTS: dict[str | None, Callable[[], nn.Module]] = {
@@ -197,26 +199,20 @@ class TimmTower(nn.Module):
     def __init__(self, vision_cfg: dict[str, Any], embed_dim: int, shapes: dict[str, torch.Size]) -> None:
         super().__init__()
         name = str(vision_cfg["timm_model_name"])
-        if name not in TIMM_VITS:
-            raise CheckpointError(
-                f"timm image tower {name!r} is not supported (supported: timm's plain ViTs such as "
-                "vit_base_patch16_224 and vit_*_siglip_*; ConvNeXt, EVA, FastViT and others are not)")
-        args = {**TIMM_VITS[name], **(vision_cfg.get("timm_model_kwargs") or {})}
-        unknown = sorted(set(args) - _ARGS)
-        if unknown:
-            raise CheckpointError(f"timm image tower {name!r}: arguments not supported: {', '.join(unknown)}")
         pool = vision_cfg.get("timm_pool", "avg")
         proj = vision_cfg.get("timm_proj", "linear")
-        if pool in ("abs_attn", "rot_attn"):
-            raise CheckpointError(f"timm image tower: pooling {pool!r} is not supported")
-        if pool:
-            args["global_pool"] = pool
-        elif proj not in ("linear", "mlp"):
-            raise CheckpointError("timm image tower: no pooling and no projection gives tokens, not an embedding")
         trunk_keys = {k[len("trunk."):]: s for k, s in shapes.items() if k.startswith("trunk.")}
-        if "patch_embed.proj.weight" not in trunk_keys:
-            raise CheckpointError(f"timm image tower {name!r}: the weights have no trunk.patch_embed")
-        self.trunk = TimmViT(args, trunk_keys)
+        self.trunk: TimmViT | TimmConvNeXt
+        if name.startswith("convnext"):
+            kwargs = dict(vision_cfg.get("timm_model_kwargs") or {})
+            unknown = sorted(set(kwargs) - {"depths", "dims", "norm_eps", "drop_path_rate", "ls_init_value"})
+            if unknown:  # sizes and layer scale are read from the weights; the rest would change the network
+                raise CheckpointError(f"timm image tower {name!r}: arguments not supported: {', '.join(unknown)}")
+            size = vision_cfg.get("image_size", 224)
+            self.trunk = TimmConvNeXt(name, trunk_keys, pool or "avg",  # "": the network's default, avg
+                                      int(size[0] if isinstance(size, list | tuple) else size), kwargs.get("norm_eps"))
+        else:
+            self.trunk = self._vit(name, vision_cfg, pool, proj, trunk_keys)
         self.head = nn.Sequential()
         prev = self.trunk.out_dim
         if proj == "linear":
@@ -227,6 +223,28 @@ class TimmTower(nn.Module):
         elif proj not in ("none", "", None):
             raise CheckpointError(f"timm image tower: projection {proj!r} is not supported")
         self.image_size = self.trunk.image_size
+
+    @staticmethod
+    def _vit(name: str, vision_cfg: dict[str, Any], pool: str, proj: str,
+             trunk_keys: dict[str, torch.Size]) -> TimmViT:
+        if name not in TIMM_VITS:
+            raise CheckpointError(
+                f"timm image tower {name!r} is not supported (supported: timm's plain ViTs such as "
+                "vit_base_patch16_224 and vit_*_siglip_*, and ConvNeXt convnext_tiny ... convnext_xxlarge; "
+                "EVA, FastViT and others are not)")
+        args = {**TIMM_VITS[name], **(vision_cfg.get("timm_model_kwargs") or {})}
+        unknown = sorted(set(args) - _ARGS)
+        if unknown:
+            raise CheckpointError(f"timm image tower {name!r}: arguments not supported: {', '.join(unknown)}")
+        if pool in ("abs_attn", "rot_attn"):
+            raise CheckpointError(f"timm image tower: pooling {pool!r} is not supported")
+        if pool:
+            args["global_pool"] = pool
+        elif proj not in ("linear", "mlp"):
+            raise CheckpointError("timm image tower: no pooling and no projection gives tokens, not an embedding")
+        if "patch_embed.proj.weight" not in trunk_keys:
+            raise CheckpointError(f"timm image tower {name!r}: the weights have no trunk.patch_embed")
+        return TimmViT(args, trunk_keys)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x))

@@ -74,6 +74,22 @@ MODELS: dict[str, dict] = {
                            "attn_pooler_heads": 2},
         "custom_text": True},
         "preprocess_cfg": OPENAI},
+    # LAION's ConvNeXt CLIPs (convnext_large_d: timm ConvNeXt trunk, default avg pool, MLP projection), shrunk
+    "convnext": {"model_cfg": {
+        "embed_dim": 32,
+        "vision_cfg": {"timm_model_name": "convnext_base", "timm_model_pretrained": False, "timm_pool": "",
+                       "timm_proj": "mlp", "timm_drop": 0.0, "image_size": 64,
+                       "timm_model_kwargs": {"depths": [1, 1, 2, 1], "dims": [8, 16, 24, 32]}},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1}},
+        "preprocess_cfg": OPENAI},
+    # no projection of open_clip's own: timm's classifier is the projection; max pooling
+    "convnext_fc": {"model_cfg": {
+        "embed_dim": 24,
+        "vision_cfg": {"timm_model_name": "convnext_tiny", "timm_model_pretrained": False, "timm_pool": "max",
+                       "timm_proj": "", "image_size": 64,
+                       "timm_model_kwargs": {"depths": [1, 1, 1, 1], "dims": [8, 16, 24, 32]}},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1}},
+        "preprocess_cfg": OPENAI},
 }
 
 
@@ -170,13 +186,18 @@ def main(out: Path) -> None:
     import transformers
     from safetensors.torch import save_file
 
+    only = os.environ.get("ONLY", "")  # ONLY=a,b: make just these models (into an empty folder, then copy them)
+    if only:
+        for name in set(MODELS) - set(only.split(",")):
+            del MODELS[name]
     out.mkdir(parents=True, exist_ok=True)
     for child in out.iterdir():
         shutil.rmtree(child) if child.is_dir() else child.unlink()
     hub = out / "_hub"
     bert_stand_in(hub / BERT_NAME.replace("/", "--"))
     vocab = siglip_tokenizer_stand_in(hub / SIGLIP_TOK.replace("/", "--"))
-    MODELS["siglip"]["model_cfg"]["text_cfg"]["vocab_size"] = vocab
+    if "siglip" in MODELS:
+        MODELS["siglip"]["model_cfg"]["text_cfg"]["vocab_size"] = vocab
     for repo in (BERT_NAME, SIGLIP_TOK):
         hub_cache(home, repo, hub / repo.replace("/", "--"))
     (out / "images").mkdir()
