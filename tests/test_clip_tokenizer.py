@@ -61,3 +61,16 @@ def test_a_100k_character_word_is_tokenized():
     tok = get_clip_tokenizer()
     ids = tok.encode("ab" * 50_000)
     assert len(ids) > 1000 and tok([("ab" * 50_000)]).shape == (1, 77)
+
+
+def test_text_is_repaired_by_ftfy_as_open_clip_does():
+    """ids equal open_clip's for mis-decoded text, entities, ligatures and full-width letters (made by
+    scripts/reference_fixtures/make_ftfy_tokens.py with open_clip's own tokenizer)."""
+    import json
+    from pathlib import Path
+
+    ref = json.loads((Path(__file__).parent / "fixtures" / "ftfy_tokens.json").read_text(encoding="utf-8"))
+    tok = get_clip_tokenizer()
+    for text, ids in zip(ref["texts"], ref["ids"], strict=True):
+        got = tok([text])[0].tolist()
+        assert [i for i in got if i] == ids, text

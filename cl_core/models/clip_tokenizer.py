@@ -11,6 +11,7 @@ import heapq
 import html
 from pathlib import Path
 
+import ftfy
 import regex
 import torch
 
@@ -34,8 +35,13 @@ def bytes_to_unicode() -> dict[int, str]:
 CACHE_WORD_MAX = 100
 
 
+def basic_clean(text: str) -> str:
+    """open_clip's `basic_clean`: ftfy's repairs (mojibake, ligatures, full-width letters), HTML entities."""
+    return html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+
+
 def clean_text(text: str) -> str:
-    text = html.unescape(html.unescape(text)).strip()
+    text = basic_clean(text)
     return regex.sub(r"\s+", " ", text).strip().lower()
 
 

@@ -9,7 +9,6 @@ id in the user's Hugging Face cache (fetched there when online: configs and toke
 
 from __future__ import annotations
 
-import html
 import string
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from cl_core.errors import CheckpointError
+from cl_core.models.clip_tokenizer import basic_clean
 from cl_core.models.hub import CONFIG_FILES, hub_id, resolve
 
 ENCODERS = ("bert", "roberta", "xlm-roberta")  # open_clip's encoder-only text towers with a pooling layer option
@@ -82,21 +82,16 @@ class HFTextTower(nn.Module):
         return self.proj(pooled)
 
 
-def _basic(text: str) -> str:
-    # open_clip also runs ftfy.fix_text first, which only changes mis-decoded (mojibake) text
-    return html.unescape(html.unescape(text)).strip()
-
-
 def _whitespace(text: str) -> str:
     return " ".join(text.split()).strip()
 
 
 _PUNCT = str.maketrans("", "", string.punctuation)
 CLEANERS = {
-    "whitespace": lambda t: _whitespace(_basic(t)),
-    "lower": lambda t: _whitespace(_basic(t)).lower(),
-    "canonicalize": lambda t: " ".join(_basic(t).replace("_", " ").translate(_PUNCT).lower().split()).strip(),
-    "whitespace_underscore": lambda t: _whitespace(_basic(t).replace("_", " ")),
+    "whitespace": lambda t: _whitespace(basic_clean(t)),
+    "lower": lambda t: _whitespace(basic_clean(t)).lower(),
+    "canonicalize": lambda t: " ".join(basic_clean(t).replace("_", " ").translate(_PUNCT).lower().split()).strip(),
+    "whitespace_underscore": lambda t: _whitespace(basic_clean(t).replace("_", " ")),
 }
 
 
