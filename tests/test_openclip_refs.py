@@ -1,5 +1,5 @@
 """open_clip layouts beyond the plain ViT (ModifiedResNet, timm ViT towers with linear or attention-pool heads,
-timm ConvNeXt towers with MLP / classifier projections,
+timm ConvNeXt towers with MLP / classifier projections, timm EVA02 towers with rotary embeddings,
 Hugging Face BERT text towers, SigLIP's text tower and tokenizer, CoCa) against open_clip's own embeddings.
 
 The checkpoints and references in tests/fixtures/openclip_refs were made by open_clip and timm themselves
@@ -24,7 +24,7 @@ from cl_core.models.open import open_checkpoint
 
 REFS = Path(__file__).parent / "fixtures" / "openclip_refs"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-MODELS = ("rn", "biomedclip", "siglip", "coca", "convnext", "convnext_fc")
+MODELS = ("rn", "biomedclip", "siglip", "coca", "convnext", "convnext_fc", "eva02")
 
 
 @pytest.fixture

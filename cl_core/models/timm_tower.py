@@ -5,8 +5,8 @@ the other `vit_*` names in `timm_vits.TIMM_VITS`. Parameter names are timm's und
 
 Sizes (width, depth, patch, grid, prefix tokens, which norms exist) are read from the weights; heads,
 activation, norm eps and the default pooling come from timm's arguments for the name (and
-`timm_model_kwargs`), never guessed. ConvNeXt trunks (`convnext_*`) are in `timm_convnext`; other timm
-families (EVA, FastViT, ...) are refused by name.
+`timm_model_kwargs`), never guessed. ConvNeXt trunks (`convnext_*`) are in `timm_convnext`, EVA02's
+(`eva02_*_clip_*`) in `timm_eva`; other timm families (FastViT, ViTamin, ...) are refused by name.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from torch import nn
 
 from cl_core.errors import CheckpointError
 from cl_core.models.timm_convnext import TimmConvNeXt
+from cl_core.models.timm_eva import TimmEva
 from cl_core.models.timm_vits import TIMM_VITS
 
 _ACTS: dict[str | None, Callable[[], nn.Module]] = {
@@ -202,8 +203,12 @@ class TimmTower(nn.Module):
         pool = vision_cfg.get("timm_pool", "avg")
         proj = vision_cfg.get("timm_proj", "linear")
         trunk_keys = {k[len("trunk."):]: s for k, s in shapes.items() if k.startswith("trunk.")}
-        self.trunk: TimmViT | TimmConvNeXt
-        if name.startswith("convnext"):
+        self.trunk: TimmViT | TimmConvNeXt | TimmEva
+        if name.startswith("eva"):
+            if pool not in ("", "token", None):
+                raise CheckpointError(f"timm image tower {name!r}: pooling {pool!r} is not supported (token only)")
+            self.trunk = TimmEva(name, trunk_keys, dict(vision_cfg.get("timm_model_kwargs") or {}))
+        elif name.startswith("convnext"):
             kwargs = dict(vision_cfg.get("timm_model_kwargs") or {})
             unknown = sorted(set(kwargs) - {"depths", "dims", "norm_eps", "drop_path_rate", "ls_init_value"})
             if unknown:  # sizes and layer scale are read from the weights; the rest would change the network
@@ -230,8 +235,8 @@ class TimmTower(nn.Module):
         if name not in TIMM_VITS:
             raise CheckpointError(
                 f"timm image tower {name!r} is not supported (supported: timm's plain ViTs such as "
-                "vit_base_patch16_224 and vit_*_siglip_*, and ConvNeXt convnext_tiny ... convnext_xxlarge; "
-                "EVA, FastViT and others are not)")
+                "vit_base_patch16_224 and vit_*_siglip_*, ConvNeXt convnext_tiny ... convnext_xxlarge and "
+                "EVA02's eva02_*_clip_*; FastViT/MobileCLIP, ViTamin and others are not)")
         args = {**TIMM_VITS[name], **(vision_cfg.get("timm_model_kwargs") or {})}
         unknown = sorted(set(args) - _ARGS)
         if unknown:

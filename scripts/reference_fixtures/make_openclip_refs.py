@@ -90,6 +90,14 @@ MODELS: dict[str, dict] = {
                        "timm_model_kwargs": {"depths": [1, 1, 1, 1], "dims": [8, 16, 24, 32]}},
         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1}},
         "preprocess_cfg": OPENAI},
+    # EVA02-B-16's layout (timm EVA02: RoPE, SwiGLU with inner norm, timm's classifier as projection), shrunk
+    "eva02": {"model_cfg": {
+        "embed_dim": 24,
+        "vision_cfg": {"image_size": 64, "timm_model_name": "eva02_base_patch16_clip_224",
+                       "timm_model_pretrained": False, "timm_pool": "token", "timm_proj": None,
+                       "timm_model_kwargs": {"embed_dim": 32, "depth": 2, "num_heads": 2, "img_size": 64}},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1}},
+        "preprocess_cfg": OPENAI},
 }
 
 
