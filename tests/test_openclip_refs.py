@@ -24,7 +24,7 @@ from cl_core.models.open import open_checkpoint
 
 REFS = Path(__file__).parent / "fixtures" / "openclip_refs"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-MODELS = ("rn", "biomedclip", "siglip", "coca", "convnext", "convnext_fc", "eva02")
+MODELS = ("rn", "biomedclip", "siglip", "coca", "convnext", "convnext_fc", "eva02", "eva01")
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ the other `vit_*` names in `timm_vits.TIMM_VITS`. Parameter names are timm's und
 
 Sizes (width, depth, patch, grid, prefix tokens, which norms exist) are read from the weights; heads,
 activation, norm eps and the default pooling come from timm's arguments for the name (and
-`timm_model_kwargs`), never guessed. ConvNeXt trunks (`convnext_*`) are in `timm_convnext`, EVA02's
-(`eva02_*_clip_*`) in `timm_eva`; other timm families (FastViT, ViTamin, ...) are refused by name.
+`timm_model_kwargs`), never guessed. ConvNeXt trunks (`convnext_*`) are in `timm_convnext`, EVA-CLIP's
+(`eva02_*_clip_*`, `eva_giant_patch14_clip_224`) in `timm_eva`; other timm families (FastViT, ViTamin, ...) are refused by name.
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ class TimmTower(nn.Module):
             raise CheckpointError(
                 f"timm image tower {name!r} is not supported (supported: timm's plain ViTs such as "
                 "vit_base_patch16_224 and vit_*_siglip_*, ConvNeXt convnext_tiny ... convnext_xxlarge and "
-                "EVA02's eva02_*_clip_*; FastViT/MobileCLIP, ViTamin and others are not)")
+                "EVA-CLIP's eva02_*_clip_* / eva_giant_patch14_clip_224; FastViT/MobileCLIP, ViTamin and others are not)")
         args = {**TIMM_VITS[name], **(vision_cfg.get("timm_model_kwargs") or {})}
         unknown = sorted(set(args) - _ARGS)
         if unknown:

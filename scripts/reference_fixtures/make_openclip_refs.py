@@ -98,6 +98,14 @@ MODELS: dict[str, dict] = {
                        "timm_model_kwargs": {"embed_dim": 32, "depth": 2, "num_heads": 2, "img_size": 64}},
         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1}},
         "preprocess_cfg": OPENAI},
+    # EVA01-g-14's layout (timm EVA-01: fused qkv with q/v biases, GELU MLP, no rotary embedding), shrunk
+    "eva01": {"model_cfg": {
+        "embed_dim": 24,
+        "vision_cfg": {"image_size": 56, "timm_model_name": "eva_giant_patch14_clip_224",
+                       "timm_model_pretrained": False, "timm_pool": "token", "timm_proj": None,
+                       "timm_model_kwargs": {"embed_dim": 32, "depth": 2, "num_heads": 2, "img_size": 56}},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1}},
+        "preprocess_cfg": OPENAI},
 }
 
 
