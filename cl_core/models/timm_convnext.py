@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_core.errors import CheckpointError
+from cl_core.models.timm_layers import Mlp
 
 # name -> norm eps (timm 1.0.31: convnext_tiny ... xxlarge, the ones open_clip's configs name)
 CONVNEXTS: dict[str, float] = {"convnext_tiny": 1e-6, "convnext_small": 1e-6, "convnext_base": 1e-6,
@@ -30,21 +31,12 @@ class _Norm2d(nn.LayerNorm):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
 
 
-class _Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
 class _Block(nn.Module):
     def __init__(self, dim: int, kernel: int, hidden: int, bias: bool, layer_scale: bool, eps: float) -> None:
         super().__init__()
         self.conv_dw = nn.Conv2d(dim, dim, kernel, padding=kernel // 2, groups=dim, bias=bias)
         self.norm = nn.LayerNorm(dim, eps=eps)
-        self.mlp = _Mlp(dim, hidden)
+        self.mlp = Mlp(dim, hidden)
         self.gamma = nn.Parameter(torch.ones(dim)) if layer_scale else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

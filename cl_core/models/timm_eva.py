@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_core.errors import CheckpointError
+from cl_core.models.timm_layers import Mlp
 
 # name -> timm's arguments that the weights do not tell (timm 1.0.31)
 EVAS: dict[str, dict[str, Any]] = {
@@ -99,17 +100,6 @@ class _SwiGLU(nn.Module):
         return self.fc2(self.norm(F.silu(self.fc1_g(x)) * self.fc1_x(x)))
 
 
-class _Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int, inner_norm: bool) -> None:
-        super().__init__()
-        self.fc1, self.act = nn.Linear(dim, hidden), nn.GELU()
-        self.norm = nn.LayerNorm(hidden, eps=EPS) if inner_norm else nn.Identity()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.norm(self.act(self.fc1(x))))
-
-
 class _Block(nn.Module):
     def __init__(self, dim: int, heads: int, keys: dict[str, torch.Size], prefix: str) -> None:
         super().__init__()
@@ -122,7 +112,7 @@ class _Block(nn.Module):
         if f"{prefix}mlp.fc1_g.weight" in names:
             self.mlp = _SwiGLU(dim, keys[f"{prefix}mlp.fc1_g.weight"][0], inner)
         elif f"{prefix}mlp.fc1.weight" in names:
-            self.mlp = _Mlp(dim, keys[f"{prefix}mlp.fc1.weight"][0], inner)
+            self.mlp = Mlp(dim, keys[f"{prefix}mlp.fc1.weight"][0], norm_eps=EPS if inner else None)
         else:
             raise CheckpointError(f"timm EVA block {prefix[:-1]} has no MLP timm's EVA layout knows")
         self.gamma_1 = nn.Parameter(torch.ones(dim)) if f"{prefix}gamma_1" in names else None

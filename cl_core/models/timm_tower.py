@@ -21,6 +21,7 @@ from torch import nn
 from cl_core.errors import CheckpointError
 from cl_core.models.timm_convnext import TimmConvNeXt
 from cl_core.models.timm_eva import TimmEva
+from cl_core.models.timm_layers import Mlp
 from cl_core.models.timm_vits import TIMM_VITS
 
 _ACTS: dict[str | None, Callable[[], nn.Module]] = {
@@ -54,18 +55,6 @@ class _LayerScale(nn.Module):
         return x * self.gamma
 
 
-class _Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int, act: Callable[[], nn.Module], out: int | None = None,
-                 bias: tuple[bool, bool] = (True, True)) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden, bias=bias[0])
-        self.act = act()
-        self.fc2 = nn.Linear(hidden, out or dim, bias=bias[1])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
 class _Attention(nn.Module):
     def __init__(self, dim: int, heads: int, qkv_bias: bool) -> None:
         super().__init__()
@@ -87,7 +76,7 @@ class _Block(nn.Module):
         self.attn = _Attention(dim, heads, qkv_bias)
         self.ls1: nn.Module = _LayerScale(dim) if layer_scale else nn.Identity()
         self.norm2 = norm(dim)
-        self.mlp = _Mlp(dim, hidden, act)
+        self.mlp = Mlp(dim, hidden, act)
         self.ls2: nn.Module = _LayerScale(dim) if layer_scale else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,7 +96,7 @@ class _AttentionPoolLatent(nn.Module):
         self.kv = nn.Linear(dim, dim * 2)
         self.proj = nn.Linear(dim, dim)
         self.norm = norm(dim)
-        self.mlp = _Mlp(dim, hidden, act)
+        self.mlp = Mlp(dim, hidden, act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
@@ -223,7 +212,7 @@ class TimmTower(nn.Module):
         if proj == "linear":
             self.head.add_module("proj", nn.Linear(prev, embed_dim, bias=bool(vision_cfg.get("timm_proj_bias"))))
         elif proj == "mlp":
-            self.head.add_module("mlp", _Mlp(prev, 2 * embed_dim, nn.GELU, embed_dim,
+            self.head.add_module("mlp", Mlp(prev, 2 * embed_dim, nn.GELU, embed_dim,
                                              bias=(True, bool(vision_cfg.get("timm_proj_bias")))))
         elif proj not in ("none", "", None):
             raise CheckpointError(f"timm image tower: projection {proj!r} is not supported")
