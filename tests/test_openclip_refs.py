@@ -1,5 +1,5 @@
 """open_clip layouts beyond the plain ViT (ModifiedResNet, timm ViT towers with linear or attention-pool heads,
-timm ConvNeXt towers with MLP / classifier projections, timm EVA02 towers with rotary embeddings,
+timm ConvNeXt towers with MLP / classifier projections, timm EVA towers, MobileCLIP's FastViT-MCi,
 Hugging Face BERT text towers, SigLIP's text tower and tokenizer, CoCa) against open_clip's own embeddings.
 
 The checkpoints and references in tests/fixtures/openclip_refs were made by open_clip and timm themselves
@@ -24,7 +24,7 @@ from cl_core.models.open import open_checkpoint
 
 REFS = Path(__file__).parent / "fixtures" / "openclip_refs"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-MODELS = ("rn", "biomedclip", "siglip", "coca", "convnext", "convnext_fc", "eva02", "eva01")
+MODELS = ("rn", "biomedclip", "siglip", "coca", "convnext", "convnext_fc", "eva02", "eva01", "mobileclip")
 
 
 @pytest.fixture
@@ -200,3 +200,16 @@ def test_a_torchscript_archive_asking_for_code_is_refused(tmp_path):
     with pytest.raises(UnsafeCheckpointError, match="os.system|system"):
         open_checkpoint(path, device="cpu", allow_pickle=True)
     assert not sentinel.exists()
+
+
+def test_a_reparameterised_mobileclip_is_refused_naming_it(tmp_path, hub_home):
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "mobileclip"
+    shutil.copytree(REFS / "mobileclip", folder)
+    weights = load_file(folder / "open_clip_model.safetensors")
+    key = "visual.trunk.stages.0.blocks.0.token_mixer."
+    weights[key + "reparam_conv.weight"] = weights[key + "mixer.conv_kxk.0.conv.weight"].clone()
+    save_file(weights, folder / "open_clip_model.safetensors")
+    with pytest.raises(CheckpointError, match="re-parameterised"):
+        open_checkpoint(folder, device="cpu")

@@ -6,7 +6,8 @@ the other `vit_*` names in `timm_vits.TIMM_VITS`. Parameter names are timm's und
 Sizes (width, depth, patch, grid, prefix tokens, which norms exist) are read from the weights; heads,
 activation, norm eps and the default pooling come from timm's arguments for the name (and
 `timm_model_kwargs`), never guessed. ConvNeXt trunks (`convnext_*`) are in `timm_convnext`, EVA-CLIP's
-(`eva02_*_clip_*`, `eva_giant_patch14_clip_224`) in `timm_eva`; other timm families (FastViT, ViTamin, ...) are refused by name.
+(`eva02_*_clip_*`, `eva_giant_patch14_clip_224`) in `timm_eva`, MobileCLIP's FastViT-MCi (`fastvit_mci*`) in `timm_fastvit`;
+other timm families (ViTamin, Swin, ...) are refused by name.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import nn
 from cl_core.errors import CheckpointError
 from cl_core.models.timm_convnext import TimmConvNeXt
 from cl_core.models.timm_eva import TimmEva
+from cl_core.models.timm_fastvit import TimmFastViT
 from cl_core.models.timm_layers import Mlp
 from cl_core.models.timm_vits import TIMM_VITS
 
@@ -192,8 +194,14 @@ class TimmTower(nn.Module):
         pool = vision_cfg.get("timm_pool", "avg")
         proj = vision_cfg.get("timm_proj", "linear")
         trunk_keys = {k[len("trunk."):]: s for k, s in shapes.items() if k.startswith("trunk.")}
-        self.trunk: TimmViT | TimmConvNeXt | TimmEva
-        if name.startswith("eva"):
+        self.trunk: TimmViT | TimmConvNeXt | TimmEva | TimmFastViT
+        size = vision_cfg.get("image_size", 224)
+        if name.startswith("fastvit"):
+            unknown = sorted(set(vision_cfg.get("timm_model_kwargs") or {}) - {"layers", "embed_dims", "mlp_ratios"})
+            if unknown:  # widths and depths are read from the weights; the rest would change the network
+                raise CheckpointError(f"timm image tower {name!r}: arguments not supported: {', '.join(unknown)}")
+            self.trunk = TimmFastViT(name, trunk_keys, pool, int(size[0] if isinstance(size, list | tuple) else size))
+        elif name.startswith("eva"):
             if pool not in ("", "token", None):
                 raise CheckpointError(f"timm image tower {name!r}: pooling {pool!r} is not supported (token only)")
             self.trunk = TimmEva(name, trunk_keys, dict(vision_cfg.get("timm_model_kwargs") or {}))
@@ -202,7 +210,6 @@ class TimmTower(nn.Module):
             unknown = sorted(set(kwargs) - {"depths", "dims", "norm_eps", "drop_path_rate", "ls_init_value"})
             if unknown:  # sizes and layer scale are read from the weights; the rest would change the network
                 raise CheckpointError(f"timm image tower {name!r}: arguments not supported: {', '.join(unknown)}")
-            size = vision_cfg.get("image_size", 224)
             self.trunk = TimmConvNeXt(name, trunk_keys, pool or "avg",  # "": the network's default, avg
                                       int(size[0] if isinstance(size, list | tuple) else size), kwargs.get("norm_eps"))
         else:
@@ -225,7 +232,8 @@ class TimmTower(nn.Module):
             raise CheckpointError(
                 f"timm image tower {name!r} is not supported (supported: timm's plain ViTs such as "
                 "vit_base_patch16_224 and vit_*_siglip_*, ConvNeXt convnext_tiny ... convnext_xxlarge and "
-                "EVA-CLIP's eva02_*_clip_* / eva_giant_patch14_clip_224; FastViT/MobileCLIP, ViTamin and others are not)")
+                "EVA-CLIP's eva02_*_clip_* / eva_giant_patch14_clip_224 and MobileCLIP's fastvit_mci*; ViTamin and "
+                "others are not)")
         args = {**TIMM_VITS[name], **(vision_cfg.get("timm_model_kwargs") or {})}
         unknown = sorted(set(args) - _ARGS)
         if unknown:

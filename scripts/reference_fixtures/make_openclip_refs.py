@@ -106,6 +106,16 @@ MODELS: dict[str, dict] = {
                        "timm_model_kwargs": {"embed_dim": 32, "depth": 2, "num_heads": 2, "img_size": 56}},
         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1}},
         "preprocess_cfg": OPENAI},
+    # MobileCLIP-S1's layout (timm fastvit_mci1: MobileOne branches, RepMixer, attention stage, classifier as
+    # projection; bidirectional text), shrunk
+    "mobileclip": {"model_cfg": {
+        "embed_dim": 24, "custom_text": True,
+        "vision_cfg": {"timm_model_name": "fastvit_mci1", "timm_model_pretrained": False, "timm_pool": "avg",
+                       "timm_proj": None, "timm_drop": 0.0, "timm_drop_path": 0.0, "image_size": 64,
+                       "timm_model_kwargs": {"layers": [1, 1, 1, 1], "embed_dims": [8, 16, 32, 64]}},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1,
+                     "no_causal_mask": True}},
+        "preprocess_cfg": OPENAI},
 }
 
 
