@@ -15,7 +15,11 @@ from media import make_gallery  # noqa: E402
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    from pathlib import Path
+
+    here = str(Path(__file__).parent)  # so workers can import tests/crash_reader.py
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": here}})
     yield
     ray.shutdown()
 
@@ -62,3 +66,24 @@ def test_an_interrupted_ray_run_resumes_from_the_finished_shards(local_ray, nati
     assert again.read_tasks == 4  # each shard's files read once, in a Ray task ahead of the actors
     built = actions.build_index(native_model, gallery / "manifest.csv", tmp_path / "ix", "flat", cache)
     assert built.embedding.embedded == 0 and len(built.index.rows) == 18
+
+
+def test_a_file_that_kills_its_reader_fails_its_shard_and_the_job_goes_on(local_ray, native_model, tmp_path):
+    """Ray Data retries a lost task without end by default; here a shard whose reader process dies every time
+    (SIGABRT, as a crashing native decoder) is retried a bounded number of times, its files listed as failures,
+    and the other shards are embedded and cached."""
+    from cl_core.embed import distributed
+
+    gallery = make_gallery(tmp_path / "g", n=4)  # 12 entries
+    (gallery / "crash.png").write_bytes(next(gallery.glob("*.png")).read_bytes() + b"unique")  # not a duplicate
+    manifest = gallery / "manifest.csv"
+    manifest.write_text(manifest.read_text() + "crash,crash.png,,,cat,site0,0.0\n", encoding="utf-8")
+    source = actions.embed_source.__globals__["open_source"](manifest)
+    cache = actions.EmbeddingCache(tmp_path / "cache")
+    run = distributed.embed_on_ray(native_model, source, cache, actors=1, shard_files=4,
+                                   reader="crash_reader:read")
+    crashed = [f for f in run.failures if f.stage == "job"]
+    assert any(f.source.endswith("crash.png") for f in crashed) and len(crashed) <= 4  # only the crash's shard
+    assert run.embedded == 13 - len(crashed)  # every other shard embedded (and cached)
+    again = distributed.embed_on_ray(native_model, source, cache, actors=1, shard_files=4)
+    assert again.shards == 1 and not [f for f in again.failures if f.stage == "job"]  # only that shard again

@@ -14,13 +14,14 @@ interrupted run resumes without embedding finished shards again. A failed actor'
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cl_core.embed.cache import EmbeddingCache
-from cl_core.embed.decode_pool import PreparedOutcome
+from cl_core.embed.decode_pool import DEFAULT_READER, PreparedOutcome
 from cl_core.embed.gallery import ShardResult, decode_files, embed_shard, entry_digests
 from cl_core.embed.preparation import Preparation
 from cl_core.embed.sources import Gallery
@@ -32,6 +33,7 @@ from cl_core.readers import ReadLimits
 from cl_core.task import TaskState
 
 SHARD_FILES = 256
+RETRIES = 2  # reruns of a read task lost with its worker, restarts of a dead model actor
 
 
 @dataclass
@@ -60,10 +62,11 @@ class Embedder:
         return embed_shard(self.model, gallery, digests, decoded=decoded)
 
 
-def _read(row: dict[str, Any], preparation: Preparation, limits: ReadLimits) -> dict[str, Any]:
+def _read(row: dict[str, Any], preparation: Preparation, limits: ReadLimits, reader: str) -> dict[str, Any]:
     """Ray Data stage 1 (tasks): read and prepare one shard's files, as a local decoder worker does."""
     modalities = [Modality(m) if m else None for m in row["modalities"]]
-    return {"k": row["k"], "decoded": decode_files([Path(p) for p in row["paths"]], modalities, limits, preparation)}
+    decoded = decode_files([Path(p) for p in row["paths"]], modalities, limits, preparation, reader)
+    return {"k": row["k"], "decoded": decoded}
 
 
 class _Embed(Embedder):
@@ -80,24 +83,29 @@ class _Embed(Embedder):
 
 
 def _pipeline(ray: Any, work: list[tuple[Gallery, dict[int, str]]], preparation: Preparation, limits: ReadLimits,
-              actors: int, gpus: int, model_args: tuple[str, str, str | None, bool]) -> Any:
-    """Shards -> read tasks -> model actors, streamed by Ray Data (backpressure, retries). Ray Data's own retry
-    policy applies (a read task lost with its worker is rerun; a dead actor is restarted and its shard retried);
-    the per-call retry arguments are deprecated in Ray 2.60. Reading asks Ray for a quarter CPU, so it goes on
-    beside actors that hold most of a CPU."""
+              actors: int, gpus: int, model_args: tuple[str, str, str | None, bool], reader: str) -> Any:
+    """Shards -> read tasks -> model actors, streamed by Ray Data (backpressure, retries). Retries are bounded
+    (Ray Data's default is without end, so a file that kills its reader would hang the job): a task lost with
+    its worker is rerun RETRIES times, a dead actor restarted as often; a shard still failing is skipped
+    (`max_errored_blocks`) and its files listed as failures by the caller. Reading asks Ray for a quarter CPU,
+    so it goes on beside actors that hold most of a CPU."""
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.verbose_stats_logs = False
     context.print_on_execution_start = False
+    context.max_errored_blocks = len(work)
     rows = []
     for k, (shard, _digests) in enumerate(work):  # the files, listed on the driver
         files = [e for e in shard.entries if e.path is not None]
         rows.append({"k": k, "paths": [str(e.path) for e in files],
                      "modalities": [e.modality.value if e.modality else "" for e in files]})
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-    ds = ds.map(_read, fn_kwargs={"preparation": preparation, "limits": limits}, num_cpus=0.25)
-    ds = ds.map(_Embed, fn_constructor_args=(work, *model_args), concurrency=actors, num_cpus=0 if gpus else 0.75,
-                num_gpus=gpus)
+    with warnings.catch_warnings():  # the retry arguments are deprecated in Ray 2.60 with no named replacement
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        ds = ds.map(_read, fn_kwargs={"preparation": preparation, "limits": limits, "reader": reader},
+                    num_cpus=0.25, max_retries=RETRIES)
+        ds = ds.map(_Embed, fn_constructor_args=(work, *model_args), concurrency=actors,
+                    num_cpus=0 if gpus else 0.75, num_gpus=gpus, max_restarts=RETRIES, max_task_retries=RETRIES)
     return _rows(ray, ds)
 
 
@@ -120,7 +128,7 @@ def _ray() -> Any:
 
 def embed_on_ray(model: BaseModel, gallery: Gallery, cache: EmbeddingCache, state: TaskState | None = None,
                  address: str | None = None, actors: int | None = None, device: str | None = None,
-                 allow_pickle: bool = False, shard_files: int = SHARD_FILES) -> RayRun:
+                 allow_pickle: bool = False, shard_files: int = SHARD_FILES, reader: str = DEFAULT_READER) -> RayRun:
     """Fill `cache` with every entry of `gallery` not there yet, embedded by Ray actors."""
     ray = _ray()
     state = state or TaskState()
@@ -149,13 +157,15 @@ def embed_on_ray(model: BaseModel, gallery: Gallery, cache: EmbeddingCache, stat
         work = [(Gallery(gallery.name, gallery.origin, [gallery.entries[i] for i in shard]),
                  {n: digests[i] for n, i in enumerate(shard)}) for shard in shards]
         results = _pipeline(ray, work, Preparation.of(model), ReadLimits(), count, gpus,
-                            (str(Path(model.source)), fingerprint, device, allow_pickle))
+                            (str(Path(model.source)), fingerprint, device, allow_pickle), reader)
         run.read_tasks = len(work)
         done = 0
+        returned: set[int] = set()
         rows = iter(results)
         stack.callback(getattr(rows, "close", lambda: None))  # a cancelled run stops the pipeline and its prefetcher
         for row in rows:
             result: ShardResult = row["result"]
+            returned.add(int(row["k"]))
             cache.put(fingerprint, result.records, result.complete)  # durable shard by shard
             run.embedded += result.embedded
             run.failures += result.failures
@@ -164,6 +174,10 @@ def embed_on_ray(model: BaseModel, gallery: Gallery, cache: EmbeddingCache, stat
             state.set_progress(done, len(shards), f"embedding on Ray: shard {done}/{len(shards)}")
             if state.cancel_requested:
                 raise Cancelled("cancelled by the user")
+        for k in sorted(set(range(len(work))) - returned):  # its task or actor kept dying: skipped, listed, not cached
+            run.failures += [Failure(e.source, f"its shard ({len(work[k][0].entries)} entries) failed {RETRIES + 1} "
+                                     "times in Ray (a file in it may crash its reader); not cached, tried again "
+                                     "on the next run", "job") for e in work[k][0].entries]
     except Cancelled:
         run.cancelled = True
     except ClensError:
