@@ -10,25 +10,16 @@ variants with a conv MLP, GRN (V2) or an overlapping stem are refused by name.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cl_core.errors import CheckpointError
-from cl_core.models.timm_layers import Mlp
+from cl_core.models.timm_layers import LayerNorm2d, Mlp, numbered
 
 # name -> norm eps (timm 1.0.31: convnext_tiny ... xxlarge, the ones open_clip's configs name)
 CONVNEXTS: dict[str, float] = {"convnext_tiny": 1e-6, "convnext_small": 1e-6, "convnext_base": 1e-6,
                                "convnext_large": 1e-6, "convnext_xlarge": 1e-6,
                                "convnext_xxlarge": 1e-5}
 POOLS = ("avg", "max", "avgmax")
-
-
-class _Norm2d(nn.LayerNorm):
-    """LayerNorm over the channels of an NCHW map (timm's LayerNorm2d)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 2, 3, 1)
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
 
 
 class _Block(nn.Module):
@@ -51,9 +42,9 @@ class _Stage(nn.Module):
         super().__init__()
         down = f"{prefix}downsample.1.weight"
         cout = keys[down][0] if down in keys else cin
-        self.downsample = nn.Sequential(_Norm2d(cin, eps=eps), nn.Conv2d(cin, cout, 2, stride=2, bias=bias)) \
+        self.downsample = nn.Sequential(LayerNorm2d(cin, eps=eps), nn.Conv2d(cin, cout, 2, stride=2, bias=bias)) \
             if down in keys else nn.Identity()
-        depth = len({k.split(".")[3] for k in keys if k.startswith(f"{prefix}blocks.")})
+        depth = numbered(keys, f"{prefix}blocks.")
         blocks = []
         for j in range(depth):
             b = f"{prefix}blocks.{j}."
@@ -97,7 +88,7 @@ class TimmConvNeXt(nn.Module):
         eps = float(norm_eps) if norm_eps is not None else CONVNEXTS[name]
         bias = "stem.0.bias" in keys
         width, _, patch, _ = keys["stem.0.weight"]
-        self.stem = nn.Sequential(nn.Conv2d(3, width, patch, stride=patch, bias=bias), _Norm2d(width, eps=eps))
+        self.stem = nn.Sequential(nn.Conv2d(3, width, patch, stride=patch, bias=bias), LayerNorm2d(width, eps=eps))
         stages, cin = [], width
         for i in range(4):
             stage = _Stage(keys, f"stages.{i}.", cin, eps, bias)
@@ -108,7 +99,7 @@ class TimmConvNeXt(nn.Module):
             raise CheckpointError(f"timm ConvNeXt {name!r}: a pre-logits MLP head is not supported")
         # open_clip with no projection of its own keeps timm's classifier as the projection
         fc: nn.Module = nn.Linear(cin, keys["head.fc.weight"][0]) if "head.fc.weight" in keys else nn.Identity()
-        self.head = _Head(_Norm2d(cin, eps=eps), fc)
+        self.head = _Head(LayerNorm2d(cin, eps=eps), fc)
         cin = keys["head.fc.weight"][0] if "head.fc.weight" in keys else cin
         self.pool = pool
         self.out_dim = cin

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_core.errors import CheckpointError
-from cl_core.models.timm_layers import Mlp
+from cl_core.models.timm_layers import Mlp, numbered
 
 # name -> timm's arguments that the weights do not tell (timm 1.0.31)
 EVAS: dict[str, dict[str, Any]] = {
@@ -160,7 +160,7 @@ class TimmEva(nn.Module):
         if side * side != tokens or dim % heads or (ref is not None and (dim // heads) % 4):
             raise CheckpointError(f"timm EVA tower {name!r}: {tokens} position embeddings and width {dim} with "
                                   f"{heads} heads do not make a square grid of rotary heads")
-        depth = len({k.split(".")[1] for k in keys if k.startswith("blocks.")})
+        depth = numbered(keys, "blocks.")
         self.patch_embed = _PatchEmbed(dim, patch)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens + 1, dim))

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_core.errors import CheckpointError
+from cl_core.models.timm_layers import LayerNorm2d, numbered
 
 NAMES = ("fastvit_mci0", "fastvit_mci1", "fastvit_mci2", "fastvit_mci3", "fastvit_mci4")
 HEAD_DIM = 32  # timm's FastViT attention
@@ -57,7 +58,7 @@ class _MobileOne(nn.Module):
         super().__init__()
         _check_not_reparam(keys, prefix)
         self.identity = nn.BatchNorm2d(cin) if f"{prefix}identity.weight" in keys else None
-        n = len({k[len(prefix):].split(".")[1] for k in keys if k.startswith(f"{prefix}conv_kxk.")})
+        n = numbered(keys, f"{prefix}conv_kxk.")
         self.conv_kxk = nn.ModuleList(_ConvBN(keys, f"{prefix}conv_kxk.{j}.", cin, stride) for j in range(n)) \
             if n else None
         self.conv_scale = _ConvBN(keys, f"{prefix}conv_scale.", cin, stride) \
@@ -146,12 +147,6 @@ class _Attention(nn.Module):
         return self.proj(t).transpose(-2, -1).reshape(b, c, h, w)
 
 
-class _Norm2d(nn.LayerNorm):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 2, 3, 1)
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
-
-
 class _Block(nn.Module):
     """RepMixerBlock (token_mixer.mixer) or AttentionBlock (norm + token_mixer.qkv), as the keys say."""
 
@@ -159,7 +154,7 @@ class _Block(nn.Module):
         super().__init__()
         self.attention = f"{prefix}token_mixer.qkv.weight" in keys
         if self.attention:  # BatchNorm in MCi0-2, LayerNorm2d (eps 1e-5) in MCi3/4: running stats tell them apart
-            self.norm: nn.Module = nn.BatchNorm2d(dim) if f"{prefix}norm.running_mean" in keys else _Norm2d(dim, eps=1e-5)
+            self.norm: nn.Module = nn.BatchNorm2d(dim) if f"{prefix}norm.running_mean" in keys else LayerNorm2d(dim, eps=1e-5)
             self.token_mixer: nn.Module = _Attention(keys, f"{prefix}token_mixer.", dim)
             self.layer_scale_1 = _Scale(dim) if f"{prefix}layer_scale_1.gamma" in keys else nn.Identity()
             self.layer_scale_2 = _Scale(dim) if f"{prefix}layer_scale_2.gamma" in keys else nn.Identity()
@@ -207,7 +202,7 @@ class _Stage(nn.Module):
         self.pos_emb: nn.Module = _PosEnc(keys, f"{prefix}pos_emb.", dim) \
             if f"{prefix}pos_emb.pos_enc.weight" in keys or f"{prefix}pos_emb.reparam_conv.weight" in keys \
             else nn.Identity()
-        depth = len({k[len(prefix):].split(".")[1] for k in keys if k.startswith(f"{prefix}blocks.")})
+        depth = numbered(keys, f"{prefix}blocks.")
         self.blocks = nn.Sequential(*(_Block(keys, f"{prefix}blocks.{j}.", dim) for j in range(depth)))
         self.out = dim
 
@@ -244,7 +239,7 @@ class TimmFastViT(nn.Module):
         s2 = _MobileOne(keys, "stem.2.", s1.out, 1, act=True)
         self.stem = nn.Sequential(s0, s1, s2)
         stages, cin = [], s2.out
-        count = len({k.split(".")[1] for k in keys if k.startswith("stages.")})
+        count = numbered(keys, "stages.")
         for i in range(count):
             stage = _Stage(keys, f"stages.{i}.", cin)
             stages.append(stage)

@@ -1,11 +1,12 @@
-"""timm's `Mlp` (fc1, activation, optional norm, fc2), shared by the timm towers written here (ViT, ConvNeXt,
-EVA) so that each keeps timm's parameter names without its own copy."""
+"""Pieces the timm towers written here share (ViT, ConvNeXt, EVA, FastViT): timm's `Mlp` (fc1, activation,
+optional norm, fc2) and `LayerNorm2d` with timm's parameter names, and counting numbered layers in weights."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -20,3 +21,17 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.norm(self.act(self.fc1(x))))
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an NCHW map (timm's LayerNorm2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+
+
+def numbered(keys: Iterable[str], prefix: str) -> int:
+    """How many numbered children (`prefix0.`, `prefix1.`, ...) a state dict has under `prefix`: depths and
+    branch counts are read from the weights, never assumed."""
+    return len({k[len(prefix):].split(".", 1)[0] for k in keys if k.startswith(prefix)})

@@ -23,7 +23,7 @@ from cl_core.errors import CheckpointError
 from cl_core.models.timm_convnext import TimmConvNeXt
 from cl_core.models.timm_eva import TimmEva
 from cl_core.models.timm_fastvit import TimmFastViT
-from cl_core.models.timm_layers import Mlp
+from cl_core.models.timm_layers import Mlp, numbered
 from cl_core.models.timm_vits import TIMM_VITS
 
 _ACTS: dict[str | None, Callable[[], nn.Module]] = {
@@ -117,7 +117,7 @@ class TimmViT(nn.Module):
         super().__init__()
         w = keys["patch_embed.proj.weight"]
         dim, patch = int(w[0]), int(w[-1])
-        self.depth = len({k.split(".")[1] for k in keys if k.startswith("blocks.")})
+        self.depth = numbered(keys, "blocks.")
         heads = int(args.get("num_heads", 0))
         if heads <= 0 or dim % heads:
             raise CheckpointError(f"timm ViT: {heads} heads do not divide the width {dim}")
