@@ -31,6 +31,12 @@ Outcome = tuple[list[Item], ReaderError | None]
 PreparedOutcome = tuple[list[Item], ReaderError | None, list[ItemOutcome] | None]
 
 
+def outcome(result: tuple[list[Item], tuple[str, str] | None, list[ItemOutcome] | None]) -> PreparedOutcome:
+    """A worker's plain-data answer (`read_in_worker`) as the parent uses it: the error as a ReaderError."""
+    got, error, prepared = result
+    return got, ReaderError(*error) if error else None, prepared
+
+
 class DecodePool:
     """A lazily started pool of decoder processes, kept alive across calls; results keep input order."""
 
@@ -111,13 +117,13 @@ class DecodePool:
                     next_i += 1
                 i, fut = inflight.popleft()
                 try:
-                    got, error, prepared = fut.result()
+                    result = fut.result()
                 except BrokenProcessPool:
                     self.close()
                     retry.extend([i, *(j for j, _ in inflight)])
                     inflight.clear()
                     continue
-                yield i, (got, ReaderError(*error) if error else None, prepared)
+                yield i, outcome(result)
         finally:
             for _, fut in inflight:
                 fut.cancel()
@@ -161,8 +167,8 @@ class DecodePool:
     def _read_alone(self, path: Path, modality: Modality | None, limits: ReadLimits,
                     preparation: Preparation | None) -> PreparedOutcome:
         try:
-            got, error, prepared = self._submit(path, modality, limits, preparation).result()
+            result = self._submit(path, modality, limits, preparation).result()
         except BrokenProcessPool:
             self.close()
             return [], ReaderError(str(path), "the decoder crashed on this file (its worker process died)"), None
-        return got, ReaderError(*error) if error else None, prepared
+        return outcome(result)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cl_core.embed.cache import Cached, EmbeddingCache, Record
-from cl_core.embed.decode_pool import DEFAULT_READER, DecodePool, PreparedOutcome
+from cl_core.embed.decode_pool import DEFAULT_READER, DecodePool, PreparedOutcome, outcome
 from cl_core.embed.items import check_rows, encode_chunk, fit_modality
 from cl_core.embed.preparation import ItemOutcome, Preparation, rebuild
 from cl_core.embed.sources import Entry, Gallery
@@ -184,11 +184,8 @@ def embed_shard(model: BaseModel, gallery: Gallery, digests: dict[int, str], sta
 def decode_files(paths: Sequence[Path], modalities: Sequence[Modality | None], limits: ReadLimits,
                  preparation: Preparation, reader: str = DEFAULT_READER) -> list[PreparedOutcome]:
     """Read and prepare files in this process, as a decoder-pool worker does (a Ray task's work)."""
-    out: list[PreparedOutcome] = []
-    for path, modality in zip(paths, modalities, strict=True):
-        got, error, prepared = read_in_worker(reader, str(path), modality, limits, preparation)
-        out.append((got, ReaderError(*error) if error else None, prepared))
-    return out
+    return [outcome(read_in_worker(reader, str(path), modality, limits, preparation))
+            for path, modality in zip(paths, modalities, strict=True)]
 
 
 def _run(model: BaseModel, gallery: Gallery, todo: list[int], digests: dict[int, str], staging: _Staging,
