@@ -30,18 +30,18 @@ BLOCK = 16_384
 
 
 class FaissNeighbours:
-    """Exact Euclidean neighbours among the fitted points, for `UMAP.transform` (which reads these names)."""
+    """Exact Euclidean neighbours among the fitted points, for `UMAP.transform` (which reads these names).
+    Searches the fitted array itself (`faiss.knn`): no second copy of the vectors beside UMAP's own."""
 
     _angular_trees = False
 
     def __init__(self, x: np.ndarray) -> None:
-        import faiss
-
-        self.index = faiss.IndexFlatL2(x.shape[1])
-        self.index.add(np.ascontiguousarray(x, np.float32))
+        self.x = np.ascontiguousarray(x, np.float32)  # the caller's float32 array, not a copy
 
     def query(self, queries: np.ndarray, k: int, epsilon: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-        squared, indices = self.index.search(np.ascontiguousarray(queries, np.float32), k)
+        import faiss
+
+        squared, indices = faiss.knn(np.ascontiguousarray(queries, np.float32), self.x, k)
         return indices.astype(np.int32), np.sqrt(np.maximum(squared, 0)).astype(np.float32)
 
 
