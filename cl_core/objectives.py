@@ -227,11 +227,14 @@ OBJECTIVES = {"info_nce": info_nce, "siglip": siglip, "dcl": dcl, "mv_infonce": 
 
 def fuse(vectors: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
     """Weighted mean of normalised query vectors, renormalised."""
-    w = np.ones(len(vectors), np.float32) if weights is None else np.asarray(weights, np.float32)
-    if len(w) != len(vectors):
-        raise ClensError(f"{len(w)} weights for {len(vectors)} query items")
-    q = (w[:, None] * vectors.astype(np.float32)).sum(axis=0)
-    norm = float(np.linalg.norm(q))
+    if weights is None:
+        q = vectors[0].astype(np.float32) if len(vectors) == 1 else vectors.astype(np.float32).sum(axis=0)
+    else:
+        w = np.asarray(weights, np.float32)
+        if len(w) != len(vectors):
+            raise ClensError(f"{len(w)} weights for {len(vectors)} query items")
+        q = (w[:, None] * vectors.astype(np.float32)).sum(axis=0)
+    norm = math.sqrt(float(q @ q))
     if not np.isfinite(norm) or norm < 1e-8:
         raise ClensError("the fused query is a zero vector (weights cancel out)")
     return q / norm

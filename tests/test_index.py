@@ -226,7 +226,21 @@ def test_rows_are_read_when_asked_and_a_forged_row_is_named(tmp_path):
     again = load(tmp_path / "ix")
     with pytest.raises(ClensError, match=r"rows-.*row 7 is not a valid index row"):
         again.rows[7]
+    with pytest.raises(ClensError, match=r"rows-.*row 7 is not a valid index row"):  # a hit list reading it
+        again.rows_with_meta([6, 7, 8])
     assert again.rows[8] == s.rows[8]
+    assert [r for r, _ in again.rows_with_meta([8, 6, -1])] == [s.rows[8], s.rows[6], s.rows[199]]
+
+    def blank(blob: bytes) -> bytes:  # a line of spaces: the hit list's one json call fails, the line is named
+        lines = blob.split(b"\n")
+        lines[21] = b" " * len(lines[21])
+        return b"\n".join(lines)
+
+    save(s, tmp_path / "iy")
+    _rewrite(tmp_path / "iy", "rows-", blank)
+    other = load(tmp_path / "iy")
+    with pytest.raises(ClensError, match=r"rows-.*row 21 is not a valid index row"):
+        other.rows_with_meta([19, 20, 21, 22])
 
 
 def test_reopening_an_index_does_not_read_its_vectors_again_but_a_change_is_caught(tmp_path, monkeypatch):

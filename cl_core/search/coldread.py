@@ -55,7 +55,7 @@ class ColdFile:
             for start, end in ranges:
                 out.append(os.pread(self._fd, end - start, start))
             if _ADVISE and ranges and not self.keep:  # whole pages only are dropped: widen to the pages the reads touched
-                lo = min(s for s, _ in ranges) // PAGE * PAGE
+                lo = min(ranges)[0] // PAGE * PAGE
                 hi = -(-max(e for _, e in ranges) // PAGE) * PAGE
                 os.posix_fadvise(self._fd, lo, hi - lo, os.POSIX_FADV_DONTNEED)
         return out

@@ -127,28 +127,41 @@ def search(index: IndexSet, queries: np.ndarray, target: Modality | None = None,
         if t not in index.parts:
             have = ", ".join(m.value for m in index.parts)
             raise ClensError(f"the index has no {t.value} items (it has: {have})")
-    found: list[_Found] = []
-    for t in targets:
-        found.extend(_search_one(index, q, t, k, fusion, weights, query_modality))
-    if target is None:  # the query itself first, then one scale for every modality
-        found.sort(key=lambda f: (f.score < IDENTICAL, -f.logit, -f.score, f.row))
+    found = [_search_one(index, q, t, k, fusion, weights, query_modality) for t in targets]
+    if len(found) == 1:
+        row, score, z, prob, logit, _ = found[0]
+        basis = np.zeros(len(row), np.int64)
     else:
-        found.sort(key=lambda f: (-f.score, f.row))
-    kept = [f for f in found if (min_z is None or f.z >= min_z) and (min_score is None or f.score >= min_score)
-            and (min_relevance is None or f.relevance >= min_relevance)][:k]
-    items = index.rows_with_meta([f.row for f in kept])  # only the rows shown are read
-    return [Hit(n + 1, f.row, f.score, f.z, f.relevance, item.sample_id, item.source, item.modality.value,
-                item.label, item.text, meta, f.basis, f.logit) for n, (f, (item, meta)) in enumerate(zip(kept, items, strict=True))]
+        row, score, z, prob, logit = (np.concatenate([getattr(f, name) for f in found])
+                                      for name in ("row", "score", "z", "relevance", "logit"))
+        basis = np.concatenate([np.full(len(f.row), n) for n, f in enumerate(found)])
+    if target is None:  # the query itself first, then one scale for every modality
+        order = np.lexsort((row, -score, -logit, score < IDENTICAL))
+    else:
+        order = np.lexsort((row, -score))
+    keep = np.ones(len(order), bool)
+    for values, floor in ((z, min_z), (score, min_score), (prob, min_relevance)):
+        if floor is not None:
+            keep &= values[order] >= floor
+    order = order[keep][:k]
+    rows = row[order].tolist()
+    items = index.rows_with_meta(rows)  # only the rows shown are read
+    notes = [found[b].basis for b in basis[order].tolist()]
+    return [Hit(n + 1, r, sc, zz, p, item.sample_id, item.source, item.modality.value, item.label, item.text,
+                meta, note, lg)
+            for n, (r, sc, zz, p, lg, note, (item, meta)) in enumerate(zip(
+                rows, score[order].tolist(), z[order].tolist(), prob[order].tolist(), logit[order].tolist(),
+                notes, items, strict=True))]
 
 
 class _Found(NamedTuple):
-    """A candidate before it is kept: no row read yet."""
+    """One modality's candidates before any is kept, as arrays: no row read yet."""
 
-    row: int
-    score: float
-    z: float
-    relevance: float
-    logit: float
+    row: np.ndarray
+    score: np.ndarray  # float64
+    z: np.ndarray
+    relevance: np.ndarray
+    logit: np.ndarray
     basis: str
 
 
@@ -156,7 +169,7 @@ IDENTICAL = 1.0 - 1e-5  # a cosine this close to 1 is the query's own item (for 
 
 
 def _search_one(index: IndexSet, q: np.ndarray, target: Modality, k: int, fusion: str,
-                weights: Sequence[float] | None, query_modality: str) -> list[_Found]:
+                weights: Sequence[float] | None, query_modality: str) -> _Found:
     part = index.parts[target]
     n = part.end - part.start
     if fusion == "gram":
@@ -180,9 +193,7 @@ def _search_one(index: IndexSet, q: np.ndarray, target: Modality, k: int, fusion
     basis = fit.describe() if fit is not None else rel.fallback_description(n)
     if fusion != "mean":
         basis = f"{fusion} fusion, {basis}"
-    zs = (scores - mu) / sd
-    return [_Found(int(r), float(sc), float(z), float(p), float(lg), basis)
-            for r, sc, z, p, lg in zip(rows, scores, zs, probs, logits, strict=True)]
+    return _Found(rows.astype(np.int64), scores, (scores - mu) / sd, probs, logits, basis)
 
 
 def _gram_topk(index: IndexSet, q: np.ndarray, target: Modality, k: int) -> tuple[np.ndarray, np.ndarray]:

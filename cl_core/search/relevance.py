@@ -104,7 +104,7 @@ def logit_of(fit: PairFit | None, score: np.ndarray, mu: np.ndarray | float, sd:
 def _extreme_value_logit(z: np.ndarray, n: int) -> np.ndarray:
     """logit of Phi(z)^n, computed in log space (Phi(z) is 1 to machine precision for large z)."""
     z = np.atleast_1d(np.asarray(z, np.float64))
-    log_phi = np.array([_log_ndtr(float(v)) for v in z.ravel()]).reshape(z.shape)
+    log_phi = np.array([_log_ndtr(v) for v in z.ravel().tolist()]).reshape(z.shape)
     log_p = n * log_phi  # log Phi(z)^n, <= 0
     log_1mp = np.log(-np.expm1(np.minimum(log_p, -1e-300)))
     return log_p - log_1mp

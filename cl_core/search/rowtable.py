@@ -21,6 +21,7 @@ from cl_core.modality import Modality
 from cl_core.search.coldread import ColdFile
 
 PLAIN = (str, int, float, bool, type(None))
+_MODALITIES = {m.value: m for m in Modality}
 
 
 class RowFileError(ClensError):
@@ -85,13 +86,22 @@ class RowTable(Sequence[Row]):
                 yield i, blob[int(self.offsets[i]) - base:int(self.offsets[i + 1]) - base]
 
     def many(self, rows: Sequence[int]) -> list[tuple[Row, dict[str, Any]]]:
-        """Rows and their metadata, read together (one batch of reads for a hit list)."""
+        """Rows and their metadata, read together (one batch of reads for a hit list) and decoded in one
+        json call (a hit list's ten rows cost about what one row costs on its own)."""
         n = len(self)
-        idx = [int(i) % n if -n <= int(i) < n else -1 for i in rows]
-        if any(i < 0 for i in idx):
+        at = np.asarray(rows, np.int64).reshape(-1)
+        if len(at) and (at.min() < -n or at.max() >= n):
             raise IndexError(f"a row outside 0..{n - 1}")
-        lines = self._file.read([(int(self.offsets[i]), int(self.offsets[i + 1])) for i in idx])
-        return [self._parse(i, line) for i, line in zip(idx, lines, strict=True)]
+        at %= max(n, 1)
+        idx = at.tolist()
+        lines = self._file.read(list(zip(self.offsets[at].tolist(), self.offsets[at + 1].tolist(), strict=True)))
+        try:
+            decoded = json.loads(b"[" + b",".join(lines) + b"]")
+        except ValueError:
+            decoded = None
+        if not isinstance(decoded, list) or len(decoded) != len(idx):  # one line at a time, to name the bad one
+            return [self._parse(i, line) for i, line in zip(idx, lines, strict=True)]
+        return [self._row(i, fields) for i, fields in zip(idx, decoded, strict=True)]
 
     def meta_of(self, i: int) -> dict[str, Any]:
         """Row i's metadata (the gallery's other columns; empty values left out)."""
@@ -108,14 +118,19 @@ class RowTable(Sequence[Row]):
     def _parse(self, i: int, line: bytes) -> tuple[Row, dict[str, Any]]:
         try:
             fields = json.loads(line)
+        except ValueError as exc:
+            raise RowFileError(f"{self.path}: row {i:,} is not a valid index row: {exc}") from None
+        return self._row(i, fields)
+
+    def _row(self, i: int, fields: Any) -> tuple[Row, dict[str, Any]]:
+        try:
             e, s, src, m, lab, txt, *rest = fields
             meta = rest[0] if rest else {}
             if len(rest) > 1 or not isinstance(meta, dict) or not all(isinstance(v, PLAIN) for v in meta.values()):
                 raise ValueError("metadata is not one object of plain values")
-            for v in (lab, txt):
-                if v is not None and not isinstance(v, str):
-                    raise ValueError("label and text are strings or null")
-            return Row(int(e), str(s), str(src), Modality(m), lab, txt), meta
+            if not (lab is None or isinstance(lab, str)) or not (txt is None or isinstance(txt, str)):
+                raise ValueError("label and text are strings or null")
+            return Row(int(e), str(s), str(src), _MODALITIES.get(m) or Modality(m), lab, txt), meta
         except (ValueError, TypeError) as exc:
             raise RowFileError(f"{self.path}: row {i:,} is not a valid index row: {exc}") from None
 
