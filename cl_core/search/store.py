@@ -15,12 +15,13 @@ import hashlib
 import io
 import json
 import mmap
+import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -294,7 +295,7 @@ def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = N
                              f"the open model's fingerprint is {fingerprint}: rebuild the index for this model")
     if dim is not None and int(manifest["dim"]) != dim:
         raise DimensionMismatchError(f"the index {folder}", int(manifest["dim"]), "the model", dim)
-    opened: list[mmap.mmap] = []
+    opened: list[mmap.mmap | BinaryIO] = []
     try:
         return _load(folder, manifest, digest, opened)
     finally:
@@ -310,8 +311,9 @@ def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = N
 
 
 def _load(folder: Path, manifest: dict[str, Any], digest: Callable[[Path], str] | None,
-          opened: list[mmap.mmap]) -> IndexSet:
+          opened: list[mmap.mmap | BinaryIO]) -> IndexSet:
     blobs: dict[str, Any] = {}
+    handles: dict[str, BinaryIO] = {}  # the faiss files, open: faiss reads the very file that was checked
     for name, entry in manifest["files"].items():
         path = folder / name
         if Path(name).name != name or not path.is_file():
@@ -320,8 +322,10 @@ def _load(folder: Path, manifest: dict[str, Any], digest: Callable[[Path], str] 
             raise IndexFileError(f"{path}: size {path.stat().st_size} differs from the manifest's {entry['bytes']}")
         blob: bytes | mmap.mmap | None = None
         if name.endswith(".faiss") and entry["bytes"] > 0:  # mapped: faiss copies it once, no bytes in between
-            with open(path, "rb") as fh:
-                blob = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            fh = open(path, "rb")  # noqa: SIM115 - closed by load() with the maps
+            opened.append(fh)
+            handles[name] = fh
+            blob = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
             opened.append(blob)
         elif name.endswith(BLOB_SUFFIXES):
             blob = path.read_bytes()
@@ -345,7 +349,8 @@ def _load(folder: Path, manifest: dict[str, Any], digest: Callable[[Path], str] 
             check_blob(p["kind"], blobs[p["file"]], int(manifest["dim"]), p["end"] - p["start"])
         except BlobError as exc:
             raise IndexFileError(f"{folder / p['file']}: {exc}") from None
-        built = kinds.deserialize(p["kind"], blobs[p["file"]], p["params"], p["bytes_per_vector"])
+        built = kinds.read(p["kind"], _same_file(handles[p["file"]], folder / p["file"]), p["params"],
+                           p["bytes_per_vector"])
         if built.index.ntotal != p["end"] - p["start"] or built.index.d != manifest["dim"]:
             raise IndexFileError(f"{folder / p['file']}: holds {built.index.ntotal} vectors of "
                                  f"{built.index.d}-d, the manifest says {p['end'] - p['start']} of {manifest['dim']}-d")
@@ -360,6 +365,12 @@ def _load(folder: Path, manifest: dict[str, Any], digest: Callable[[Path], str] 
                                               p.get("recall_at_10"), calib, stats)
     cold = ColdRows(folder / vec_name, (int(manifest["count"]), int(manifest["dim"])), npy_data_offset(folder / vec_name))
     return IndexSet(folder, manifest, rows, vectors, parts, meta, _fits(folder, manifest), cold)
+
+
+def _same_file(fh: BinaryIO, path: Path) -> str:
+    """A name for the file `fh` has open, even if `path` was replaced since (Linux: /proc/self/fd)."""
+    fd_path = f"/proc/self/fd/{fh.fileno()}"
+    return fd_path if os.path.exists(fd_path) else str(path)
 
 
 def _pq(folder: Path, p: dict[str, Any], blobs: dict[str, bytes], d: int, n: int) -> tuple[Any, np.ndarray]:
