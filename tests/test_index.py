@@ -47,6 +47,29 @@ def test_every_kind_finds_the_exact_neighbours(kind):
         np.testing.assert_allclose(scores, np.take_along_axis(q[:5] @ x.T, found[:5], 1), atol=1e-5)
 
 
+def test_ivfpq_takes_finer_codes_only_where_the_small_ones_fall_short(tmp_path):
+    """Clustered vectors reach the recall target with d/8-byte codes; unclustered Gaussian ones (every
+    neighbour almost as near as the next) do not, and the build measures that and takes d/4-byte codes. The
+    saved index reopens repacked for fast-scan search and answers as it did."""
+    import faiss
+
+    small = index_of(clustered(4000, 0), [Modality.IMAGE] * 4000, "ivfpq").parts[Modality.IMAGE]
+    assert small.built.index.code_size == DIM // 8 and small.recall_at_10 >= kinds.RECALL_TARGET
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4100, DIM)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    s = index_of(x[:4000], [Modality.IMAGE] * 4000, "ivfpq")
+    part = s.parts[Modality.IMAGE]
+    assert part.built.index.code_size == DIM // 4 and part.recall_at_10 >= kinds.RECALL_TARGET
+    assert part.built.bytes_per_vector > small.built.bytes_per_vector
+    save(s, tmp_path / "ix")
+    again = load(tmp_path / "ix")
+    assert isinstance(again.parts[Modality.IMAGE].built.index, faiss.IndexIVFPQFastScan)
+    found = again.search_part(Modality.IMAGE, x[4000:], 10)[1]
+    np.testing.assert_array_equal(found, s.search_part(Modality.IMAGE, x[4000:], 10)[1])
+    assert kinds.recall_at(found, kinds.exact_topk(x[4000:], x[:4000], 10)) >= 0.9
+
+
 def test_auto_kind_follows_gallery_size():
     assert [kinds.auto_kind(n) for n in (10, 49_999, 50_000, 4_999_999, 5_000_000)] == \
         ["flat", "flat", "hnsw", "hnsw", "ivfpq"]
@@ -180,18 +203,32 @@ def test_a_forged_size_inside_an_index_file_is_refused_before_faiss_allocates(tm
 
 
 def test_a_forged_inverted_list_size_is_refused(tmp_path):
-    """Deep inside an IVF-PQ file: one list's size made huge, the checksum made to match."""
+    """Deep inside an IVF-PQ file packed for fast-scan: one list's size made huge, the checksum made to
+    match; and in the plain layout that earlier versions saved (8-bit codes), which still opens."""
     import struct
+
+    import faiss
+
+    from cl_core.search.blob_check import BlobError, check_blob
 
     save(index_of(clustered(300, 3), [Modality.IMAGE] * 300, "ivfpq"), tmp_path / "ix")
 
-    def forge(blob: bytes) -> bytes:
-        at = blob.index(b"full") + 4 + 8  # the first list's size, after the layout tag and the vector's length
+    def forge(blob: bytes, tag: bytes, skip: int) -> bytes:
+        at = blob.index(tag) + 4 + skip  # the first list's size
         return blob[:at] + struct.pack("<Q", 1 << 40) + blob[at + 8:]
 
-    _rewrite(tmp_path / "ix", "part-image-", forge)
-    with pytest.raises(IndexFileError, match="lists hold"):
+    _rewrite(tmp_path / "ix", "part-image-", lambda b: forge(b, b"ilbl", 32))
+    with pytest.raises(IndexFileError, match="larger than the file"):
         load(tmp_path / "ix")
+    x = clustered(300, 3)
+    plain = faiss.IndexIVFPQ(faiss.IndexFlatIP(DIM), DIM, 7, 4, 8, faiss.METRIC_INNER_PRODUCT)
+    plain.cp.min_points_per_centroid = plain.pq.cp.min_points_per_centroid = 1
+    plain.train(x)
+    plain.add(x)
+    blob = faiss.serialize_index(plain).tobytes()
+    check_blob("ivfpq", blob, DIM, 300)
+    with pytest.raises(BlobError, match="lists hold"):
+        check_blob("ivfpq", forge(blob, b"full", 8), DIM, 300)
 
 
 def test_forged_parts_and_rows_are_refused_with_the_file_named(tmp_path):

@@ -3,7 +3,7 @@
 faiss trusts the counts inside its files: a vector's size field is used to allocate before the bytes are
 read, so a file rewritten with a huge count (and its checksum updated to match) made faiss allocate GBs.
 Here the header (kind, dimension, count) must agree with the index manifest, and every size field we walk
-must fit in the bytes that follow it; every kind we write (flat, HNSW, IVF-PQ, binary) is walked to its
+must fit in the bytes that follow it; every kind we write (flat, HNSW, IVF-PQ plain or packed for fast-scan, binary) is walked to its
 last byte, so no count in the file can make faiss allocate more than the file holds.
 """
 
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import struct
 
-FOURCC = {"flat": (b"IxFI",), "hnsw": (b"IHNf",), "ivfpq": (b"IvPQ", b"IwPQ"), "binary": (b"IBxF",)}
+FOURCC = {"flat": (b"IxFI",), "hnsw": (b"IHNf",), "ivfpq": (b"IvPQ", b"IwPQ", b"IwPf"), "binary": (b"IBxF",)}
+FAST_SCAN = struct.Struct("<?QiQiQ")  # by_residual, code_size, bbs, M2, implem, qbs2
 HEADER = struct.Struct("<iqqq?i")  # d, ntotal, two dummies, is_trained, metric
 BINARY_HEADER = struct.Struct("<iiq?i")  # d (bits), code_size, ntotal, is_trained, metric
 
@@ -67,6 +68,8 @@ def check_blob(kind: str, blob: bytes, dim: int, count: int) -> None:
             _flat_codes(r, dim, count)
         elif kind == "hnsw":
             _hnsw(r, dim, count)
+        elif fourcc == b"IwPf":
+            _ivfpq_fast_scan(r, dim, count)
         else:
             _ivfpq(r, dim, count)
     if r.pos != len(blob):
@@ -99,9 +102,8 @@ def _hnsw(r: _Reader, dim: int, count: int) -> None:
     _flat_codes(r, dim, count)
 
 
-def _ivfpq(r: _Reader, dim: int, count: int) -> None:
-    """Coarse quantizer (flat), direct map, product quantizer, then the inverted lists ("ilar"): their sizes
-    must add up to the count and each list's codes and ids must be in the file."""
+def _ivf_header(r: _Reader, dim: int, count: int) -> int:
+    """An IVF index's list count, coarse quantizer (flat) and direct map; returns the list count."""
     nlist, _nprobe = struct.unpack("<QQ", r.take(16))
     if not 0 < nlist <= max(count, 1):
         raise BlobError(f"{nlist:,} lists for {count:,} vectors")
@@ -114,13 +116,52 @@ def _ivfpq(r: _Reader, dim: int, count: int) -> None:
     r.vector(8)  # the direct map's array
     if map_type == 2:
         r.vector(16)  # its hash table's (id, position) pairs
-    r.take(1)  # by_residual
-    (code_size,) = struct.unpack("<Q", r.take(8))
+    return nlist
+
+
+def _pq(r: _Reader, dim: int, code_size: int) -> int:
+    """A product quantizer's shape and centroids; returns its sub-quantizer count."""
     pq_d, m, nbits = struct.unpack("<QQQ", r.take(24))
     if pq_d != dim or m == 0 or nbits == 0 or nbits > 16 or code_size != (m * nbits + 7) // 8:
         raise BlobError("its product quantizer does not match its dimension and code size")
     if r.vector(4) != dim * (1 << nbits):  # the PQ centroids
         raise BlobError("its product quantizer's centroids do not match its shape")
+    return int(m)
+
+
+def _ivfpq_fast_scan(r: _Reader, dim: int, count: int) -> None:
+    """IVF-PQ packed for fast-scan: 4-bit codes in blocks of `bbs` vectors ("ilbl" lists), each list's
+    codes exactly the blocks its size needs."""
+    nlist = _ivf_header(r, dim, count)
+    _residual, code_size, bbs, m2, _implem, _qbs2 = r.unpack(FAST_SCAN)
+    if r.blob[r.pos:r.pos + 1] in (b"\x00", b"\x01") and r.blob[r.pos + 1:r.pos + 9] == struct.pack("<Q", dim):
+        if r.take(1) == b"\x01":  # newer faiss: a cosine flag, then the inverse norms (never written here)
+            r.vector(4)
+    m = _pq(r, dim, code_size)
+    if bbs <= 0 or bbs % 32 or m2 != m + m % 2 or code_size != (m * 4 + 7) // 8:
+        raise BlobError("its fast-scan layout does not match its product quantizer")
+    if r.take(4) != b"ilbl":
+        raise BlobError("its inverted lists are not stored in blocks")
+    lists, _cs, per_block, block_size = struct.unpack("<QQQQ", r.take(32))
+    if lists != nlist or per_block != bbs or block_size != m2 * bbs // 2:
+        raise BlobError("its inverted lists do not match its list count and block size")
+    total = 0
+    for _ in range(nlist):
+        n = r.vector(8)  # ids
+        total += n
+        if r.vector(1) != -(-n // per_block) * block_size:
+            raise BlobError("a list's codes do not fill the blocks its size needs")
+    if total != count:
+        raise BlobError(f"its lists hold {total:,} vectors, the manifest says {count:,}")
+
+
+def _ivfpq(r: _Reader, dim: int, count: int) -> None:
+    """Coarse quantizer (flat), direct map, product quantizer, then the inverted lists ("ilar"): their sizes
+    must add up to the count and each list's codes and ids must be in the file."""
+    nlist = _ivf_header(r, dim, count)
+    r.take(1)  # by_residual
+    (code_size,) = struct.unpack("<Q", r.take(8))
+    _pq(r, dim, code_size)
     if r.take(4) != b"ilar":
         raise BlobError("its inverted lists are not stored in the array format")
     lists, list_code_size = struct.unpack("<QQ", r.take(16))

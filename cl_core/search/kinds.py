@@ -56,8 +56,8 @@ class Built:
 ADD_CHUNK = 1 << 16  # rows handed to faiss at a time when filling an IVF-PQ index
 
 
-def build(kind: str, vectors: np.ndarray, seed: int = 0) -> Built:
-    """Build `kind` over normalised float32 vectors [n, d]."""
+def build(kind: str, vectors: np.ndarray, seed: int = 0, fine: bool = False) -> Built:
+    """Build `kind` over normalised float32 vectors [n, d]. `fine`: ivfpq's larger codes (see `_ivfpq`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown index kind {kind!r}; expected one of {', '.join(KINDS)}")
     x = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -74,21 +74,7 @@ def build(kind: str, vectors: np.ndarray, seed: int = 0) -> Built:
         index.add(x)
         return Built(kind, index, {"efSearch": 64}, 4.0 * d + 2 * m * 4 * 1.05)
     if kind == "ivfpq":
-        if n < IVFPQ_MIN:  # product quantisation trains 256 centroids per sub-space
-            raise ClensError(f"an ivfpq index needs at least {IVFPQ_MIN} vectors of a modality to train on "
-                             f"(this one has {n}); use flat or hnsw, or let --kind auto choose")
-        nlist = int(min(max(1, n // 39), max(16, 4 * math.sqrt(n))))
-        m = _pq_subquantizers(d)
-        quantizer = faiss.IndexFlatIP(d)
-        index = faiss.IndexIVFPQ(quantizer, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
-        index.pq.cp.min_points_per_centroid = 1  # no stderr warning for a gallery under 9,984 vectors
-        index.cp.min_points_per_centroid = 1
-        rng = np.random.default_rng(seed)
-        train = x[rng.choice(n, size=min(n, max(256 * 39, nlist * 50)), replace=False)] if n > 256 * 39 else x
-        index.train(train)
-        for k in range(0, n, ADD_CHUNK):  # filled shard by shard: a memory-mapped gallery is paged in a shard at a time
-            index.add(np.ascontiguousarray(x[k:k + ADD_CHUNK]))
-        return Built(kind, index, {"nprobe": 16, "rerank": 10}, float(m + 8) + 4.0 * d * nlist / max(n, 1))
+        return _ivfpq(x, seed, fine)
     centre = x.mean(axis=0)
     index = faiss.IndexBinaryFlat(d)
     for k in range(0, n, ADD_CHUNK):
@@ -106,8 +92,47 @@ def build(kind: str, vectors: np.ndarray, seed: int = 0) -> Built:
                  d / 8.0 + (m if pq is not None else 0), pq, codes)
 
 
-def _pq_subquantizers(d: int) -> int:
-    for m in (d // 8, d // 4, d // 2, d):  # faiss needs d % m == 0
+def _ivfpq(x: np.ndarray, seed: int, fine: bool) -> Built:
+    """Inverted lists of 4-bit product-quantised codes, searched with faiss's fast-scan kernels (SIMD lookup
+    tables in registers: several times faster per code than 8-bit PQ, so many more lists can be probed).
+    Codes are d/8 bytes (4-d sub-vectors), or d/4 when `fine` (2-d sub-vectors): the build tries the small
+    codes first and takes the fine ones only when the small ones cannot reach the recall target
+    (store.build_index_set). Saved packed for fast-scan (blob_check walks that layout too), so that opening
+    it reads the blocks as they are searched. Indexes saved by earlier versions (8-bit codes) still open."""
+    n, d = x.shape
+    if n < IVFPQ_MIN:
+        raise ClensError(f"an ivfpq index needs at least {IVFPQ_MIN} vectors of a modality to train on "
+                         f"(this one has {n}); use flat or hnsw, or let --kind auto choose")
+    nlist = int(min(max(1, n // 39), max(16, 4 * math.sqrt(n))))
+    m = _pq_subquantizers(d, 2 if fine else 4)
+    quantizer = faiss.IndexFlatIP(d)
+    plain = faiss.IndexIVFPQ(quantizer, d, nlist, m, 4, faiss.METRIC_INNER_PRODUCT)
+    plain.pq.cp.min_points_per_centroid = 1  # no stderr warning for a small gallery
+    plain.cp.min_points_per_centroid = 1
+    rng = np.random.default_rng(seed)
+    train = x[np.sort(rng.choice(n, size=min(n, max(256 * 39, nlist * 50)), replace=False))] if n > 256 * 39 else x
+    plain.train(np.ascontiguousarray(train))
+    for k in range(0, n, ADD_CHUNK):  # filled shard by shard: a memory-mapped gallery is paged in a shard at a time
+        plain.add(np.ascontiguousarray(x[k:k + ADD_CHUNK]))
+    code = plain.code_size
+    return Built("ivfpq", _fast_scan(plain), {"nprobe": 16, "rerank": 10},
+                 float(code + 8) + 4.0 * d * nlist / max(n, 1))
+
+
+def _fast_scan(index: Any) -> Any:
+    """An IVF-PQ of 4-bit codes repacked for fast-scan search (same codes and lists). The repacked index
+    borrows the original's coarse quantizer: it gets its own copy, so that the original can be freed."""
+    fast = faiss.IndexIVFPQFastScan(index)
+    quantizer = faiss.clone_index(index.quantizer)
+    quantizer.this.disown()  # type: ignore[attr-defined]  # SWIG: the index owns it now
+    fast.quantizer = quantizer
+    fast.own_fields = True
+    return fast
+
+
+def _pq_subquantizers(d: int, width: int = 8) -> int:
+    """Sub-quantizers for sub-vectors of about `width` dimensions (faiss needs d % m == 0)."""
+    for m in (d // width, d // 4, d // 2, d):
         if m >= 1 and d % m == 0:
             return m
     return 1
@@ -162,7 +187,7 @@ def search(built: Built, queries: np.ndarray, k: int, rerank: Rerank) -> tuple[n
         return built.index.search(q, k)
     fetch = min(max(k * int(p.get("rerank", 10)), k), built.index.ntotal)
     if built.kind == "ivfpq":
-        built.index.nprobe = int(p.get("nprobe", 16))
+        built.index.nprobe = min(int(p.get("nprobe", 16)), built.index.nlist)  # fast-scan misreads beyond nlist
         _, cand = built.index.search(q, fetch)
         return rerank(q, cand, k)
     centre = np.asarray(p.get("centre", np.zeros(q.shape[1])), np.float32)
@@ -196,7 +221,9 @@ def tune(built: Built, queries: np.ndarray, truth: np.ndarray, k: int, rerank: R
     grid: list[dict[str, int]] = {
         "hnsw": [{"efSearch": v} for v in (16, 32, 64, 128, 256, 512, 1024)],
         "ivfpq": [{"nprobe": p, "rerank": r} for p, r in ((8, 2), (16, 2), (16, 3), (32, 3), (32, 5), (64, 5),
-                                                          (64, 10), (128, 10), (128, 20), (256, 50))],
+                                                          (64, 10), (128, 10), (256, 10), (512, 10), (768, 10),
+                                                          (1024, 10), (1024, 20))
+                  if p < 2 * getattr(built.index, "nlist", p)],
         "binary": [{"rerank": r, "exact": e} for r, e in ((10, 2), (20, 2), (20, 3), (20, 5), (40, 5), (40, 10),
                                                           (100, 10), (200, 20))],
     }.get(built.kind, [])
