@@ -40,6 +40,10 @@ def test_rows_read_on_demand_are_right_and_not_kept(tmp_path):
     assert resident.cached_bytes(path) == 0
     np.load(path, mmap_mode="r")[want].sum()  # the same reads through a memory map stay cached
     assert resident.cached_bytes(path) > 0
+    resident.drop_cached(path)
+    many = np.random.default_rng(1).choice(4000, size=300, replace=False)  # read by several threads at once
+    np.testing.assert_array_equal(rows(many), x[many])
+    assert resident.cached_bytes(path) == 0
 
 
 def test_an_open_compact_index_keeps_no_file_pages(tmp_path):

