@@ -179,7 +179,7 @@ def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, A
             continue
         truth = kinds.exact_topk(q, vectors[part.start:part.end], k, own)
         got = kinds.tune(part.built, q, truth, k, index_set.rerank(part), exclude=own)
-        if part.built.kind == "ivfpq" and got < kinds.RECALL_TARGET:  # small codes fall short: twice the bytes
+        if part.built.kind == "ivfpq" and got < kinds.TUNE_TARGET:  # small codes fall short: twice the bytes
             if state is not None:
                 state.check_cancelled()
                 state.set_progress(len(mods), len(mods), f"indexing {part.modality.value} again with finer codes "
