@@ -57,6 +57,7 @@ class Built:
     bytes_per_vector: float = 0.0  # resident memory per vector, float vectors on disk not counted
     pq: Any = None  # binary: the product quantiser whose codes rank the Hamming candidates
     pq_codes: np.ndarray | None = None  # binary: [n, m] uint8
+    pq_centroids: np.ndarray | None = field(default=None, repr=False)  # [m, ksub, dsub], read from `pq` once
 
 
 ADD_CHUNK = 1 << 16  # rows handed to faiss at a time when filling an IVF-PQ index
@@ -211,10 +212,20 @@ def _by_codes(built: Built, q: np.ndarray, cand: np.ndarray, best: int) -> np.nd
     codes = built.pq_codes
     if not len(c) or codes is None:
         return out
-    s = built.pq.decode(np.ascontiguousarray(codes[c])) @ q
+    s = _code_table(built, q)[np.arange(codes.shape[1]), codes[c]].sum(axis=1)
     top = c[np.argsort(-s, kind="stable")[:best]]
     out[:len(top)] = top
     return out
+
+
+def _code_table(built: Built, q: np.ndarray) -> np.ndarray:
+    """[m, ksub]: the query's inner product with every sub-quantizer centroid, so that a candidate's score is
+    m table look-ups (asymmetric distance) instead of decoding its d floats."""
+    if built.pq_centroids is None:
+        pq = built.pq
+        built.pq_centroids = faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub)
+    cents = built.pq_centroids
+    return np.matmul(cents, q.reshape(cents.shape[0], cents.shape[2], 1))[:, :, 0]
 
 
 def tune(built: Built, queries: np.ndarray, truth: np.ndarray, k: int, rerank: Rerank,
