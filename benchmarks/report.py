@@ -77,9 +77,9 @@ def real_search_section(data: dict) -> list[str]:
                          "have the real vectors' spread but none of their clusters, so every point's neighbours "
                          "are almost equally near: the hardest case for the compact kinds (here "
                          + real_recalls(run) + (f"; {real_recalls(real)} on the 50k real ones" if real else "")
-                         + "). Their build measures that its small codes fall short of the recall target there and "
-                         "takes the finer ones (ivfpq: d/4 bytes instead of d/8), and tunes how many lists it "
-                         "probes and rows it re-reads on held-out queries.")
+                         + "). The ivfpq build measures that its d/8-byte codes fall short of the recall target "
+                         "there and takes d/4-byte ones; each compact kind tunes how many candidates it scans and "
+                         "re-reads on gallery rows left out of their own answers.")
         if not goals:
             lines.append(f"- {run['n']:,} items: too few for the memory and speed goals (a file's first 4 KB page, "
                          "a Python call per query and faiss's thread start-up are most of each figure); shown "
