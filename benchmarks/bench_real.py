@@ -146,6 +146,11 @@ def run(label: str, gallery: np.ndarray, queries: np.ndarray, kinds_: list[str],
               f"(plain faiss {info['plain_faiss_open_s']:.2f}, first open {info['first_open_s']:.2f})  resident {info['resident_bytes_per_vector']:.0f} B/vector "
               f"(own memory +{info['anon_growth_mb']} MB, page cache {info['page_cache_mb']} MB; float32 "
               f"{info['float32_bytes_per_vector']} B)", flush=True)
+    return versus_flat(out)
+
+
+def versus_flat(out: dict) -> dict:
+    """Each kind's speed and resident memory against flat's in the same run, and search() against faiss."""
     flat = out["kinds"].get("flat")
     for info in out["kinds"].values():
         if flat:
@@ -194,6 +199,8 @@ def main() -> None:
     ap.add_argument("--child", nargs=3, default=None)
     ap.add_argument("--keep-synthetic", action="store_true",
                     help="keep the spectrum-matched run of the last results (when not measured again)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the last results' figures for the kinds not measured this time (same runs)")
     a = ap.parse_args()
     if a.child:
         print(json.dumps(child(Path(a.child[0]), Path(a.child[1]), Path(a.child[2]))))
@@ -217,6 +224,12 @@ def main() -> None:
     out = RESULTS / "real_search.json"
     if a.keep_synthetic and not a.synthetic and out.is_file():
         report["runs"] += [r for r in json.loads(out.read_text())["runs"] if r["label"] == "spectrum-matched synthetic"]
+    if a.merge and out.is_file():  # a partial rerun: the other kinds' rows stay as last measured
+        before = {r["label"]: r for r in json.loads(out.read_text())["runs"]}
+        for r in report["runs"]:
+            old = before.get(r["label"], {}).get("kinds", {})
+            r["kinds"] = {k: r["kinds"].get(k, old.get(k)) for k in dict.fromkeys([*old, *r["kinds"]])}
+            versus_flat(r)
     out.write_text(json.dumps(report, indent=1))
 
 

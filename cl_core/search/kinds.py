@@ -239,7 +239,8 @@ def tune(built: Built, queries: np.ndarray, truth: np.ndarray, k: int, rerank: R
         "hnsw": [{"efSearch": v} for v in (16, 32, 64, 128, 256, 512, 1024)],
         "ivfpq": _ivfpq_grid(built, k),
         "binary": [{"rerank": r, "exact": e} for r, e in ((10, 2), (20, 2), (20, 3), (20, 5), (40, 5), (40, 10),
-                                                          (100, 10), (200, 20))],
+                                                          (100, 10), (200, 20), (500, 20), (1000, 30),
+                                                          (2000, 30), (3000, 40), (3000, 60))],
     }.get(built.kind, [])
     def measured() -> float:
         extra = 0 if exclude is None else 1
