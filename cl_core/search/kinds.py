@@ -137,6 +137,12 @@ def _fast_scan(index: Any) -> Any:
     return fast
 
 
+def has_finer_codes(d: int) -> bool:
+    """Whether ivfpq's fine codes differ from its small ones at this dimension (both d/2 sub-vectors when
+    d has no divisor near d/4)."""
+    return _pq_subquantizers(d, 2) != _pq_subquantizers(d, 4)
+
+
 def _pq_subquantizers(d: int, width: int = 8) -> int:
     """Sub-quantizers for sub-vectors of about `width` dimensions (faiss needs d % m == 0)."""
     for m in (d // width, d // 4, d // 2, d):

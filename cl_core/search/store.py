@@ -179,7 +179,7 @@ def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, A
             continue
         truth = kinds.exact_topk(q, vectors[part.start:part.end], k, own)
         got = kinds.tune(part.built, q, truth, k, index_set.rerank(part), exclude=own)
-        if part.built.kind == "ivfpq" and got < kinds.TUNE_TARGET:  # small codes fall short: twice the bytes
+        if part.built.kind == "ivfpq" and got < kinds.TUNE_TARGET and kinds.has_finer_codes(index_set.dim):
             if state is not None:
                 state.check_cancelled()
                 state.set_progress(len(mods), len(mods), f"indexing {part.modality.value} again with finer codes "
@@ -331,7 +331,7 @@ def _load(folder: Path, manifest: dict[str, Any], digest: Callable[[Path], str] 
         if path.stat().st_size != entry["bytes"]:
             raise IndexFileError(f"{path}: size {path.stat().st_size} differs from the manifest's {entry['bytes']}")
         blob: bytes | mmap.mmap | None = None
-        if name.endswith(".faiss") and entry["bytes"] > 0:  # mapped: faiss copies it once, no bytes in between
+        if name.endswith(".faiss") and entry["bytes"] > 0:  # mapped for hashing and blob_check; faiss reads the file
             fh = open(path, "rb")  # noqa: SIM115 - closed by load() with the maps
             opened.append(fh)
             handles[name] = fh
