@@ -138,8 +138,8 @@ def _fast_scan(index: Any) -> Any:
 
 
 def has_finer_codes(d: int) -> bool:
-    """Whether ivfpq's fine codes differ from its small ones at this dimension (both d/2 sub-vectors when
-    d has no divisor near d/4)."""
+    """Whether ivfpq's fine codes differ from its small ones at this dimension (they are the same when d has
+    no divisor near d/4 apart from the one both fall back to, e.g. 30 or 33)."""
     return _pq_subquantizers(d, 2) != _pq_subquantizers(d, 4)
 
 
