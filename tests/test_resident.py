@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from cl_core.atomic import atomic_write
 from cl_core.embed.gallery import Row
 from cl_core.modality import Modality
-from cl_core.search import kinds
+from cl_core.search import coldread, kinds
 from cl_core.search.coldread import ColdRows, npy_data_offset
 from cl_core.search.query import search
 from cl_core.search.store import IndexFileError, build_index_set, load, save
@@ -38,12 +39,34 @@ def test_rows_read_on_demand_are_right_and_not_kept(tmp_path):
     want = np.array([3999, 5, 6, 7, 5, 1200, 0])
     np.testing.assert_array_equal(rows(want), x[want])
     assert resident.cached_bytes(path) == 0
-    np.load(path, mmap_mode="r")[want].sum()  # the same reads through a memory map stay cached
+    fd = os.open(path, os.O_RDONLY)  # the same reads, not dropped after, stay cached
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # (no readahead still in flight when dropped below)
+        for r in want:
+            os.pread(fd, 1024, npy_data_offset(path) + int(r) * 1024)
+    finally:
+        os.close(fd)
     assert resident.cached_bytes(path) > 0
     resident.drop_cached(path)
-    many = np.random.default_rng(1).choice(4000, size=300, replace=False)  # read by several threads at once
+    many = np.random.default_rng(1).choice(4000, size=300, replace=False)  # announced, then read
     np.testing.assert_array_equal(rows(many), x[many])
     assert resident.cached_bytes(path) == 0
+
+
+def test_many_rows_are_read_by_threads_where_the_os_cannot_announce_reads(tmp_path, monkeypatch):
+    x = np.random.default_rng(2).standard_normal((2000, 64)).astype(np.float32)
+    path = tmp_path / "v.npy"
+    np.save(path, x)
+    monkeypatch.setattr(coldread, "_ADVISE", False)  # as on macOS and Windows
+    started = []
+    real = coldread._read_parallel
+    monkeypatch.setattr(coldread, "_read_parallel", lambda fd, ranges: started.append(len(ranges)) or real(fd, ranges))
+    rows = ColdRows(path, x.shape, npy_data_offset(path))
+    many = np.random.default_rng(3).choice(2000, size=200, replace=False)
+    np.testing.assert_array_equal(rows(many), x[many])
+    few = np.array([7, 1500])
+    np.testing.assert_array_equal(rows(few), x[few])
+    assert started and started[0] >= coldread.PARALLEL_FROM and len(started) == 1
 
 
 def test_an_open_compact_index_keeps_no_file_pages(tmp_path):
@@ -71,6 +94,18 @@ def test_binary_codes_are_centred_and_ranked_by_product_codes():
     uncentred = kinds.search(kinds.Built("binary", built.index, {**built.params, "centre": [0.0] * 64}, 0, built.pq,
                                          built.pq_codes), q, 10, kinds.exact_rerank(x))[1]
     assert kinds.recall_at(uncentred, truth) < got  # the centre is what makes the bits informative
+    # the candidates' order by their codes is the inner product with their reconstructions
+    cand = kinds.search(kinds.Built("binary", built.index, {**built.params, "rerank": 50}), q[:1], 10,
+                        lambda qq, c, k: (np.zeros((1, 1)), c))[1][0]
+    recon = built.pq.decode(np.ascontiguousarray(built.pq_codes[cand]))
+    want = cand[np.argsort(-(recon @ q[0]), kind="stable")[:40]]
+    np.testing.assert_array_equal(np.sort(kinds._by_codes(built, q[0], cand, 40)), np.sort(want))
+    # many Hamming candidates are found by counting distances (not a heap): the same answers, nearly exact
+    wide = {**built.params, "rerank": 400, "exact": 100}
+    assert 10 * wide["rerank"] >= kinds.COUNT_FROM
+    found = kinds.search(kinds.Built("binary", built.index, wide, 0, built.pq, built.pq_codes), q, 10,
+                         kinds.exact_rerank(x))[1]
+    assert kinds.recall_at(found, truth) >= 0.99
 
 
 def test_a_binary_index_answers_the_same_after_saving_and_forged_codes_are_refused(tmp_path):

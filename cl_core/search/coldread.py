@@ -9,6 +9,7 @@ open index keeps is what it holds, measured (benchmarks/bench_real.py).
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import threading
@@ -49,14 +50,20 @@ class ColdFile:
         self._lock = threading.Lock()  # one fd, several search threads
 
     def read(self, ranges: list[tuple[int, int]]) -> list[bytes]:
-        """The bytes [start, end) of each range, in order. Many ranges are read by a few threads at once:
-        each read waits on the disk (tens of microseconds for a page not in the cache), and a disk answers
-        several at a time (measured on this machine's SSD: 100 cold reads 4.1 ms one by one, 2.2 ms by 4)."""
+        """The bytes [start, end) of each range, in order. Each read of a page not in the cache waits on the
+        disk (tens of microseconds), and a disk answers many at a time: so every range is first announced
+        (POSIX_FADV_WILLNEED starts its read without waiting), then read. Measured on this machine's disk,
+        100 cold 1.5 KB reads: 4.0 ms one by one, 2.4 ms from 4 threads, 0.9 ms announced first. Where the
+        OS has no fadvise, many ranges are read by a few threads instead."""
         with self._lock:
-            if len(ranges) < PARALLEL_FROM:
+            if _ADVISE and len(ranges) > 1 and not self.keep:  # kept files' pages are mostly cached already
+                for start, end in ranges:
+                    os.posix_fadvise(self._fd, start, end - start, os.POSIX_FADV_WILLNEED)
                 out = [os.pread(self._fd, end - start, start) for start, end in ranges]
-            else:
+            elif len(ranges) >= PARALLEL_FROM:
                 out = _read_parallel(self._fd, ranges)
+            else:
+                out = [os.pread(self._fd, end - start, start) for start, end in ranges]
             if _ADVISE and ranges and not self.keep:  # whole pages only are dropped: widen to the pages the reads touched
                 lo = min(ranges)[0] // PAGE * PAGE
                 hi = -(-max(e for _, e in ranges) // PAGE) * PAGE
@@ -73,12 +80,13 @@ class ColdFile:
             pass
 
 
-PARALLEL_FROM = 24  # fewer reads than this are read one by one (starting threads costs more than it saves)
+PARALLEL_FROM = 24  # without fadvise: fewer reads than this are read one by one (threads cost more than they save)
 READERS = 4
 
 
 def _read_parallel(fd: int, ranges: list[tuple[int, int]]) -> list[bytes]:
-    """pread each range from READERS threads (pread releases the GIL); joined before returning."""
+    """pread each range from READERS threads (pread releases the GIL); joined before returning. For systems
+    without posix_fadvise (macOS, Windows): 100 cold reads 4.0 -> 2.4 ms here."""
     out: list[bytes] = [b""] * len(ranges)
     errors: list[OSError] = []
 
@@ -130,9 +138,23 @@ def _runs(sorted_rows: np.ndarray, offset: int, row_bytes: int) -> list[tuple[in
 
 
 def npy_data_offset(path: Path) -> int:
-    """Where a .npy file's array data starts (after its header)."""
+    """Where a .npy file's array data starts (after its header). The header is read with pread and no
+    readahead: a buffered read would start the kernel reading ahead into the rows, pages still arriving
+    after the caller has dropped the file's pages (and then kept)."""
     fmt = np.lib.format
-    with open(path, "rb") as fh:
-        version = fmt.read_magic(fh)
-        (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fh)
-        return fh.tell()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _ADVISE:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        head = os.pread(fd, PAGE, 0)
+        version = fmt.read_magic(io.BytesIO(head))
+        size_bytes = 2 if version == (1, 0) else 4
+        need = 8 + size_bytes + int.from_bytes(head[8:8 + size_bytes], "little")
+        if need > len(head):
+            head = os.pread(fd, need, 0)
+        bio = io.BytesIO(head)
+        fmt.read_magic(bio)
+        (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(bio)
+        return bio.tell()
+    finally:
+        os.close(fd)

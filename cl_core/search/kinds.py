@@ -57,7 +57,6 @@ class Built:
     bytes_per_vector: float = 0.0  # resident memory per vector, float vectors on disk not counted
     pq: Any = None  # binary: the product quantiser whose codes rank the Hamming candidates
     pq_codes: np.ndarray | None = None  # binary: [n, m] uint8
-    pq_centroids: np.ndarray | None = field(default=None, repr=False)  # [m, ksub, dsub], read from `pq` once
 
 
 ADD_CHUNK = 1 << 16  # rows handed to faiss at a time when filling an IVF-PQ index
@@ -186,6 +185,10 @@ def exact_rerank(vectors: np.ndarray | Fetch, offset: int = 0) -> Rerank:
     return run
 
 
+COUNT_FROM = 1000  # Hamming candidates from which faiss counts distances instead of keeping a heap
+# (1M codes of 48 bytes, measured here: 30,000 candidates 14.9 ms by heap, 4.4 ms by counting; 100: 2.0 and 2.3)
+
+
 def search(built: Built, queries: np.ndarray, k: int, rerank: Rerank) -> tuple[np.ndarray, np.ndarray]:
     """(scores [Q, k], positions [Q, k]); -1 positions where the index has fewer than k vectors.
 
@@ -204,6 +207,7 @@ def search(built: Built, queries: np.ndarray, k: int, rerank: Rerank) -> tuple[n
         _, cand = built.index.search(q, fetch)
         return rerank(q, cand, k)
     centre = np.asarray(p.get("centre", np.zeros(q.shape[1])), np.float32)
+    built.index.use_heap = fetch < COUNT_FROM
     _, cand = built.index.search(_sign_bits(q - centre), fetch)
     if built.pq is not None and built.pq_codes is not None:  # rank the candidates by their codes, read the best
         best = min(max(k * int(p.get("exact", 5)), k), fetch)
@@ -212,26 +216,23 @@ def search(built: Built, queries: np.ndarray, k: int, rerank: Rerank) -> tuple[n
 
 
 def _by_codes(built: Built, q: np.ndarray, cand: np.ndarray, best: int) -> np.ndarray:
-    """The `best` candidates by the inner product with their product-quantised reconstructions."""
+    """The `best` candidates by the inner product with their product-quantised reconstructions: faiss scans
+    the candidates' codes with the query's look-up table (asymmetric distance), in C++ (30,000 candidates of
+    48 codes: 1 ms, against 7 ms for the same table look-ups and sort in numpy)."""
     out = np.full(best, -1, np.int64)
     c = cand[cand >= 0]
-    codes = built.pq_codes
-    if not len(c) or codes is None:
+    if not len(c) or built.pq_codes is None or built.pq is None:
         return out
-    s = _code_table(built, q)[np.arange(codes.shape[1]), codes[c]].sum(axis=1)
-    top = c[np.argsort(-s, kind="stable")[:best]]
+    got = min(best, len(c))
+    codes = np.take(built.pq_codes, c, axis=0)  # (4x faster than fancy indexing for many rows)
+    x = np.ascontiguousarray(q.reshape(1, -1), np.float32)
+    val, ids = np.empty((1, got), np.float32), np.full((1, got), -1, np.int64)
+    heap = faiss.float_minheap_array_t()
+    heap.nh, heap.k, heap.val, heap.ids = 1, got, faiss.swig_ptr(val), faiss.swig_ptr(ids)
+    built.pq.search_ip(faiss.swig_ptr(x), 1, faiss.swig_ptr(codes), len(codes), heap, True)
+    top = c[ids[0][ids[0] >= 0]]
     out[:len(top)] = top
     return out
-
-
-def _code_table(built: Built, q: np.ndarray) -> np.ndarray:
-    """[m, ksub]: the query's inner product with every sub-quantizer centroid, so that a candidate's score is
-    m table look-ups (asymmetric distance) instead of decoding its d floats."""
-    if built.pq_centroids is None:
-        pq = built.pq
-        built.pq_centroids = faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub)
-    cents = built.pq_centroids
-    return np.matmul(cents, q.reshape(cents.shape[0], cents.shape[2], 1))[:, :, 0]
 
 
 def tune(built: Built, queries: np.ndarray, truth: np.ndarray, k: int, rerank: Rerank,
@@ -268,7 +269,7 @@ def tune(built: Built, queries: np.ndarray, truth: np.ndarray, k: int, rerank: R
 
 
 CODE_NS = (2.0, 0.1)  # fast-scan time per code scanned: ns, plus ns per code byte (measured at 1M x 384)
-READ_NS = 25_000  # one float row read for re-ranking, from disk, several at a time (coldread)
+READ_NS = 10_000  # one float row read for re-ranking, from disk, announced with the others first (coldread)
 
 
 def _ivfpq_grid(built: Built, k: int) -> list[dict[str, int]]:
