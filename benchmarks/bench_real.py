@@ -48,7 +48,11 @@ def build(kind: str, vectors: np.ndarray, folder: Path) -> dict:
     built_s = time.perf_counter() - t
     store.save(index, folder)
     part = next(iter(index.parts.values()))
-    return {"build_s": round(built_s, 1), "reported_agreement": part.recall_at_10, "params": part.built.params}
+    b = part.built
+    codes = {"ivfpq": lambda: b.index.code_size,  # bytes per vector of the codes the index holds in memory
+             "binary": lambda: b.index.code_size + (b.pq.code_size if b.pq is not None else 0)}.get(kind)
+    return {"build_s": round(built_s, 1), "reported_agreement": part.recall_at_10, "params": b.params,
+            **({"code_bytes": int(codes())} if codes else {})}
 
 
 def child(folder: Path, queries_path: Path, truth_path: Path) -> dict:

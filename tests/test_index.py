@@ -70,6 +70,35 @@ def test_ivfpq_takes_finer_codes_only_where_the_small_ones_fall_short(tmp_path):
     assert kinds.recall_at(found, kinds.exact_topk(x[4000:], x[:4000], 10)) >= 0.9
 
 
+def test_binary_takes_finer_codes_where_the_small_ones_need_many_rows_read(tmp_path):
+    """Binary ranks its Hamming candidates by product codes and re-reads the best from disk. Tight clusters
+    reach the target re-reading few rows with d/8-byte codes; looser ones need more than FINER_EXACT rows per
+    hit, and the build takes d/4-byte codes, which reach it re-reading fewer. Saved, it answers the same."""
+
+    def leaning(noise: float, d: int = 64, n: int = 4000) -> np.ndarray:
+        rng = np.random.default_rng(0)
+        x = (rng.standard_normal((40, d)) + 3.0)[rng.integers(0, 40, n)] + noise * rng.standard_normal((n, d))
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    tight = index_of(leaning(0.6), [Modality.IMAGE] * 4000, "binary").parts[Modality.IMAGE]
+    assert tight.built.pq.M == 64 // 8 and tight.built.params["exact"] <= kinds.FINER_EXACT
+    x = leaning(1.0, n=4100)
+    small = kinds.build("binary", x[:4000])
+    truth = kinds.exact_topk(x[4000:], x[:4000], 10)
+    got_small = kinds.tune(small, x[4000:], truth, 10, kinds.exact_rerank(x[:4000]))
+    assert kinds.finer_reason(small, got_small, 10)  # the small codes need many rows read here
+    s = index_of(x[:4000], [Modality.IMAGE] * 4000, "binary")
+    part = s.parts[Modality.IMAGE]
+    assert part.built.pq.M == 64 // 4 and part.recall_at_10 >= kinds.RECALL_TARGET
+    assert part.built.params["exact"] < small.params["exact"]
+    save(s, tmp_path / "ix")
+    again = load(tmp_path / "ix")
+    assert again.parts[Modality.IMAGE].built.pq.M == 64 // 4
+    found = again.search_part(Modality.IMAGE, x[4000:], 10)[1]
+    np.testing.assert_array_equal(found, s.search_part(Modality.IMAGE, x[4000:], 10)[1])
+    assert kinds.recall_at(found, truth) >= 0.9
+
+
 def test_auto_kind_follows_gallery_size():
     assert [kinds.auto_kind(n) for n in (10, 49_999, 50_000, 4_999_999, 5_000_000)] == \
         ["flat", "flat", "hnsw", "hnsw", "ivfpq"]

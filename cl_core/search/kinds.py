@@ -10,7 +10,8 @@ Every kind searches L2-normalised float32 vectors by inner product (= cosine):
 - binary: sign bits of the vectors less their mean (d/8 bytes, 32x less than float32; centring matters for
   embeddings that share a common direction), scanned by Hamming distance, in the spirit of QuIVer's binary
   quantisation for contrastive embeddings; the candidates are ranked by product-quantised codes held beside
-  them (another d/8 bytes), and only the best few are read from the float vectors for exact scores.
+  them (another d/8 bytes, or d/4 where the build measures that d/8 would need many rows re-read: see
+  `finer_reason`), and only the best few are read from the float vectors for exact scores.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ ADD_CHUNK = 1 << 16  # rows handed to faiss at a time when filling an IVF-PQ ind
 
 
 def build(kind: str, vectors: np.ndarray, seed: int = 0, fine: bool = False) -> Built:
-    """Build `kind` over normalised float32 vectors [n, d]. `fine`: ivfpq's larger codes (see `_ivfpq`)."""
+    """Build `kind` over normalised float32 vectors [n, d]. `fine`: the compact kinds' larger product codes
+    (ivfpq: see `_ivfpq`; binary: d/4-byte codes to rank its Hamming candidates, instead of d/8)."""
     if kind not in KINDS:
         raise ValueError(f"unknown index kind {kind!r}; expected one of {', '.join(KINDS)}")
     x = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -85,7 +87,7 @@ def build(kind: str, vectors: np.ndarray, seed: int = 0, fine: bool = False) -> 
     index = faiss.IndexBinaryFlat(d)
     for k in range(0, n, ADD_CHUNK):
         index.add(_sign_bits(x[k:k + ADD_CHUNK] - centre))
-    m = _pq_subquantizers(d)
+    m = _pq_subquantizers(d, 4 if fine else 8)
     pq, codes = None, None
     if n >= IVFPQ_MIN:  # below, every candidate is read exactly anyway
         pq = faiss.ProductQuantizer(d, m, 8)
@@ -136,10 +138,37 @@ def _fast_scan(index: Any) -> Any:
     return fast
 
 
-def has_finer_codes(d: int) -> bool:
-    """Whether ivfpq's fine codes differ from its small ones at this dimension (they are the same when d has
-    no divisor near d/4 apart from the one both fall back to, e.g. 30 or 33)."""
-    return _pq_subquantizers(d, 2) != _pq_subquantizers(d, 4)
+def has_finer_codes(kind: str, d: int) -> bool:
+    """Whether `kind`'s fine codes differ from its small ones at this dimension (they are the same when d has
+    no divisor near the finer width apart from the one both fall back to, e.g. 30 or 33)."""
+    small, fine = {"ivfpq": (4, 2), "binary": (8, 4)}.get(kind, (0, 0))
+    return bool(small) and _pq_subquantizers(d, fine) != _pq_subquantizers(d, small)
+
+
+FINER_EXACT = 10  # binary: re-reading more rows than this per hit shown costs more than scanning larger codes
+
+
+def finer_reason(built: Built, got: float, k: int) -> str:
+    """Why a tuned compact index should be built again with finer codes ("" when it should not): it falls
+    short of the recall target, or (binary) reaches it only by re-reading many float rows from disk per query,
+    which larger codes that rank its candidates better avoid (1M x 384 here: 400 rows read, 10.8 ms a query,
+    with d/8-byte codes; 100 rows, 4.9 ms, with d/4)."""
+    if not has_finer_codes(built.kind, int(built.index.d)) or (built.kind == "binary" and built.pq is None):
+        return ""
+    if got < TUNE_TARGET:
+        return f"recall@10 {got:.3f} with the small ones"
+    exact = int(built.params.get("exact", 0))
+    if built.kind == "binary" and exact > FINER_EXACT:
+        return f"the small ones need {k * exact} rows re-read from disk a query"
+    return ""
+
+
+def better(a: Built, got_a: float, b: Built, got_b: float, k: int) -> bool:
+    """Whether tuned index a is the better choice than b: both reaching the recall target, the faster by the
+    estimated time per query; else the one with the higher recall."""
+    if got_a >= TUNE_TARGET and got_b >= TUNE_TARGET:
+        return cost_ns(a, k) < cost_ns(b, k)
+    return got_a > got_b
 
 
 def _pq_subquantizers(d: int, width: int = 8) -> int:
@@ -245,9 +274,7 @@ def tune(built: Built, queries: np.ndarray, truth: np.ndarray, k: int, rerank: R
     grid: list[dict[str, int]] = {
         "hnsw": [{"efSearch": v} for v in (16, 32, 64, 128, 256, 512, 1024)],
         "ivfpq": _ivfpq_grid(built, k),
-        "binary": [{"rerank": r, "exact": e} for r, e in ((10, 2), (20, 2), (20, 3), (20, 5), (40, 5), (40, 10),
-                                                          (100, 10), (200, 20), (500, 20), (1000, 30),
-                                                          (2000, 30), (3000, 40), (3000, 60))],
+        "binary": _binary_grid(built, k),
     }.get(built.kind, [])
     def measured() -> float:
         extra = 0 if exclude is None else 1
@@ -272,16 +299,52 @@ CODE_NS = (2.0, 0.1)  # fast-scan time per code scanned: ns, plus ns per code by
 READ_NS = 10_000  # one float row read for re-ranking, from disk, announced with the others first (coldread)
 
 
+CAND_NS = 100  # binary: one Hamming candidate (counted, its product code gathered and scored), at 1M x 384
+
+
+def cost_ns(built: Built, k: int) -> float:
+    """Estimated time per query of a tuned compact index at its settings (for choosing between code sizes)."""
+    p = built.params
+    if built.kind == "ivfpq":
+        return _ivfpq_cost(built, k, int(p.get("nprobe", 16)), int(p.get("rerank", 10)))
+    if built.kind == "binary":
+        return _binary_cost(built, k, int(p.get("rerank", 20)), int(p.get("exact", 5)))
+    return 0.0
+
+
+def _binary_cost(built: Built, k: int, rerank: int, exact: int) -> float:
+    cand = min(k * rerank, built.index.ntotal)
+    reads = min(k * exact, cand) if built.pq is not None else cand  # without codes every candidate is read
+    return cand * CAND_NS + reads * READ_NS
+
+
+def _binary_grid(built: Built, k: int) -> list[dict[str, int]]:
+    """Hamming candidates x rows re-read, ordered by estimated time per query (a row read from disk costs
+    about as much as a hundred candidates). Without product codes every candidate is read: one knob."""
+    reranks = (10, 20, 50, 100, 200, 500, 1000, 2000, 3000)  # from 100 candidates: cheap, and robust to
+    # queries unlike the gallery rows tuned on (text queries of an image gallery: 20 candidates tuned to 0.96
+    # on images gave 0.91 on the tissue demo's texts)
+    if built.pq is None:
+        return [{"rerank": r, "exact": r} for r in reranks]
+    grid = sorted((_binary_cost(built, k, r, e), r, e) for r in reranks
+                  for e in (2, 3, 5, 7, 10, 15, 20, 30, 40, 60) if e <= r)
+    return [{"rerank": r, "exact": e} for _, r, e in grid]
+
+
+def _ivfpq_cost(built: Built, k: int, nprobe: int, rerank: int) -> float:
+    index = built.index
+    nlist = int(getattr(index, "nlist", 1))
+    code_ns = CODE_NS[0] + CODE_NS[1] * int(getattr(index, "code_size", 0))
+    return min(nprobe, nlist) * index.ntotal / max(nlist, 1) * code_ns + k * rerank * READ_NS
+
+
 def _ivfpq_grid(built: Built, k: int) -> list[dict[str, int]]:
     """nprobe x rerank settings ordered by their estimated time per query: the codes scanned plus the rows
     read from disk for re-ranking. A row read costs as much as scanning thousands of codes, so probing
     more lists comes before reading more rows."""
-    index = built.index
-    nlist = int(getattr(index, "nlist", 1))
-    per_list = index.ntotal / max(nlist, 1)
-    code_ns = CODE_NS[0] + CODE_NS[1] * int(getattr(index, "code_size", 0))
+    nlist = int(getattr(built.index, "nlist", 1))
     probes = sorted({min(p, nlist) for p in (4, 8, 16, 32, 64, 128, 256, 512, 768, 1024)})
-    grid = [(p * per_list * code_ns + k * r * READ_NS, p, r) for p in probes for r in (2, 3, 5, 7, 10, 20)]
+    grid = [(_ivfpq_cost(built, k, p, r), p, r) for p in probes for r in (2, 3, 5, 7, 10, 20)]
     return [{"nprobe": p, "rerank": r} for _, p, r in sorted(grid)]
 
 

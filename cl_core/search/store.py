@@ -179,14 +179,15 @@ def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, A
             continue
         truth = kinds.exact_topk(q, vectors[part.start:part.end], k, own)
         got = kinds.tune(part.built, q, truth, k, index_set.rerank(part), exclude=own)
-        if part.built.kind == "ivfpq" and got < kinds.TUNE_TARGET and kinds.has_finer_codes(index_set.dim):
+        why = kinds.finer_reason(part.built, got, k)
+        if why:
             if state is not None:
                 state.check_cancelled()
                 state.set_progress(len(mods), len(mods), f"indexing {part.modality.value} again with finer codes "
-                                   f"(recall@10 {got:.3f} with the small ones)")
-            fine = kinds.build("ivfpq", vectors[part.start:part.end], seed, fine=True)
+                                   f"({why})")
+            fine = kinds.build(part.built.kind, vectors[part.start:part.end], seed, fine=True)
             got_fine = kinds.tune(fine, q, truth, k, index_set.rerank(part), exclude=own)
-            if got_fine > got:
+            if kinds.better(fine, got_fine, part.built, got, k):
                 part.built, got = fine, got_fine
         part.recall_at_10 = round(got, 4)
     index_set.manifest = _manifest(index_set, {})
