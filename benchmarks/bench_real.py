@@ -144,6 +144,7 @@ def run(label: str, gallery: np.ndarray, queries: np.ndarray, kinds_: list[str],
         got = subprocess.run([sys.executable, __file__, "--child", str(folder), str(work / "q.npy"),
                               str(work / "truth.npy")], capture_output=True, text=True, check=True)
         info.update(json.loads(got.stdout.strip().splitlines()[-1]))
+        info["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())  # (--merge keeps rows of other runs)
         out["kinds"][kind] = info
         print(f"{kind:<7} recall@10 {info['recall_at_10']:.3f} (build reported {info['reported_agreement']})  "
               f"search {info['search_ms']:.2f} ms (faiss {info['faiss_ms']:.2f})  open {info['open_s']:.2f} s "

@@ -81,6 +81,10 @@ def real_search_section(data: dict) -> list[str]:
                          f"{r['resident_bytes_per_vector'] / r['float32_bytes_per_vector']:.2f}x | "
                          f"{r.get('memory_vs_flat', '')}x | {params} |")
         lines.append("")
+        when = {k: r.get("measured", "") for k, r in run["kinds"].items()}
+        if len(set(when.values())) > 1:  # a partial rerun (bench_real.py --merge) kept the other kinds' rows
+            lines.append("- Rows measured at different times (a partial rerun kept the others): "
+                         + "; ".join(f"{k} {w or 'earlier'}" for k, w in when.items()) + ".")
         if run["label"].startswith("spectrum-matched"):
             real = next((r for r in data["runs"] if r["label"] == "real sentences"), None)
             lines.append(f"- How these {run['n']:,} vectors were made: drawn from a Gaussian with the real sentence "

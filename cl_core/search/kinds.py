@@ -344,7 +344,8 @@ def _ivfpq_grid(built: Built, k: int) -> list[dict[str, int]]:
     more lists comes before reading more rows."""
     nlist = int(getattr(built.index, "nlist", 1))
     probes = sorted({min(p, nlist) for p in (4, 8, 16, 32, 64, 128, 256, 512, 768, 1024)})
-    grid = [(_ivfpq_cost(built, k, p, r), p, r) for p in probes for r in (2, 3, 5, 7, 10, 20)]
+    # from 3 candidates per hit: 2 tuned to 0.96 on the tissue demo's images gave 0.947 on its texts (3: 0.996)
+    grid = [(_ivfpq_cost(built, k, p, r), p, r) for p in probes for r in (3, 5, 7, 10, 20)]
     return [{"nprobe": p, "rerank": r} for _, p, r in sorted(grid)]
 
 
