@@ -121,14 +121,23 @@ def test_a_binary_index_answers_the_same_after_saving_and_forged_codes_are_refus
     import hashlib
     import io
 
-    buf = io.BytesIO()
-    np.save(buf, np.zeros((599, 4), np.uint8))  # one row short, checksum made to match
-    blob = buf.getvalue()
-    (tmp_path / "ix" / name).write_bytes(blob)
-    manifest["files"][name] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
-    (tmp_path / "ix" / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexFileError, match="not 600 codes"):
-        load(tmp_path / "ix")
+    def forged(blob: bytes, match: str) -> None:  # the checksum made to match: only the content can tell
+        (tmp_path / "ix" / name).write_bytes(blob)
+        manifest["files"][name] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+        (tmp_path / "ix" / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(IndexFileError, match=match):
+            load(tmp_path / "ix")
+
+    def npy(arr: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=True)
+        return buf.getvalue()
+
+    forged(npy(np.zeros((599, 4), np.uint8)), "not 600 codes")  # one row short
+    forged(npy(np.zeros((600, 4), np.uint8))[:-7], "not a plain .npy array")  # its header promises more bytes
+    forged(npy(np.array([None] * 600, dtype=object)), "not a plain .npy array")  # pickled objects: never read
+    forged(npy(np.asfortranarray(np.zeros((600, 4), np.uint8))), "not a plain .npy array")
+    forged(b"not an array at all", "not a plain .npy array")
 
 
 @pytest.mark.parametrize("z", [-60.0, -37.5, -20.0, -5.0, -1.0, 0.0, 0.5, 3.0, 9.0])

@@ -137,24 +137,36 @@ def _runs(sorted_rows: np.ndarray, offset: int, row_bytes: int) -> list[tuple[in
     return [(offset + int(s) * row_bytes, offset + int(e) * row_bytes) for s, e in zip(starts, ends, strict=True)]
 
 
+def npy_layout(head: bytes) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, where the data starts) from a C-ordered .npy file's first bytes (the whole header).
+    ValueError for anything else (a bad magic, a Fortran-ordered or object array, a header cut short)."""
+    fmt = np.lib.format
+    bio = io.BytesIO(head)
+    version = fmt.read_magic(bio)
+    shape, fortran, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(bio)
+    if fortran:
+        raise ValueError("Fortran-ordered")
+    return tuple(int(v) for v in shape), dtype, bio.tell()
+
+
+def _header_bytes(head: bytes) -> int:
+    """How many bytes a .npy file's header takes, from its first 12."""
+    size_bytes = 2 if head[6:7] == b"\x01" else 4
+    return 8 + size_bytes + int.from_bytes(head[8:8 + size_bytes], "little")
+
+
 def npy_data_offset(path: Path) -> int:
     """Where a .npy file's array data starts (after its header). The header is read with pread and no
     readahead: a buffered read would start the kernel reading ahead into the rows, pages still arriving
     after the caller has dropped the file's pages (and then kept)."""
-    fmt = np.lib.format
     fd = os.open(path, os.O_RDONLY)
     try:
         if _ADVISE:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
         head = os.pread(fd, PAGE, 0)
-        version = fmt.read_magic(io.BytesIO(head))
-        size_bytes = 2 if version == (1, 0) else 4
-        need = 8 + size_bytes + int.from_bytes(head[8:8 + size_bytes], "little")
+        need = _header_bytes(head)
         if need > len(head):
             head = os.pread(fd, need, 0)
-        bio = io.BytesIO(head)
-        fmt.read_magic(bio)
-        (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(bio)
-        return bio.tell()
+        return npy_layout(head)[2]
     finally:
         os.close(fd)
