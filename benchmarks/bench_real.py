@@ -77,7 +77,7 @@ def child(folder: Path, queries_path: Path, truth_path: Path) -> dict:
         drop_cached(p)
     cache = EmbeddingCache(folder.parent / "cache")
     base, base_anon = rss_bytes(), rss_bytes("RssAnon")
-    index = store.load(folder, digest=cache.content_digest)  # (timed below, with faiss, several times)
+    index = store.load(folder, memo=cache)  # (timed below, with faiss, several times)
     part = index.parts[Modality.TEXT]
     found, e2e = [], []
     for row in q:
@@ -115,7 +115,7 @@ def child(folder: Path, queries_path: Path, truth_path: Path) -> dict:
     # reopen (digests memoised), faiss's files plainly, and everything the index holds plainly (faiss + arrays)
     opens: dict[str, list[float]] = {"ours": [], "faiss": [], "all": []}
     for _ in range(OPEN_REPEATS):
-        for how, fn in (("ours", lambda: store.load(folder, digest=cache.content_digest)),
+        for how, fn in (("ours", lambda: store.load(folder, memo=cache)),
                         ("faiss", lambda: plain([])), ("all", lambda: plain(held))):
             for p in files:
                 drop_cached(p)
@@ -157,7 +157,7 @@ def run(label: str, gallery: np.ndarray, queries: np.ndarray, kinds_: list[str],
         from cl_core.search import store
 
         memo = EmbeddingCache(work / "cache")  # the app's memo of file digests, filled by a first open
-        store.load(folder, digest=memo.content_digest)
+        store.load(folder, memo=memo)
         memo.close()
         got = subprocess.run([sys.executable, __file__, "--child", str(folder), str(work / "q.npy"),
                               str(work / "truth.npy")], capture_output=True, text=True, check=True)

@@ -220,15 +220,29 @@ def _rewrite(folder, prefix: str, edit) -> None:  # noqa: ANN001 - edit: bytes -
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq", "binary"])
-def test_a_forged_size_inside_an_index_file_is_refused_before_faiss_allocates(tmp_path, kind):
-    """A vector count rewritten to 2**40 with the checksum made to match: faiss would try to allocate it."""
+def test_a_forged_size_inside_an_index_file_is_refused_before_faiss_allocates(tmp_path, kind, monkeypatch):
+    """A vector count rewritten to 2**40 with the checksum made to match: faiss would try to allocate it.
+    The app's memo spares reopening the same bytes the walk, never other bytes under the same name."""
     import struct
 
+    from cl_core import actions
+    from cl_core.search import store as store_mod
+
     save(index_of(clustered(300, 1), [Modality.IMAGE] * 300, kind), tmp_path / "ix")
+    walked: list[str] = []
+    real = store_mod.check_blob
+    monkeypatch.setattr(store_mod, "check_blob", lambda *a: walked.append(a[0]) or real(*a))
+    cache = actions.EmbeddingCache(tmp_path / "cache")
+    load(tmp_path / "ix", memo=cache)
+    load(tmp_path / "ix", memo=cache)
+    assert walked == [kind]
     at = 25 if kind == "binary" else 37  # the first size field after the header
     _rewrite(tmp_path / "ix", "part-image-", lambda b: b[:at] + struct.pack("<Q", 1 << 40) + b[at + 8:])
-    with pytest.raises(IndexFileError, match="larger than the file|do not match|lists for"):
-        load(tmp_path / "ix")
+    for memo in (cache, None):
+        with pytest.raises(IndexFileError, match="larger than the file|do not match|lists for"):
+            load(tmp_path / "ix", memo=memo)
+    assert walked == [kind] * 3
+    cache.close()
 
 
 def test_a_forged_inverted_list_size_is_refused(tmp_path):
@@ -268,10 +282,44 @@ def test_forged_parts_and_rows_are_refused_with_the_file_named(tmp_path):
     with pytest.raises(IndexFileError, match="do not tile"):
         load(tmp_path / "ix")
     manifest["parts"][1]["start"] = 100
+    faiss_file, manifest["parts"][1]["file"] = manifest["parts"][1]["file"], manifest["parts"][1]["calibration"]
+    (tmp_path / "ix" / "manifest.json").write_text(json.dumps(manifest))  # a part "indexed" by an array file
+    with pytest.raises(IndexFileError, match="do not tile"):
+        load(tmp_path / "ix")
+    manifest["parts"][1]["file"] = faiss_file
     (tmp_path / "ix" / "manifest.json").write_text(json.dumps(manifest))
     load(tmp_path / "ix")
     _rewrite(tmp_path / "ix", "rows-", lambda b: b + b'[0, "s", "x", "image", null, null]\n')  # a row too many
     with pytest.raises(IndexFileError, match="do not cut it into 200 rows"):
+        load(tmp_path / "ix")
+
+
+@pytest.mark.parametrize("kind", ["flat", "binary"])
+def test_forged_row_offsets_are_refused_where_they_are_read(tmp_path, kind):
+    """Row offsets are not read whole on open (mapped; a pair at a time for the compact kinds): a forged
+    pair (checksum made to match) is refused with the row named when that row is read, the other rows still
+    read; a forged header is refused on open."""
+    import io
+
+    s = index_of(clustered(300, 1), [Modality.IMAGE] * 300, kind)
+    save(s, tmp_path / "ix")
+    offsets_name = next((tmp_path / "ix").glob("rows-*.offsets.npy")).name
+
+    def forge(blob: bytes) -> bytes:
+        arr = np.load(io.BytesIO(blob))
+        arr[31] = arr[30] - 1
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        return buf.getvalue()
+
+    _rewrite(tmp_path / "ix", offsets_name, forge)
+    got = load(tmp_path / "ix")
+    for read in (lambda: got.rows_with_meta([5, 30]), lambda: got.rows[30], lambda: list(got.rows)):
+        with pytest.raises(ClensError, match=r"rows-.*offsets do not cut out row 30"):
+            read()
+    assert got.rows[29] == s.rows[29] and got.rows_with_meta([32, 4])[0][0] == s.rows[32]
+    _rewrite(tmp_path / "ix", offsets_name, lambda b: b.replace(b"(301,)", b"(999,)"))
+    with pytest.raises(IndexFileError, match=r"offsets"):
         load(tmp_path / "ix")
 
 
@@ -320,15 +368,15 @@ def test_reopening_an_index_does_not_read_its_vectors_again_but_a_change_is_caug
     hashed: list[str] = []
     real = cache_mod.file_sha256
     monkeypatch.setattr(cache_mod, "file_sha256", lambda p: hashed.append(p.name) or real(p))
-    load(tmp_path / "ix", digest=cache.content_digest)
-    load(tmp_path / "ix", digest=cache.content_digest)
+    load(tmp_path / "ix", memo=cache)
+    load(tmp_path / "ix", memo=cache)
     assert len([n for n in hashed if n.startswith("vectors-")]) == 1
     vectors = next((tmp_path / "ix").glob("vectors-*.npy"))
     blob = bytearray(vectors.read_bytes())
     blob[-1] ^= 0xFF
     vectors.write_bytes(bytes(blob))
     with pytest.raises(IndexFileError, match="checksum"):
-        load(tmp_path / "ix", digest=cache.content_digest)
+        load(tmp_path / "ix", memo=cache)
     cache.close()
 
 

@@ -76,7 +76,7 @@ def open_comparison(model: BaseModel, source: str | Path, first: GalleryEmbeddin
     state = state or TaskState()
     emb = _embedded(model, "second", source, cache, state, pool, allow_outside)
     if cache is not None:
-        index = reuse_or_build(model, emb, cache.root, kind, state, cache.content_digest)
+        index = reuse_or_build(model, emb, cache.root, kind, state, cache)
         if [r.source for r in index.rows] == [r.source for r in emb.rows]:
             emb.vectors = index.vectors
     else:

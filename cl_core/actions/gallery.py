@@ -45,7 +45,7 @@ def open_gallery(model: BaseModel, source: str | Path, cache: EmbeddingCache, ki
     emb = embed_source(model, source, cache, state, pool, allow_outside)
     if emb.cancelled or not emb.rows:
         return GalleryOpened(str(source), emb, None)
-    index = reuse_or_build(model, emb, cache.root, kind, state, cache.content_digest)
+    index = reuse_or_build(model, emb, cache.root, kind, state, cache)
     if [r.source for r in index.rows] == [r.source for r in emb.rows]:
         emb.vectors = index.vectors  # the same rows: keep one (memory-mapped) copy, not two
     return GalleryOpened(str(source), emb, index)

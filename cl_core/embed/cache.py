@@ -115,6 +115,7 @@ class EmbeddingCache:
                                                  PRIMARY KEY(model, digest, ordinal));
                 CREATE TABLE IF NOT EXISTS complete(model TEXT, digest TEXT, count INTEGER,
                                                     PRIMARY KEY(model, digest));
+                CREATE TABLE IF NOT EXISTS vouched(key TEXT PRIMARY KEY);
                 COMMIT;""")
             got = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if got is None:
@@ -141,6 +142,16 @@ class EmbeddingCache:
         if isinstance(got, OSError):
             raise got
         return got
+
+    def vouched(self, key: str) -> bool:
+        """Whether `key` (a check and the sha256 of the bytes it passed on) was vouched for before."""
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM vouched WHERE key=?", (key,)).fetchone() is not None
+
+    def vouch(self, key: str) -> None:
+        """Remember that the check named in `key` passed on the bytes whose sha256 it names."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO vouched VALUES(?)", (key,))
 
     def file_digests(self, paths: Sequence[Path], with_sidecars: bool = True) -> list[str | OSError]:
         """file_digest for many files: one memo read per 500 paths and one transaction for what was new,

@@ -5,11 +5,17 @@ read, so a file rewritten with a huge count (and its checksum updated to match) 
 Here the header (kind, dimension, count) must agree with the index manifest, and every size field we walk
 must fit in the bytes that follow it; every kind we write (flat, HNSW, IVF-PQ plain or packed for fast-scan, binary) is walked to its
 last byte, so no count in the file can make faiss allocate more than the file holds.
+
+The walk reads only the fields it checks (a few hundred bytes, or two words per list for IVF): given an
+open file it reads them with pread and skips the rest unread, so faiss's own read is the only pass over
+the file's bulk (copying skipped ranges out of a cold mapping read a 100 MB file twice).
 """
 
 from __future__ import annotations
 
+import os
 import struct
+from typing import BinaryIO
 
 FOURCC = {"flat": (b"IxFI",), "hnsw": (b"IHNf",), "ivfpq": (b"IvPQ", b"IwPQ", b"IwPf"), "binary": (b"IBxF",)}
 FAST_SCAN = struct.Struct("<?QiQiQ")  # by_residual, code_size, bbs, M2, implem, qbs2
@@ -22,15 +28,37 @@ class BlobError(ValueError):
 
 
 class _Reader:
-    def __init__(self, blob: bytes) -> None:
-        self.blob, self.pos = blob, 0
+    """A cursor over the index's bytes, or over an open file read at offsets (nothing read twice or kept)."""
+
+    def __init__(self, blob: bytes | BinaryIO) -> None:
+        if isinstance(blob, (bytes, bytearray, memoryview)):
+            self._bytes: bytes | None = bytes(blob) if not isinstance(blob, bytes) else blob
+            self._fd, self.size = -1, len(blob)
+        else:
+            self._bytes, self._fd = None, blob.fileno()
+            self.size = os.fstat(self._fd).st_size
+        self.pos = 0
+
+    def _at(self, pos: int, n: int) -> bytes:
+        if self._bytes is not None:
+            return self._bytes[pos:pos + n]
+        got = os.pread(self._fd, n, pos)
+        if len(got) != n:
+            raise BlobError(f"the file ended at offset {pos + len(got):,} (it changed while being read)")
+        return got
 
     def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.blob):
-            raise BlobError(f"needs {n:,} bytes at offset {self.pos:,}, the file has {len(self.blob) - self.pos:,} left")
-        part = self.blob[self.pos:self.pos + n]
-        self.pos += n
-        return part
+        return self._at(self.skip(n), n)
+
+    def skip(self, n: int) -> int:
+        """Move past n bytes (checked to be there, not read); returns where they start."""
+        if n < 0 or self.pos + n > self.size:
+            raise BlobError(f"needs {n:,} bytes at offset {self.pos:,}, the file has {self.size - self.pos:,} left")
+        start, self.pos = self.pos, self.pos + n
+        return start
+
+    def peek(self, n: int) -> bytes:
+        return self._at(self.pos, min(n, self.size - self.pos))
 
     def unpack(self, s: struct.Struct) -> tuple:
         return s.unpack(self.take(s.size))
@@ -39,19 +67,20 @@ class _Reader:
         """A size-prefixed vector of uint64, its values."""
         start = self.pos
         n = self.vector(8)
-        return list(struct.unpack_from(f"<{n}Q", self.blob, start + 8))
+        return list(struct.unpack(f"<{n}Q", self._at(start + 8, 8 * n)))
 
     def vector(self, elem: int) -> int:
         """A size-prefixed vector: its size checked against what is left, then skipped; returns the size."""
         (n,) = struct.unpack("<Q", self.take(8))
-        if n > (len(self.blob) - self.pos) // elem:
+        if n > (self.size - self.pos) // elem:
             raise BlobError(f"a vector of {n:,} elements at offset {self.pos - 8:,} is larger than the file")
         self.pos += n * elem
         return n
 
 
-def check_blob(kind: str, blob: bytes, dim: int, count: int) -> None:
-    """Raise BlobError unless `blob` is a `kind` index of `count` vectors of `dim` whose sizes fit the file."""
+def check_blob(kind: str, blob: bytes | BinaryIO, dim: int, count: int) -> None:
+    """Raise BlobError unless `blob` (the bytes, or the file open) is a `kind` index of `count` vectors of
+    `dim` whose sizes fit the file."""
     r = _Reader(blob)
     fourcc = r.take(4)
     if fourcc not in FOURCC.get(kind, ()):
@@ -72,8 +101,8 @@ def check_blob(kind: str, blob: bytes, dim: int, count: int) -> None:
             _ivfpq_fast_scan(r, dim, count)
         else:
             _ivfpq(r, dim, count)
-    if r.pos != len(blob):
-        raise BlobError(f"{len(blob) - r.pos:,} bytes after the index's end")
+    if r.pos != r.size:
+        raise BlobError(f"{r.size - r.pos:,} bytes after the index's end")
 
 
 def _expect(d: int, dim: int, ntotal: int, count: int) -> None:
@@ -94,7 +123,7 @@ def _hnsw(r: _Reader, dim: int, count: int) -> None:
     if r.vector(8) != count + 1:  # offsets
         raise BlobError("its graph's offsets do not match its count")
     r.vector(4)  # neighbors
-    r.take(5 * 4)  # entry point, max level, efConstruction, efSearch, one reserved int
+    r.skip(5 * 4)  # entry point, max level, efConstruction, efSearch, one reserved int
     if r.take(4) != b"IxFI":
         raise BlobError("its vector storage is not a flat index")
     d, ntotal, _a, _b, _trained, _metric = r.unpack(HEADER)
@@ -134,7 +163,8 @@ def _ivfpq_fast_scan(r: _Reader, dim: int, count: int) -> None:
     codes exactly the blocks its size needs."""
     nlist = _ivf_header(r, dim, count)
     _residual, code_size, bbs, m2, _implem, _qbs2 = r.unpack(FAST_SCAN)
-    if r.blob[r.pos:r.pos + 1] in (b"\x00", b"\x01") and r.blob[r.pos + 1:r.pos + 9] == struct.pack("<Q", dim):
+    ahead = r.peek(9)
+    if ahead[:1] in (b"\x00", b"\x01") and ahead[1:] == struct.pack("<Q", dim):
         if r.take(1) == b"\x01":  # newer faiss: a cosine flag, then the inverse norms (never written here)
             r.vector(4)
     m = _pq(r, dim, code_size)
@@ -159,7 +189,7 @@ def _ivfpq(r: _Reader, dim: int, count: int) -> None:
     """Coarse quantizer (flat), direct map, product quantizer, then the inverted lists ("ilar"): their sizes
     must add up to the count and each list's codes and ids must be in the file."""
     nlist = _ivf_header(r, dim, count)
-    r.take(1)  # by_residual
+    r.skip(1)  # by_residual
     (code_size,) = struct.unpack("<Q", r.take(8))
     _pq(r, dim, code_size)
     if r.take(4) != b"ilar":
@@ -182,4 +212,4 @@ def _ivfpq(r: _Reader, dim: int, count: int) -> None:
     if sum(sizes) != count:
         raise BlobError(f"its lists hold {sum(sizes):,} vectors, the manifest says {count:,}")
     for n in sizes:
-        r.take(n * (code_size + 8))  # codes, then 64-bit ids
+        r.skip(n * (code_size + 8))  # codes, then 64-bit ids

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,13 +77,13 @@ def index_embedding(model: BaseModel, emb: GalleryEmbedding, kind: str = "auto",
 
 
 def reuse_or_build(model: BaseModel, emb: GalleryEmbedding, cache_root: str | Path, kind: str = "auto",
-                   state: TaskState | None = None, digest: Callable[[Path], str] | None = None) -> store.IndexSet:
+                   state: TaskState | None = None, memo: store.FileMemo | None = None) -> store.IndexSet:
     """The app's index for a gallery, kept under the cache folder: loaded when it was built from the same
     rows and vectors by the same model, else rebuilt (and the stale one replaced atomically)."""
     origin = hashlib.sha256(emb.gallery.origin.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     folder = Path(cache_root) / "indexes" / f"{emb.model_fingerprint[:16]}-{origin}"
     with _folder_lock(folder):  # two jobs of one process on one folder: the second loads what the first saved
-        return _reuse_or_build(model, emb, folder, kind, state, digest)
+        return _reuse_or_build(model, emb, folder, kind, state, memo)
 
 
 _LOCKS: dict[Path, threading.Lock] = {}
@@ -97,23 +96,23 @@ def _folder_lock(folder: Path) -> threading.Lock:
 
 
 def _reuse_or_build(model: BaseModel, emb: GalleryEmbedding, folder: Path, kind: str, state: TaskState | None,
-                    digest: Callable[[Path], str] | None) -> store.IndexSet:
+                    memo: store.FileMemo | None) -> store.IndexSet:
     key = content_key(emb)
     try:
-        found = store.load(folder, emb.model_fingerprint, model.embed_dim, digest)
+        found = store.load(folder, emb.model_fingerprint, model.embed_dim, memo)
         if found.manifest.get("gallery", {}).get("content") == key and (
                 kind == "auto" or all(p.built.kind == kind for p in found.parts.values())):
             return found
     except (store.IndexFileError, DimensionMismatchError):
         pass  # missing, stale or damaged: rebuilt below
     store.save(index_embedding(model, emb, kind, state), folder)
-    return store.load(folder, emb.model_fingerprint, model.embed_dim, digest)  # memory-mapped, not held twice
+    return store.load(folder, emb.model_fingerprint, model.embed_dim, memo)  # memory-mapped, not held twice
 
 
 def open_index(folder: str | Path, model: BaseModel, cache: EmbeddingCache | None = None) -> store.IndexSet:
     """Load an index folder for `model`, refusing one built with another model or dimension."""
     return store.load(folder, fingerprint_of(model, cache.file_digest if cache is not None else None), model.embed_dim,
-                      cache.content_digest if cache is not None else None)
+                      cache)
 
 
 def gallery_key(index: store.IndexSet) -> str:

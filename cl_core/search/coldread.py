@@ -155,18 +155,25 @@ def _header_bytes(head: bytes) -> int:
     return 8 + size_bytes + int.from_bytes(head[8:8 + size_bytes], "little")
 
 
-def npy_data_offset(path: Path) -> int:
-    """Where a .npy file's array data starts (after its header). The header is read with pread and no
-    readahead: a buffered read would start the kernel reading ahead into the rows, pages still arriving
-    after the caller has dropped the file's pages (and then kept)."""
+def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """A .npy file's (shape, dtype, where its data starts), its header read with pread and no readahead: a
+    buffered read would start the kernel reading ahead into the rows, pages still arriving after the caller
+    has dropped the file's pages (and then kept). ValueError as npy_layout."""
     fd = os.open(path, os.O_RDONLY)
     try:
         if _ADVISE:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
         head = os.pread(fd, PAGE, 0)
+        if len(head) < 12:
+            raise ValueError("shorter than a .npy header")
         need = _header_bytes(head)
         if need > len(head):
             head = os.pread(fd, need, 0)
-        return npy_layout(head)[2]
+        return npy_layout(head)
     finally:
         os.close(fd)
+
+
+def npy_data_offset(path: Path) -> int:
+    """Where a .npy file's array data starts (after its header)."""
+    return npy_header(path)[2]

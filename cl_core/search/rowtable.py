@@ -18,7 +18,7 @@ import numpy as np
 from cl_core.embed.gallery import Row
 from cl_core.errors import ClensError
 from cl_core.modality import Modality
-from cl_core.search.coldread import ColdFile
+from cl_core.search.coldread import ColdFile, npy_header
 
 PLAIN = (str, int, float, bool, type(None))
 _MODALITIES = {m.value: m for m in Modality}
@@ -45,17 +45,74 @@ def write_rows(fh: IO[bytes], rows: Sequence[Row], meta: Mapping[str, Sequence[A
     return offsets
 
 
+class ColdOffsets:
+    """A rows file's offsets (.npy, int64) read a pair at a time with pread, pages dropped after (see
+    coldread): an index kept small in memory holds none of them (8 MB a million rows)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            shape, dtype, self.start = npy_header(path)
+        except (ValueError, OSError) as exc:
+            raise RowFileError(f"{path}: not a plain .npy array of offsets: {exc}") from None
+        if len(shape) != 1 or dtype != np.dtype("<i8") or self.start + 8 * shape[0] != path.stat().st_size:
+            raise RowFileError(f"{path}: holds {shape} {dtype}, not the int64 offsets of its rows")
+        self.path, self.n = path, shape[0]
+        self._file = ColdFile(path)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def span(self, b: int, e: int) -> np.ndarray:
+        """offsets[b:e]."""
+        (blob,) = self._file.read([(self.start + 8 * b, self.start + 8 * e)])
+        return np.frombuffer(blob, "<i8")
+
+    def pairs(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets[at], offsets[at + 1]): one read of 16 bytes a row, all announced together."""
+        blobs = self._file.read([(self.start + 8 * i, self.start + 8 * i + 16) for i in at.tolist()])
+        both = np.frombuffer(b"".join(blobs), "<i8").reshape(-1, 2)
+        return both[:, 0], both[:, 1]
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class ArrayOffsets:
+    """A rows file's offsets held as an array (built in memory, or memory-mapped)."""
+
+    def __init__(self, offsets: np.ndarray) -> None:
+        self._a = offsets
+        self.n = len(offsets)
+        if offsets.ndim != 1 or offsets.dtype != np.int64:
+            raise RowFileError("the row offsets are not one int64 array")
+
+    def __len__(self) -> int:
+        return self.n
+
+    def span(self, b: int, e: int) -> np.ndarray:
+        return np.asarray(self._a[b:e])
+
+    def pairs(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self._a[at]), np.asarray(self._a[at + 1])
+
+    def close(self) -> None:
+        pass
+
+
 class RowTable(Sequence[Row]):
     """The rows of an index folder, decoded one at a time from the memory-mapped file."""
 
-    def __init__(self, path: Path, offsets: np.ndarray, columns: Sequence[str], keep: bool = False) -> None:
+    def __init__(self, path: Path, offsets: np.ndarray | ColdOffsets, columns: Sequence[str],
+                 keep: bool = False) -> None:
+        """Only the offsets' ends are checked here (no pass over a million offsets on open); each row's own
+        pair is checked when the row is read."""
         size = path.stat().st_size
-        n = len(offsets) - 1
-        if offsets.ndim != 1 or n < 1 or offsets.dtype != np.int64 or offsets[0] != 0 or offsets[-1] != size \
-                or bool(np.any(np.diff(offsets) < 1)):
+        self.offsets = offsets if isinstance(offsets, ColdOffsets) else ArrayOffsets(offsets)
+        n = len(self.offsets) - 1
+        if n < 1 or self.offsets.span(0, 1)[0] != 0 or self.offsets.span(n, n + 1)[0] != size:
             raise RowFileError(f"{path}: its offsets do not cut it into {max(n, 0):,} rows")
+        self.size = size
         self.path = path
-        self.offsets = offsets
         self.columns = tuple(columns)
         self._file = ColdFile(path, keep)  # keep: rows read stay in the page cache (for an index of floats)
 
@@ -80,10 +137,19 @@ class RowTable(Sequence[Row]):
         """Every row's line, read a block of rows at a time."""
         for b in range(0, len(self), block):
             e = min(b + block, len(self))
-            base = int(self.offsets[b])
-            (blob,) = self._file.read([(base, int(self.offsets[e]))])
+            cuts = self.offsets.span(b, e + 1)
+            self._check(b, cuts)
+            base = int(cuts[0])
+            (blob,) = self._file.read([(base, int(cuts[-1]))])
             for i in range(b, e):
-                yield i, blob[int(self.offsets[i]) - base:int(self.offsets[i + 1]) - base]
+                yield i, blob[int(cuts[i - b]) - base:int(cuts[i - b + 1]) - base]
+
+    def _check(self, first: int, cuts: np.ndarray) -> None:
+        """Rows first.. are cut by `cuts` (their offsets, then the next row's): each must be a non-empty
+        range inside the file, in order (the offsets are checked where they are used)."""
+        if cuts[0] < 0 or cuts[-1] > self.size or bool(np.any(cuts[1:] <= cuts[:-1])):
+            bad = first + int(np.argmax((cuts[1:] <= cuts[:-1]) | (cuts[1:] > self.size) | (cuts[:-1] < 0)))
+            raise RowFileError(f"{self.path}: its offsets do not cut out row {bad:,}")
 
     def many(self, rows: Sequence[int]) -> list[tuple[Row, dict[str, Any]]]:
         """Rows and their metadata, read together (one batch of reads for a hit list) and decoded in one
@@ -94,7 +160,11 @@ class RowTable(Sequence[Row]):
             raise IndexError(f"a row outside 0..{n - 1}")
         at %= max(n, 1)
         idx = at.tolist()
-        lines = self._file.read(list(zip(self.offsets[at].tolist(), self.offsets[at + 1].tolist(), strict=True)))
+        starts, ends = self.offsets.pairs(at)
+        wrong = (ends <= starts) | (starts < 0) | (ends > self.size)
+        if wrong.any():
+            raise RowFileError(f"{self.path}: its offsets do not cut out row {idx[int(np.argmax(wrong))]:,}")
+        lines = self._file.read(list(zip(starts.tolist(), ends.tolist(), strict=True)))
         try:
             decoded = json.loads(b"[" + b",".join(lines) + b"]")
         except ValueError:
@@ -112,7 +182,9 @@ class RowTable(Sequence[Row]):
         if not -n <= i < n:
             raise IndexError(f"row {i} of {n}")
         i %= n
-        (line,) = self._file.read([(int(self.offsets[i]), int(self.offsets[i + 1]))])
+        cuts = self.offsets.span(i, i + 2)
+        self._check(i, cuts)
+        (line,) = self._file.read([(int(cuts[0]), int(cuts[1]))])
         return self._parse(i, line)
 
     def _parse(self, i: int, line: bytes) -> tuple[Row, dict[str, Any]]:
@@ -136,6 +208,7 @@ class RowTable(Sequence[Row]):
 
     def close(self) -> None:
         self._file.close()
+        self.offsets.close()
 
 
 class MetaColumns(Mapping[str, Sequence[Any]]):

@@ -15,33 +15,33 @@ import hashlib
 import io
 import json
 import math
-import mmap
 import os
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
 from cl_core.atomic import atomic_write, write_text_atomic
 from cl_core.embed.gallery import Row
 from cl_core.errors import ClensError, DimensionMismatchError
-from cl_core.hashing import file_sha256
+from cl_core.hashing import file_sha256, open_regular
 from cl_core.modality import Modality
 from cl_core.search import kinds, relevance
 from cl_core.search.blob_check import BlobError, check_blob
 from cl_core.search.coldread import ColdRows, forget, npy_data_offset, npy_layout
-from cl_core.search.rowtable import MetaColumns, RowFileError, RowTable, write_rows
+from cl_core.search.rowtable import ColdOffsets, MetaColumns, RowFileError, RowTable, write_rows
 from cl_core.task import TaskState
 
 FORMAT = "contrastive-lens-index"
 VERSION = 2  # 2: relevance mappings and score statistics per modality; rows as memory-mapped lines
 MANIFEST = "manifest.json"
 OUR_PREFIXES = ("rows-", "vectors-", "part-", "meta-")
-BLOB_SUFFIXES = (".faiss", ".calib.npy", ".stats.npy", ".offsets.npy", ".pq.npy", ".pqcodes.npy")  # read whole
+BLOB_SUFFIXES = (".faiss", ".calib.npy", ".stats.npy", ".pq.npy", ".pqcodes.npy")  # read whole (rows' offsets: mapped)
 MAX_MANIFEST_BYTES = 16 * 1024**2
 COMPACT_KINDS = ("ivfpq", "binary")  # kinds chosen for memory: their rows are read and not kept cached
 RECALL_QUERIES = 300
@@ -50,6 +50,16 @@ CALIBRATION_SAMPLE = 2048
 
 class IndexFileError(ClensError):
     """An index folder is missing, foreign, tampered with, or built for another model."""
+
+
+class FileMemo(Protocol):
+    """What the app remembers between opens (the embedding cache): a file's sha256 while its identity (size,
+    mtime, ctime, inode) is unchanged, and which contents, by sha256, passed a check. Reopening an index
+    then costs stats and lookups, not a hash of its vectors or a walk of its faiss files' structure."""
+
+    def content_digest(self, path: Path) -> str: ...
+    def vouched(self, key: str) -> bool: ...
+    def vouch(self, key: str) -> None: ...
 
 
 @dataclass
@@ -295,10 +305,11 @@ def save(index_set: IndexSet, folder: str | Path) -> Path:
 
 
 def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = None,
-         digest: Callable[[Path], str] | None = None) -> IndexSet:
+         memo: FileMemo | None = None) -> IndexSet:
     """Open an index this app wrote; refuse a foreign, tampered or other-model index with the reason.
-    `digest`: how the vectors file's sha256 is had (default: read it whole; the embedding cache's
-    `content_digest` reuses it while size, mtime, ctime and inode are unchanged)."""
+    `memo` (the embedding cache): file digests reused while a file's identity is unchanged, and faiss files
+    whose bytes (by sha256) already passed the structure check not walked again; without it every file is
+    hashed and walked."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     if fingerprint is not None and manifest["model"].get("fingerprint") != fingerprint:
@@ -307,76 +318,134 @@ def load(folder: str | Path, fingerprint: str | None = None, dim: int | None = N
                              f"the open model's fingerprint is {fingerprint}: rebuild the index for this model")
     if dim is not None and int(manifest["dim"]) != dim:
         raise DimensionMismatchError(f"the index {folder}", int(manifest["dim"]), "the model", dim)
-    opened: list[mmap.mmap | BinaryIO] = []
+    opened: list[io.BufferedReader] = []
     try:
-        return _load(folder, manifest, digest, opened)
+        return _load(folder, manifest, memo, opened)
     finally:
-        for m in opened:
-            try:
-                m.close()
-            except BufferError:  # still exported by an array being collected: closed when it is
-                pass
+        for fh in opened:
+            fh.close()
         files = manifest.get("files")
         for name in [MANIFEST, *(files if isinstance(files, dict) else ())]:  # what is needed is in memory now,
             if isinstance(name, str) and Path(name).name == name:             # or is read on demand
                 forget(folder / name)
 
 
-def _load(folder: Path, manifest: dict[str, Any], digest: Callable[[Path], str] | None,
-          opened: list[mmap.mmap | BinaryIO]) -> IndexSet:
-    blobs: dict[str, Any] = {}
-    handles: dict[str, BinaryIO] = {}  # the faiss files, open: faiss reads the very file that was checked
-    for name, entry in manifest["files"].items():
-        path = folder / name
-        if Path(name).name != name or not path.is_file():
-            raise IndexFileError(f"{folder}: {name} named by the manifest is missing")
-        if path.stat().st_size != entry["bytes"]:
-            raise IndexFileError(f"{path}: size {path.stat().st_size} differs from the manifest's {entry['bytes']}")
-        blob: bytes | mmap.mmap | None = None
-        if name.endswith(".faiss") and entry["bytes"] > 0:  # mapped for hashing and blob_check; faiss reads the file
-            fh = open(path, "rb")  # noqa: SIM115 - closed by load() with the maps
-            opened.append(fh)
-            handles[name] = fh
-            blob = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-            opened.append(blob)
-        elif name.endswith(BLOB_SUFFIXES):  # read once; its arrays are views of these bytes (no second copy)
-            blob = path.read_bytes()
-        if digest is not None:  # memoised by the file's identity: a changed file is hashed again
-            found = digest(path)
-        else:
-            found = hashlib.sha256(blob).hexdigest() if blob is not None else file_sha256(path)
-        if found != entry["sha256"]:
-            raise IndexFileError(f"{path}: checksum differs from the manifest (modified or corrupt)")
-        if blob is not None:
-            blobs[name] = blob
-    rows, meta = _rows(folder, manifest, blobs)
-    vec_name = next(n for n in manifest["files"] if n.startswith("vectors-"))
+def _load(folder: Path, manifest: dict[str, Any], memo: FileMemo | None,
+          opened: list[io.BufferedReader]) -> IndexSet:
+    """The faiss files are checked and read by faiss on this thread; beside it (for a large index) another
+    reads the arrays and checks every other file's digest, so opening costs about faiss's read alone."""
+    listed = _listed(folder, manifest)
+    count, d = manifest["count"], manifest["dim"]
+    _check_parts(folder, manifest, count)
+    in_faiss = {str(p["file"]) for p in manifest["parts"]}
+    rest = [name for name in listed if name not in in_faiss]
+    beside = sum(listed[n]["bytes"] for n in rest if memo is None or n.endswith(BLOB_SUFFIXES))  # read or hashed
+    big = min(sum(listed[n]["bytes"] for n in in_faiss), beside) >= BESIDE_FROM
+    pool = ThreadPoolExecutor(1, thread_name_prefix="index-open") if big else None
+    try:
+        pending = pool.submit(_read_checked, folder, listed, rest, memo) if pool is not None else None
+        blobs = _read_checked(folder, listed, rest, memo) if pending is None else {}
+        built = {str(p["file"]): _faiss_part(folder, listed, p, d, memo, opened) for p in manifest["parts"]}
+        if pending is not None:
+            blobs = pending.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    rows, meta = _rows(folder, manifest)
+    vec_name = next((n for n in listed if n.startswith("vectors-") and n.endswith(".npy")), None)
+    if vec_name is None:
+        raise IndexFileError(f"{folder / MANIFEST}: names no vectors file")
     vectors = np.load(folder / vec_name, mmap_mode="r", allow_pickle=False)
-    if vectors.shape != (manifest["count"], manifest["dim"]) or vectors.dtype != np.float32:
+    if vectors.shape != (count, d) or vectors.dtype != np.float32:
         raise IndexFileError(f"{folder / vec_name}: shape {vectors.shape} {vectors.dtype} does not match the manifest")
-    _check_parts(folder, manifest, len(rows))
     parts = {}
     for p in manifest["parts"]:
-        try:  # the file's own sizes, before faiss allocates anything from them
-            check_blob(p["kind"], blobs[p["file"]], int(manifest["dim"]), p["end"] - p["start"])
-        except BlobError as exc:
-            raise IndexFileError(f"{folder / p['file']}: {exc}") from None
-        built = kinds.read(p["kind"], _same_file(handles[p["file"]], folder / p["file"]), p["params"],
-                           p["bytes_per_vector"])
-        if built.index.ntotal != p["end"] - p["start"] or built.index.d != manifest["dim"]:
-            raise IndexFileError(f"{folder / p['file']}: holds {built.index.ntotal} vectors of "
-                                 f"{built.index.d}-d, the manifest says {p['end'] - p['start']} of {manifest['dim']}-d")
+        part = built[p["file"]]
         calib = _npy(blobs, p["calibration"], folder)
         stats = _npy(blobs, p["stats"], folder)
-        d = int(manifest["dim"])
         if stats.shape != (d + 1, d) or stats.dtype != np.float32 or not np.all(np.isfinite(stats)):
             raise IndexFileError(f"{folder / p['stats']}: not score statistics for {d}-d vectors")
         if "pq" in p:
-            built.pq, built.pq_codes = _pq(folder, p, blobs, d, p["end"] - p["start"])
-        parts[Modality(p["modality"])] = Part(Modality(p["modality"]), p["start"], p["end"], built,
+            part.pq, part.pq_codes = _pq(folder, p, blobs, d, p["end"] - p["start"])
+        parts[Modality(p["modality"])] = Part(Modality(p["modality"]), p["start"], p["end"], part,
                                               p.get("recall_at_10"), calib, stats)
-    cold = ColdRows(folder / vec_name, (int(manifest["count"]), int(manifest["dim"])), npy_data_offset(folder / vec_name))
+    cold = ColdRows(folder / vec_name, (count, d), npy_data_offset(folder / vec_name))
     return IndexSet(folder, manifest, rows, vectors, parts, meta, _fits(folder, manifest), cold)
+
+
+BESIDE_FROM = 16 * 1024**2  # both sides this large: read side by side (a thread costs ~0.1 ms). A 1M binary
+# index (48 MB of faiss codes, 144 MB of product codes) opens in 64 ms so, 99 ms one after the other
+
+
+def _listed(folder: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The manifest's files, each there with the size it says (sizes and names checked before any read)."""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not isinstance(manifest.get("count"), int) or \
+            not isinstance(manifest.get("dim"), int) or not 0 < manifest["dim"] <= 65536:
+        raise IndexFileError(f"{folder / MANIFEST}: no file list, count or dimension")
+    for name, entry in files.items():
+        path = folder / name
+        if Path(name).name != name or not path.is_file():
+            raise IndexFileError(f"{folder}: {name} named by the manifest is missing")
+        if not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int) \
+                or not isinstance(entry.get("sha256"), str):
+            raise IndexFileError(f"{folder / MANIFEST}: no size and checksum for {name}")
+        if path.stat().st_size != entry["bytes"]:
+            raise IndexFileError(f"{path}: size {path.stat().st_size} differs from the manifest's {entry['bytes']}")
+    return files
+
+
+def _digest_ok(path: Path, entry: dict[str, Any], memo: FileMemo | None, blob: bytes | io.BufferedReader | None) -> None:
+    """Refuse `path` unless its sha256 is the manifest's: memoised by the file's identity (a changed file is
+    hashed again), else from the bytes read, the open file streamed, or the file read."""
+    if memo is not None:
+        found = memo.content_digest(path)
+    elif isinstance(blob, bytes):
+        found = hashlib.sha256(blob).hexdigest()
+    elif blob is not None:  # faiss reads it again after, from the page cache
+        found = hashlib.file_digest(blob, "sha256").hexdigest()
+        blob.seek(0)
+    else:
+        found = file_sha256(path)
+    if found != entry["sha256"]:
+        raise IndexFileError(f"{path}: checksum differs from the manifest (modified or corrupt)")
+
+
+def _read_checked(folder: Path, listed: dict[str, dict[str, Any]], names: Sequence[str],
+                  memo: FileMemo | None) -> dict[str, bytes]:
+    """Every file but the faiss ones checked against its digest; the arrays' bytes, read once (their
+    arrays are views of these bytes: no second copy)."""
+    blobs = {}
+    for name in names:
+        blob = (folder / name).read_bytes() if name.endswith(BLOB_SUFFIXES) else None
+        _digest_ok(folder / name, listed[name], memo, blob)
+        if blob is not None:
+            blobs[name] = blob
+    return blobs
+
+
+def _faiss_part(folder: Path, listed: dict[str, dict[str, Any]], p: dict[str, Any], d: int,
+                memo: FileMemo | None, opened: list[io.BufferedReader]) -> kinds.Built:
+    """A part's faiss file: checked (digest, then its own sizes, before faiss allocates anything from
+    them), then read by faiss from the very file that was checked (kept open)."""
+    path, kind, n = folder / p["file"], str(p["kind"]), p["end"] - p["start"]
+    fh = open_regular(path)
+    opened.append(fh)
+    entry = listed[p["file"]]
+    _digest_ok(path, entry, memo, fh)
+    vouch = f"faiss-structure:{kind}:{d}:{n}:{entry['sha256']}"
+    if memo is None or not memo.vouched(vouch):  # the same bytes pass the same check: walked once
+        try:
+            check_blob(kind, fh, d, n)
+        except BlobError as exc:
+            raise IndexFileError(f"{path}: {exc}") from None
+        if memo is not None:
+            memo.vouch(vouch)
+    built = kinds.read(kind, _same_file(fh, path), p["params"], p["bytes_per_vector"])
+    if built.index.ntotal != n or built.index.d != d:
+        raise IndexFileError(f"{path}: holds {built.index.ntotal} vectors of {built.index.d}-d, "
+                             f"the manifest says {n} of {d}-d")
+    return built
 
 
 def _same_file(fh: BinaryIO, path: Path) -> str:
@@ -455,7 +524,8 @@ def _check_parts(folder: Path, manifest: dict[str, Any], count: int) -> None:
         ok = (isinstance(p, dict) and isinstance(p.get("start"), int) and isinstance(p.get("end"), int)
               and p["start"] == start and p["end"] > start and p.get("kind") in kinds.KINDS
               and p.get("modality") in {m.value for m in Modality} and p["modality"] not in seen
-              and p.get("file") in manifest["files"] and p.get("calibration") in manifest["files"]
+              and p.get("file") in manifest["files"] and str(p["file"]).endswith(".faiss")
+              and manifest["files"][p["file"]].get("bytes", 0) > 0 and p.get("calibration") in manifest["files"]
               and p.get("stats") in manifest["files"]
               and isinstance(p.get("params"), dict))
         if not ok:
@@ -466,7 +536,7 @@ def _check_parts(folder: Path, manifest: dict[str, Any], count: int) -> None:
         raise IndexFileError(f"{where}: index parts cover {start:,} rows of {count:,}")
 
 
-def _rows(folder: Path, manifest: dict[str, Any], blobs: dict[str, bytes]) -> tuple[RowTable, Mapping[str, Sequence[Any]]]:
+def _rows(folder: Path, manifest: dict[str, Any]) -> tuple[RowTable, Mapping[str, Sequence[Any]]]:
     """The rows file, mapped and cut by its offsets (each row is checked when it is read)."""
     rows_name = next((n for n in manifest["files"] if n.startswith("rows-") and n.endswith(".jsonl")), None)
     off_name = next((n for n in manifest["files"] if n.startswith("rows-") and n.endswith(".offsets.npy")), None)
@@ -474,9 +544,11 @@ def _rows(folder: Path, manifest: dict[str, Any], blobs: dict[str, bytes]) -> tu
     if rows_name is None or off_name is None or not isinstance(columns, list) \
             or not all(isinstance(c, str) for c in columns):
         raise IndexFileError(f"{folder / MANIFEST}: names no rows file and offsets; rebuild the index")
-    try:
-        offsets = _npy(blobs, off_name, folder)
-        compact = any(p.get("kind") in COMPACT_KINDS for p in manifest.get("parts", []))
+    compact = any(p.get("kind") in COMPACT_KINDS for p in manifest.get("parts", []))
+    try:  # not read whole (8 MB a million rows): a hit list needs ten pairs. Compact kinds read each pair
+        # cold, as their rows (nothing of the files kept); the others map them (their pages stay cached)
+        offsets = ColdOffsets(folder / off_name) if compact else \
+            np.load(folder / off_name, mmap_mode="r", allow_pickle=False)
         table = RowTable(folder / rows_name, offsets, columns, keep=not compact)
     except ValueError as exc:
         raise IndexFileError(f"{folder / off_name}: {exc}") from None
