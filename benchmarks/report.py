@@ -130,14 +130,16 @@ def real_search_section(data: dict) -> list[str]:
     lines += ["Where the time goes when `search()` is slower than faiss: for a graph index faiss answers in under "
               "0.1 ms, and what `search()` adds per query in Python — the query's score statistics and relevance "
               "(~20 µs), reading and decoding the ten rows shown (~20 µs), ranking and building the hits (~30 µs) — "
-              "is as much again; 1.2x would leave ~15 µs for all of it. The kinds that read rows for exact "
-              "re-ranking are bound by those reads, which are uncached on purpose (their pages are dropped so that "
-              "the index stays small in memory): every read of a query is announced to the kernel first "
-              "(posix_fadvise WILLNEED, which starts it without waiting) and then made, so the disk serves them "
-              "together (on this machine 100 cold reads take ~0.9 ms so, 4 ms one by one). Binary at 1M is bound "
-              "by its Hamming scan of every code (~2–4 ms: many candidates are counted by distance rather than "
-              "kept in a heap), so it stays close to 10x flat's speed and no further; ivfpq, which scans a fifth "
-              "of its lists, goes past it.", ""]
+              "is as much again; 1.2x would leave ~15 µs for all of it. The compact kinds read from disk, uncached "
+              "on purpose (their pages are dropped so that the index stays small in memory): the float rows of "
+              "the best candidates to re-rank (inside the faiss figure), then for the ten hits shown their row "
+              "offsets and their rows (in `search()` only: two rounds of ten cold reads, ~0.1–0.2 ms together, "
+              "which is what keeps them above 1.2x at 50k, where faiss's own part is ~1 ms). Every read of a round "
+              "is announced to the kernel first (posix_fadvise WILLNEED, which starts it without waiting) and then "
+              "made, so the disk serves them together (on this machine 100 cold reads take ~0.9 ms so, 4 ms one by "
+              "one). Binary at 1M is bound by its Hamming scan of every code (~2–3 ms even split in shards over "
+              "this machine's two cores: many candidates are counted by distance rather than kept in a heap); "
+              "ivfpq, which scans a fifth of its lists, goes further past 10x flat's speed.", ""]
     return lines
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -12,8 +14,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("CLENS_DEVICE", "cpu")
-# tests never write into the user's own cache folder
-os.environ.setdefault("CLENS_CACHE_DIR", tempfile.mkdtemp(prefix="clens-test-cache-"))
+# tests never write into the user's own cache folder; the one made here goes when the run ends
+if "CLENS_CACHE_DIR" not in os.environ:
+    os.environ["CLENS_CACHE_DIR"] = tempfile.mkdtemp(prefix="clens-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["CLENS_CACHE_DIR"], True)
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
