@@ -393,7 +393,7 @@ def _sharded(flat: Any) -> Any:
     ways = min(faiss.omp_get_max_threads(), MAX_SHARDS)
     if flat.ntotal < SHARD_FROM or ways < 2:
         return flat
-    codes = faiss.rev_swig_ptr(flat.xb.data(), flat.ntotal * flat.code_size).reshape(flat.ntotal, flat.code_size)
+    codes = _codes(flat)
     shards: Any = faiss.IndexBinaryShards(flat.d, True)  # threaded
     shards.successive_ids = True  # ids run on from shard to shard
     for part in np.array_split(codes, ways):
@@ -417,8 +417,13 @@ def _unsharded(index: Any) -> Any:
         return index
     flat = faiss.IndexBinaryFlat(index.d)
     for one in scanned(index):
-        flat.add(faiss.rev_swig_ptr(one.xb.data(), one.ntotal * one.code_size).reshape(one.ntotal, one.code_size))
+        flat.add(_codes(one))
     return flat
+
+
+def _codes(flat: Any) -> np.ndarray:
+    """A flat binary index's codes [n, code_size], as a view of its own memory (valid while it lives)."""
+    return faiss.rev_swig_ptr(flat.xb.data(), flat.ntotal * flat.code_size).reshape(flat.ntotal, flat.code_size)
 
 
 def read(kind: str, path: str | Path, params: dict[str, Any], bytes_per_vector: float) -> Built:

@@ -41,7 +41,7 @@ FORMAT = "contrastive-lens-index"
 VERSION = 2  # 2: relevance mappings and score statistics per modality; rows as memory-mapped lines
 MANIFEST = "manifest.json"
 OUR_PREFIXES = ("rows-", "vectors-", "part-", "meta-")
-BLOB_SUFFIXES = (".faiss", ".calib.npy", ".stats.npy", ".pq.npy", ".pqcodes.npy")  # read whole (rows' offsets: mapped)
+BLOB_SUFFIXES = (".faiss", ".calib.npy", ".stats.npy", ".pq.npy", ".pqcodes.npy")  # read whole (rows' offsets: not)
 MAX_MANIFEST_BYTES = 16 * 1024**2
 COMPACT_KINDS = ("ivfpq", "binary")  # kinds chosen for memory: their rows are read and not kept cached
 RECALL_QUERIES = 300
@@ -336,7 +336,7 @@ def _load(folder: Path, manifest: dict[str, Any], memo: FileMemo | None,
     reads the arrays and checks every other file's digest, so opening costs about faiss's read alone."""
     listed = _listed(folder, manifest)
     count, d = manifest["count"], manifest["dim"]
-    _check_parts(folder, manifest, count)
+    _check_parts(folder, manifest)
     in_faiss = {str(p["file"]) for p in manifest["parts"]}
     rest = [name for name in listed if name not in in_faiss]
     beside = sum(listed[n]["bytes"] for n in rest if memo is None or n.endswith(BLOB_SUFFIXES))  # read or hashed
@@ -511,12 +511,12 @@ def _fits(folder: Path, manifest: dict[str, Any]) -> dict[tuple[str, str], relev
     return fits
 
 
-def _check_parts(folder: Path, manifest: dict[str, Any], count: int) -> None:
-    """The parts tile the rows in order, one per modality, each naming files the manifest lists."""
+def _check_parts(folder: Path, manifest: dict[str, Any]) -> None:
+    """The parts tile the manifest's rows in order (its count and dimension checked by `_listed`), one per
+    modality, each naming files the manifest lists."""
     parts = manifest.get("parts")
     where = folder / MANIFEST
-    if manifest.get("count") != count or not isinstance(manifest.get("dim"), int) or not 0 < manifest["dim"] <= 65536:
-        raise IndexFileError(f"{where}: its count or dimension does not match its rows")
+    count = manifest["count"]
     if not isinstance(parts, list) or not parts:
         raise IndexFileError(f"{where}: no index parts")
     start, seen = 0, set()
