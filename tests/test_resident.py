@@ -69,15 +69,23 @@ def test_many_rows_are_read_by_threads_where_the_os_cannot_announce_reads(tmp_pa
     assert started and started[0] >= coldread.PARALLEL_FROM and len(started) == 1
 
 
-def test_an_open_compact_index_keeps_no_file_pages(tmp_path):
+def test_an_open_compact_index_keeps_no_file_pages_but_its_row_offsets_read(tmp_path):
     rng = np.random.default_rng(1)
     x = unit(rng.standard_normal((3000, 64)) + 2 * rng.standard_normal((1, 64)))  # a shared direction
     rows = [Row(i, f"s{i}", f"f{i}", Modality.IMAGE) for i in range(3000)]
     save(build_index_set(rows, x, {"fingerprint": "fp", "name": "m"}, {}, "binary"), tmp_path / "ix")
+    files = list((tmp_path / "ix").iterdir())
+    for p in files:
+        resident.drop_cached(p)
     index = load(tmp_path / "ix")
+    offsets = [p for p in files if p.name.endswith(".offsets.npy")]
+    assert len(offsets) == 1 and resident.cached_bytes(offsets[0]) <= 2 * coldread.PAGE  # its ends, not read whole
+    assert offsets[0].stat().st_size > 4 * coldread.PAGE
     for q in x[:20]:
         search(index, q[None], Modality.IMAGE, k=10)
-    assert sum(resident.cached_bytes(p) for p in (tmp_path / "ix").iterdir()) == 0
+    assert sum(resident.cached_bytes(p) for p in files if p not in offsets) == 0
+    # the pages of the hits' offsets stay (8 bytes a row at most): the next hit lists find them cached
+    assert 2 * coldread.PAGE < resident.cached_bytes(offsets[0]) <= -(-offsets[0].stat().st_size // coldread.PAGE) * coldread.PAGE
 
 
 def test_binary_codes_are_centred_and_ranked_by_product_codes():

@@ -545,8 +545,8 @@ def _rows(folder: Path, manifest: dict[str, Any]) -> tuple[RowTable, Mapping[str
             or not all(isinstance(c, str) for c in columns):
         raise IndexFileError(f"{folder / MANIFEST}: names no rows file and offsets; rebuild the index")
     compact = any(p.get("kind") in COMPACT_KINDS for p in manifest.get("parts", []))
-    try:  # not read whole (8 MB a million rows): a hit list needs ten pairs. Compact kinds read each pair
-        # cold, as their rows (nothing of the files kept); the others map them (their pages stay cached)
+    try:  # not read whole (8 MB a million rows): a hit list needs ten pairs. Compact kinds read the pairs
+        # announced together (their pages then kept: 8 B a row at most), the others map them
         offsets = ColdOffsets(folder / off_name) if compact else \
             np.load(folder / off_name, mmap_mode="r", allow_pickle=False)
         table = RowTable(folder / rows_name, offsets, columns, keep=not compact)
