@@ -55,7 +55,7 @@ def build(kind: str, vectors: np.ndarray, folder: Path) -> dict:
             **({"code_bytes": int(codes())} if codes else {})}
 
 
-OPEN_REPEATS = 3
+OPEN_REPEATS = 5
 STARTED = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())  # this invocation's rows share it
 
 

@@ -67,7 +67,7 @@ def real_search_section(data: dict) -> list[str]:
              "file digests memoised (as the app reopens an index) and the first open (every file hashed) against "
              "`faiss.read_index` of the same files, and against loading every file the index holds in memory plainly "
              "(its faiss files plus `np.load` of the arrays it holds: score statistics, and binary's product "
-             "codes; each the median of three cold opens, the three ways interleaved; the goal, ≤ 1.2x, is marked "
+             "codes; each the median of five cold opens, the three ways interleaved; the goal, ≤ 1.2x, is marked "
              "against the latter, which for every kind but binary is its faiss file and a few hundred KB); resident memory after the queries = growth of the process's "
              "own memory (RssAnon) + the index files' pages in the page cache (mincore), per vector.", ""]
     for run in data["runs"]:
@@ -132,12 +132,15 @@ def real_search_section(data: dict) -> list[str]:
               "(~20 µs), reading and decoding the ten rows shown (~20 µs), ranking and building the hits (~30 µs) — "
               "is as much again; 1.2x would leave ~15 µs for all of it. The compact kinds read from disk, uncached "
               "on purpose (their pages are dropped so that the index stays small in memory): the float rows of "
-              "the best candidates to re-rank (inside the faiss figure), then for the ten hits shown their row "
-              "offsets and their rows (in `search()` only: two rounds of ten cold reads, ~0.1–0.2 ms together, "
-              "which is what keeps them above 1.2x at 50k, where faiss's own part is ~1 ms). Every read of a round "
-              "is announced to the kernel first (posix_fadvise WILLNEED, which starts it without waiting) and then "
-              "made, so the disk serves them together (on this machine 100 cold reads take ~0.9 ms so, 4 ms one by "
-              "one). Binary at 1M is bound by its Hamming scan of every code (~2–3 ms even split in shards over "
+              "the best candidates to re-rank (inside the faiss figure), then the ten rows shown (in `search()` "
+              "only: one round of ten cold reads, ~0.2 ms with their decoding, which with the ~0.1 ms of Python "
+              "keeps them above 1.2x at 50k, where faiss's own part is 0.6–1.4 ms; the rows' offsets are read "
+              "the same way but their pages kept, 8 bytes a row at most, since a second round of cold reads cost "
+              "~0.15 ms more). Every read of a round is announced to the kernel first (posix_fadvise WILLNEED, "
+              "which starts it without waiting) and then made, so the disk serves them together (on this machine "
+              "100 cold reads take ~0.9 ms so, 4 ms one by one). Announcing the likely hits' rows with the "
+              "re-rank's reads, to have both in one round, was measured and saved nothing: this disk is bound by "
+              "reads per second, so each extra read costs about what the round it joins saves. Binary at 1M is bound by its Hamming scan of every code (~2–3 ms even split in shards over "
               "this machine's two cores: many candidates are counted by distance rather than kept in a heap); "
               "ivfpq, which scans a fifth of its lists, goes further past 10x flat's speed.", ""]
     return lines
