@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from cl_core.choices import AUTO_FUSION, FUSIONS
+from cl_core.embed.gallery import Row
 from cl_core.errors import ClensError, DimensionMismatchError, Failure
 from cl_core.modality import Modality
 from cl_core.objectives import fuse, fusion_scores, query_gram_volume, symile_vector
@@ -147,11 +148,21 @@ def search(index: IndexSet, queries: np.ndarray, target: Modality | None = None,
     rows = row[order].tolist()
     items = index.rows_with_meta(rows)  # only the rows shown are read
     notes = [found[b].basis for b in basis[order].tolist()]
-    return [Hit(n + 1, r, sc, zz, p, item.sample_id, item.source, item.modality.value, item.label, item.text,
-                meta, note, lg)
+    return [_hit(n + 1, r, sc, zz, p, item, meta, note, lg)
             for n, (r, sc, zz, p, lg, note, (item, meta)) in enumerate(zip(
                 rows, score[order].tolist(), z[order].tolist(), prob[order].tolist(), logit[order].tolist(),
                 notes, items, strict=True))]
+
+
+def _hit(rank: int, row: int, score: float, z: float, prob: float, item: Row, meta: dict[str, Any], basis: str,
+         logit: float) -> Hit:
+    """A Hit with its fields written at once: a frozen dataclass's own __init__ sets them one
+    object.__setattr__ at a time (2.2 us a hit here, against 0.9): a hit list is most of a search's Python."""
+    hit = object.__new__(Hit)
+    hit.__dict__.update(rank=rank, row=row, score=score, z=z, relevance=prob, sample_id=item.sample_id,
+                        source=item.source, modality=item.modality.value, label=item.label, text=item.text,
+                        meta=meta, basis=basis, logit=logit)
+    return hit
 
 
 class _Found(NamedTuple):
