@@ -143,6 +143,10 @@ class EmbeddingCache:
             raise got
         return got
 
+    def content_digests(self, paths: Sequence[Path]) -> list[str | OSError]:
+        """content_digest for many files in one memo lookup (an OSError in place of a file's digest)."""
+        return self.file_digests(paths, with_sidecars=False)
+
     def vouched(self, key: str) -> bool:
         """Whether `key` (a check and the sha256 of the bytes it passed on) was vouched for before."""
         with self._lock:
