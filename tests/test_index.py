@@ -399,3 +399,30 @@ def test_left_out_rows_never_count_as_their_own_neighbours():
     truth = kinds.exact_topk(x[:5], x, 10, own)
     assert truth.shape == (5, 10) and not any(i in row for i, row in zip(own, truth, strict=True))
     np.testing.assert_array_equal(truth, kinds.exact_topk(x[:5], x, 11)[:, 1:])  # itself was the first
+
+
+def test_rows_the_recall_is_measured_with_are_left_out_of_training_and_get_no_wider_search():
+    """The rows a build measures its recall with train none of its quantisers (a small part, where they would
+    be most of it, trains on all), and a search for k plus a spare slot (for the query's own row) scans the
+    candidates of a search for k plus one, not those of k + 1: otherwise the recall reported overstates what
+    a user's queries get."""
+    rng = np.random.default_rng(3)
+    held = np.sort(rng.choice(2000, size=150, replace=False))
+    rows = kinds.training_rows(2000, 1000, rng, held)
+    assert len(rows) == 1000 and not set(rows.tolist()) & set(held.tolist())
+    assert np.array_equal(kinds.training_rows(2000, 5000, rng, held), np.setdiff1d(np.arange(2000), held))
+    assert len(kinds.training_rows(1000, 5000, rng, held)) == 1000  # 15% of the rows: all of them train
+    x = (rng.standard_normal((2000, 32)) + rng.standard_normal((1, 32))).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    built = kinds.build("binary", x, held=held)
+    built.params.update(rerank=10, exact=3)
+    seen: list[int] = []
+
+    def rerank(q, cand, k):
+        seen.append(int((cand[0] >= 0).sum()))
+        return kinds.exact_rerank(x)(q, cand, k)
+
+    scores, pos = kinds.search(built, x[:1], 10, rerank, spare=1)
+    assert pos.shape == (1, 11) and seen == [10 * 3 + 1]
+    kinds.search(built, x[:1], 11, rerank)
+    assert seen[-1] == 11 * 3  # what searching k + 1 would have read

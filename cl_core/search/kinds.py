@@ -63,9 +63,12 @@ class Built:
 ADD_CHUNK = 1 << 16  # rows handed to faiss at a time when filling an IVF-PQ index
 
 
-def build(kind: str, vectors: np.ndarray, seed: int = 0, fine: bool = False) -> Built:
+def build(kind: str, vectors: np.ndarray, seed: int = 0, fine: bool = False,
+          held: np.ndarray | None = None) -> Built:
     """Build `kind` over normalised float32 vectors [n, d]. `fine`: the compact kinds' larger product codes
-    (ivfpq: see `_ivfpq`; binary: d/4-byte codes to rank its Hamming candidates, instead of d/8)."""
+    (ivfpq: see `_ivfpq`; binary: d/4-byte codes to rank its Hamming candidates, instead of d/8).
+    `held`: rows left out of the quantisers' training (still indexed): the rows the build then measures its
+    recall with (see `training_rows`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown index kind {kind!r}; expected one of {', '.join(KINDS)}")
     x = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -82,7 +85,7 @@ def build(kind: str, vectors: np.ndarray, seed: int = 0, fine: bool = False) -> 
         index.add(x)
         return Built(kind, index, {"efSearch": 64}, 4.0 * d + 2 * m * 4 * 1.05)
     if kind == "ivfpq":
-        return _ivfpq(x, seed, fine)
+        return _ivfpq(x, seed, fine, held)
     centre = x.mean(axis=0)
     index = faiss.IndexBinaryFlat(d)
     for k in range(0, n, ADD_CHUNK):
@@ -92,15 +95,30 @@ def build(kind: str, vectors: np.ndarray, seed: int = 0, fine: bool = False) -> 
     if n >= IVFPQ_MIN:  # below, every candidate is read exactly anyway
         pq = faiss.ProductQuantizer(d, m, 8)
         pq.cp.min_points_per_centroid = 1  # small galleries train on what they have, without a warning on stderr
-        rng = np.random.default_rng(seed)
-        pq.train(np.ascontiguousarray(x[np.sort(rng.choice(n, size=min(n, 65_536), replace=False))]))
+        pq.train(np.ascontiguousarray(x[training_rows(n, 65_536, np.random.default_rng(seed), held)]))
         codes = np.concatenate([pq.compute_codes(np.ascontiguousarray(x[k:k + ADD_CHUNK]))
                                 for k in range(0, n, ADD_CHUNK)])
     return Built(kind, index, {"rerank": 20, "exact": 5, "centre": [float(v) for v in centre]},
                  d / 8.0 + (m if pq is not None else 0), pq, codes)
 
 
-def _ivfpq(x: np.ndarray, seed: int, fine: bool) -> Built:
+HOLD_SHARE = 0.1  # measurement rows are left out of training while they are at most this share of the rows
+
+
+def training_rows(n: int, size: int, rng: np.random.Generator, held: np.ndarray | None) -> np.ndarray:
+    """Up to `size` rows to train a quantiser on (sorted), drawn from the rows not `held`. Trained on the
+    rows its recall is measured with, an index knows those queries better than a user's (coarse centroids
+    pulled towards them): 50k real sentences, IVF-PQ tuned to 0.963 on such rows gave 0.954 on held-out
+    queries. A small part (held rows over HOLD_SHARE of it) trains on every row."""
+    pool = np.arange(n)
+    if held is not None and len(held) and len(held) <= HOLD_SHARE * n:
+        pool = np.setdiff1d(pool, held)
+    if size >= len(pool):
+        return pool
+    return np.sort(rng.choice(pool, size=size, replace=False))
+
+
+def _ivfpq(x: np.ndarray, seed: int, fine: bool, held: np.ndarray | None = None) -> Built:
     """Inverted lists of 4-bit product-quantised codes, searched with faiss's fast-scan kernels (SIMD lookup
     tables in registers: several times faster per code than 8-bit PQ, so many more lists can be probed).
     Codes are d/8 bytes (4-d sub-vectors), or d/4 when `fine` (2-d sub-vectors): the build tries the small
@@ -117,9 +135,8 @@ def _ivfpq(x: np.ndarray, seed: int, fine: bool) -> Built:
     plain = faiss.IndexIVFPQ(quantizer, d, nlist, m, 4, faiss.METRIC_INNER_PRODUCT)
     plain.pq.cp.min_points_per_centroid = 1  # no stderr warning for a small gallery
     plain.cp.min_points_per_centroid = 1
-    rng = np.random.default_rng(seed)
-    train = x[np.sort(rng.choice(n, size=min(n, max(256 * 39, nlist * 50)), replace=False))] if n > 256 * 39 else x
-    plain.train(np.ascontiguousarray(train))
+    size = max(256 * 39, nlist * 50) if n > 256 * 39 else n
+    plain.train(np.ascontiguousarray(x[training_rows(n, size, np.random.default_rng(seed), held)]))
     for k in range(0, n, ADD_CHUNK):  # filled shard by shard: a memory-mapped gallery is paged in a shard at a time
         plain.add(np.ascontiguousarray(x[k:k + ADD_CHUNK]))
     code = plain.code_size
@@ -218,31 +235,36 @@ COUNT_FROM = 1000  # Hamming candidates from which faiss counts distances instea
 # (1M codes of 48 bytes, measured here: 30,000 candidates 14.9 ms by heap, 4.4 ms by counting; 100: 2.0 and 2.3)
 
 
-def search(built: Built, queries: np.ndarray, k: int, rerank: Rerank) -> tuple[np.ndarray, np.ndarray]:
-    """(scores [Q, k], positions [Q, k]); -1 positions where the index has fewer than k vectors.
+def search(built: Built, queries: np.ndarray, k: int, rerank: Rerank, spare: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(scores [Q, k + spare], positions [Q, k + spare]); -1 positions where the index has fewer vectors.
 
     `rerank(queries, candidates, k)` scores candidate positions exactly (the float vectors on disk).
+    `spare`: results beyond k, with the candidates of a search for k plus one for each spare result (tuning
+    on gallery rows: room for the query's own row, left out after). Searching k + 1 instead would give every candidate list
+    a tenth more room than a search for k has, and the recall measured so would overstate the real one
+    (50k real sentences here: tuned to 0.961, 0.948 on held-out queries).
     """
     q = np.ascontiguousarray(queries, dtype=np.float32)
     p = built.params
+    out = k + spare
     if built.kind == "flat":
-        return built.index.search(q, k)
+        return built.index.search(q, out)
     if built.kind == "hnsw":
-        built.index.hnsw.efSearch = max(int(p.get("efSearch", 64)), k)
-        return built.index.search(q, k)
-    fetch = min(max(k * int(p.get("rerank", 10)), k), built.index.ntotal)
+        built.index.hnsw.efSearch = max(int(p.get("efSearch", 64)), out)
+        return built.index.search(q, out)
+    fetch = min(max(k * int(p.get("rerank", 10)) + spare, out), built.index.ntotal)
     if built.kind == "ivfpq":
         built.index.nprobe = min(int(p.get("nprobe", 16)), built.index.nlist)  # fast-scan misreads beyond nlist
         _, cand = built.index.search(q, fetch)
-        return rerank(q, cand, k)
+        return rerank(q, cand, out)
     centre = np.asarray(p.get("centre", np.zeros(q.shape[1])), np.float32)
     for scan in scanned(built.index):  # each shard's own setting
         scan.use_heap = fetch < COUNT_FROM
     _, cand = built.index.search(_sign_bits(q - centre), fetch)
     if built.pq is not None and built.pq_codes is not None:  # rank the candidates by their codes, read the best
-        best = min(max(k * int(p.get("exact", 5)), k), fetch)
+        best = min(max(k * int(p.get("exact", 5)) + spare, out), fetch)
         cand = np.stack([_by_codes(built, qi, ci, best) for qi, ci in zip(q, cand, strict=True)])
-    return rerank(q, cand, k)
+    return rerank(q, cand, out)
 
 
 def _by_codes(built: Built, q: np.ndarray, cand: np.ndarray, best: int) -> np.ndarray:
@@ -279,7 +301,7 @@ def tune(built: Built, queries: np.ndarray, truth: np.ndarray, k: int, rerank: R
     }.get(built.kind, [])
     def measured() -> float:
         extra = 0 if exclude is None else 1
-        found = search(built, queries, min(k + extra, built.index.ntotal), rerank)[1]
+        found = search(built, queries, min(k, built.index.ntotal - extra), rerank, spare=extra)[1]
         return recall_at(_drop(found, exclude, k), truth)
 
     if not grid:

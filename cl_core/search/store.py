@@ -185,6 +185,7 @@ def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, A
         vectors = np.asarray(vectors, np.float32)[order]
     vectors = np.ascontiguousarray(vectors, np.float32)
     rng = np.random.default_rng(seed)
+    qrows = measurement_rows(len(rows), np.random.default_rng([seed, 1]))  # (drawn first: quantisers train without them)
     parts: dict[Modality, Part] = {}
     start = 0
     mods = list(dict.fromkeys(r.modality for r in rows))
@@ -194,7 +195,7 @@ def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, A
             state.check_cancelled()
             state.set_progress(n, len(mods), f"indexing {modality.value} ({end - start:,} vectors)")
         chosen = kinds.auto_kind(end - start) if kind == "auto" else kind
-        built = kinds.build(chosen, vectors[start:end], seed)
+        built = kinds.build(chosen, vectors[start:end], seed, held=_inside(qrows, start, end))
         calib = np.sort(rng.choice(np.arange(start, end), size=min(CALIBRATION_SAMPLE, end - start), replace=False))
         part = Part(modality, start, end, built, None, calib, relevance.target_stats(vectors[start:end], rng))
         parts[modality] = part
@@ -205,7 +206,6 @@ def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, A
                                [r.label for r in rows], {m.value: (p.start, p.end) for m, p in parts.items()},
                                {m.value: p.stats for m, p in parts.items() if p.stats is not None}, seed)
     index_set = IndexSet(None, {"model": model, "gallery": gallery}, rows, vectors, parts, meta, fits)
-    qrows = measurement_rows(len(rows), rng)
     q = np.asarray(vectors[qrows], np.float32)
     for part in parts.values():
         own = np.where((qrows >= part.start) & (qrows < part.end), qrows - part.start, -1)
@@ -223,13 +223,19 @@ def build_index_set(rows: Sequence[Row], vectors: np.ndarray, model: dict[str, A
                 state.check_cancelled()
                 state.set_progress(len(mods), len(mods), f"indexing {part.modality.value} again with finer codes "
                                    f"({why})")
-            fine = kinds.build(part.built.kind, vectors[part.start:part.end], seed, fine=True)
+            fine = kinds.build(part.built.kind, vectors[part.start:part.end], seed, fine=True,
+                               held=_inside(qrows, part.start, part.end))
             got_fine = kinds.tune(fine, q, truth, k, index_set.rerank(part), exclude=own)
             if kinds.better(fine, got_fine, part.built, got, k):
                 part.built, got = fine, got_fine
         part.recall_at_10 = round(got, 4)
     index_set.manifest = _manifest(index_set, {})
     return index_set
+
+
+def _inside(rows: np.ndarray, start: int, end: int) -> np.ndarray:
+    """Sorted global rows within [start, end), as positions in that part."""
+    return rows[(rows >= start) & (rows < end)] - start
 
 
 def _tune_held_out(part: Part, vectors: np.ndarray, q: np.ndarray, own: np.ndarray, k: int, seed: int) -> float:
