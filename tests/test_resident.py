@@ -116,7 +116,13 @@ def test_binary_codes_are_centred_and_ranked_by_product_codes():
     assert kinds.recall_at(found, truth) >= 0.99
 
 
-def test_a_binary_index_answers_the_same_after_saving_and_forged_codes_are_refused(tmp_path):
+@pytest.mark.parametrize("beside", [False, True])
+def test_a_binary_index_answers_the_same_after_saving_and_forged_codes_are_refused(tmp_path, monkeypatch, beside):
+    """`beside`: its arrays read on another thread while faiss reads its file (as a large index is opened)."""
+    from cl_core.search import store
+
+    if beside:
+        monkeypatch.setattr(store, "BESIDE_FROM", 0)
     rng = np.random.default_rng(3)
     x = unit(rng.standard_normal((600, 32)))
     rows = [Row(i, f"s{i}", f"f{i}", Modality.TEXT) for i in range(600)]

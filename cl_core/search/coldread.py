@@ -151,7 +151,7 @@ def npy_layout(head: bytes) -> tuple[tuple[int, ...], np.dtype, int]:
     return tuple(int(v) for v in shape), dtype, bio.tell()
 
 
-def _header_bytes(head: bytes) -> int:
+def npy_header_bytes(head: bytes) -> int:
     """How many bytes a .npy file's header takes, from its first 12."""
     size_bytes = 2 if head[6:7] == b"\x01" else 4
     return 8 + size_bytes + int.from_bytes(head[8:8 + size_bytes], "little")
@@ -168,7 +168,7 @@ def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
         head = os.pread(fd, PAGE, 0)
         if len(head) < 12:
             raise ValueError("shorter than a .npy header")
-        need = _header_bytes(head)
+        need = npy_header_bytes(head)
         if need > len(head):
             head = os.pread(fd, need, 0)
         return npy_layout(head)

@@ -34,8 +34,9 @@ faiss.cvar.distance_compute_blas_threshold = 20  # batched flat search: BLAS fro
 
 RECALL_TARGET = 0.95
 # Settings are measured on a few hundred gallery rows (store.RECALL_QUERIES = 300: a standard error of about
-# 0.005 at recall 0.95); a setting is taken when it reaches the target plus this margin, so that the recall
-# holds on other queries too (benchmarks/bench_real.py measures it on held-out ones).
+# 0.005 at recall 0.95), held out of what the index learnt from (`training_rows`; a graph: store._tune_held_out);
+# a setting is taken when it reaches the target plus this margin, so that the recall holds on other queries
+# too (benchmarks/bench_real.py measures it on held-out ones).
 TUNE_TARGET = RECALL_TARGET + 0.01
 
 
