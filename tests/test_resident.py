@@ -152,6 +152,7 @@ def test_a_binary_index_answers_the_same_after_saving_and_forged_codes_are_refus
     forged(npy(np.array([None] * 600, dtype=object)), "not a plain .npy array")  # pickled objects: never read
     forged(npy(np.asfortranarray(np.zeros((600, 4), np.uint8))), "not a plain .npy array")
     forged(b"not an array at all", "not a plain .npy array")
+    forged(b"\x93NUMPY\x02\x00" + (2**32 - 16).to_bytes(4, "little") + b"{}", "numpy reads at most")  # never read
 
 
 @pytest.mark.parametrize("z", [-60.0, -37.5, -20.0, -5.0, -1.0, 0.0, 0.5, 3.0, 9.0])

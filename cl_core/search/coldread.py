@@ -151,10 +151,17 @@ def npy_layout(head: bytes) -> tuple[tuple[int, ...], np.dtype, int]:
     return tuple(int(v) for v in shape), dtype, bio.tell()
 
 
+MAX_NPY_HEADER = 10_000  # numpy's own bound on a header (np.lib.format's max_header_size)
+
+
 def npy_header_bytes(head: bytes) -> int:
-    """How many bytes a .npy file's header takes, from its first 12."""
+    """How many bytes a .npy file's header takes, from its first 12. ValueError for a header longer than
+    numpy reads, before anything that size is read (a forged length field asks for up to 4 GB)."""
     size_bytes = 2 if head[6:7] == b"\x01" else 4
-    return 8 + size_bytes + int.from_bytes(head[8:8 + size_bytes], "little")
+    length = int.from_bytes(head[8:8 + size_bytes], "little")
+    if length > MAX_NPY_HEADER:
+        raise ValueError(f"its header says it is {length:,} bytes long (numpy reads at most {MAX_NPY_HEADER:,})")
+    return 8 + size_bytes + length
 
 
 def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
