@@ -194,3 +194,28 @@ def test_a_large_binary_index_is_scanned_in_shards_with_the_same_answers(tmp_pat
         assert [h.row for h in search(whole, q[None], Modality.IMAGE)] == \
             [h.row for h in search(split, q[None], Modality.IMAGE)]
     assert kinds.serialize(split.parts[Modality.IMAGE].built) == kinds.serialize(whole.parts[Modality.IMAGE].built)
+
+
+def test_a_forged_header_on_a_mapped_array_is_refused_before_it_is_read(tmp_path):
+    """The vectors and row offsets are memory-mapped, not read: their headers are still bounded before they
+    are read (np.load reads as long a header as the length field says, then checks it)."""
+    import hashlib
+
+    rng = np.random.default_rng(4)
+    x = unit(rng.standard_normal((50, 16)))
+    save(build_index_set([Row(i, f"s{i}", f"f{i}", Modality.TEXT) for i in range(50)], x,
+                         {"fingerprint": "fp", "name": "m"}, {}, "flat"), tmp_path / "ix")
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    for prefix in ("vectors-", "rows-"):
+        name = next(n for n in manifest["files"] if n.startswith(prefix) and n.endswith(".npy"))
+        kept = (tmp_path / "ix" / name).read_bytes()
+        blob = b"\x93NUMPY\x02\x00" + (2**32 - 16).to_bytes(4, "little") + b"{}"
+        (tmp_path / "ix" / name).write_bytes(blob)
+        forged = {**manifest, "files": {**manifest["files"], name: {"sha256": hashlib.sha256(blob).hexdigest(),
+                                                                  "bytes": len(blob)}}}
+        (tmp_path / "ix" / "manifest.json").write_text(json.dumps(forged))
+        with pytest.raises(IndexFileError, match=f"{name}.*numpy reads at most"):
+            load(tmp_path / "ix")
+        (tmp_path / "ix" / name).write_bytes(kept)
+    (tmp_path / "ix" / "manifest.json").write_text(json.dumps(manifest))
+    assert load(tmp_path / "ix").vectors.shape == (50, 16)

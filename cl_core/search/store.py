@@ -33,7 +33,7 @@ from cl_core.hashing import file_sha256, open_regular
 from cl_core.modality import Modality
 from cl_core.search import kinds, relevance
 from cl_core.search.blob_check import BlobError, check_blob
-from cl_core.search.coldread import ColdRows, forget, npy_header_bytes, npy_layout
+from cl_core.search.coldread import ColdRows, forget, npy_header, npy_header_bytes, npy_layout
 from cl_core.search.rowtable import ColdOffsets, MetaColumns, RowFileError, RowTable, write_rows
 from cl_core.task import TaskState
 
@@ -391,7 +391,7 @@ def _load(folder: Path, manifest: dict[str, Any], memo: FileMemo | None,
     vec_name = next((n for n in listed if n.startswith("vectors-") and n.endswith(".npy")), None)
     if vec_name is None:
         raise IndexFileError(f"{folder / MANIFEST}: names no vectors file")
-    vectors = np.load(folder / vec_name, mmap_mode="r", allow_pickle=False)
+    vectors = _mapped(folder / vec_name)
     if vectors.shape != (count, d) or vectors.dtype != np.float32:
         raise IndexFileError(f"{folder / vec_name}: shape {vectors.shape} {vectors.dtype} does not match the manifest")
     parts = {}
@@ -543,6 +543,18 @@ def _pq(folder: Path, p: dict[str, Any], blobs: dict[str, np.ndarray], d: int, n
     return pq, codes
 
 
+def _mapped(path: Path) -> np.memmap:
+    """A listed .npy file memory-mapped read-only. Its header is read by `npy_header`, whose length is
+    bounded before it is read (np.load reads a header as long as its length field says, then checks it)."""
+    try:
+        shape, dtype, start = npy_header(path)
+        if dtype.hasobject or start + math.prod(shape) * dtype.itemsize != path.stat().st_size:
+            raise ValueError(f"its header says {shape} {dtype}, which is not its {path.stat().st_size:,} bytes")
+        return np.memmap(path, dtype, "r", start, shape)
+    except (ValueError, OSError) as exc:
+        raise IndexFileError(f"{path}: not a plain .npy array: {exc}") from None
+
+
 def _npy(arrays: dict[str, np.ndarray], name: str, folder: Path) -> np.ndarray:
     """A checked array the manifest names (read by `_read_npy`)."""
     arr = arrays.get(name)
@@ -611,7 +623,7 @@ def _rows(folder: Path, manifest: dict[str, Any]) -> tuple[RowTable, Mapping[str
     try:  # not read whole (8 MB a million rows): a hit list needs ten pairs. Compact kinds read the pairs
         # announced together (their pages then kept: 8 B a row at most), the others map them
         offsets = ColdOffsets(folder / off_name) if compact else \
-            np.load(folder / off_name, mmap_mode="r", allow_pickle=False)
+            _mapped(folder / off_name)
         table = RowTable(folder / rows_name, offsets, columns, keep=not compact)
     except ValueError as exc:
         raise IndexFileError(f"{folder / off_name}: {exc}") from None
