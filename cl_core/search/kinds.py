@@ -27,6 +27,7 @@ import numpy as np
 
 from cl_core.choices import INDEX_KINDS as KINDS
 from cl_core.errors import ClensError
+from cl_core.search.blob_check import BINARY_HEADER
 
 IVFPQ_MIN = 256
 
@@ -445,7 +446,7 @@ def read(kind: str, path: str | Path, params: dict[str, Any], bytes_per_vector: 
     return Built(kind, index, dict(params), bytes_per_vector)
 
 
-BINARY_CODES_AT = 4 + 21 + 8  # a flat binary file: "IBxF", its header (blob_check.BINARY_HEADER), the codes' size
+BINARY_CODES_AT = 4 + BINARY_HEADER.size + 8  # a flat binary file: "IBxF", its header, the codes' size
 
 
 def _read_sharded(path: str | Path) -> Any:
@@ -458,8 +459,7 @@ def _read_sharded(path: str | Path) -> Any:
         head = fh.read(BINARY_CODES_AT)
         if len(head) != BINARY_CODES_AT or head[:4] != b"IBxF":
             return None
-        d, code_size = int.from_bytes(head[4:8], "little"), int.from_bytes(head[8:12], "little")
-        ntotal = int.from_bytes(head[12:20], "little")
+        d, code_size, ntotal, _trained, _metric = BINARY_HEADER.unpack(head[4:4 + BINARY_HEADER.size])
         ways = min(faiss.omp_get_max_threads(), MAX_SHARDS)
         if ntotal < SHARD_FROM or ways < 2:
             return None
