@@ -15,7 +15,7 @@ from cl_core.atomic import atomic_write
 from cl_core.embed.gallery import Row
 from cl_core.modality import Modality
 from cl_core.search import coldread, kinds
-from cl_core.search.coldread import ColdRows, npy_data_offset
+from cl_core.search.coldread import ColdRows, npy_header
 from cl_core.search.query import search
 from cl_core.search.store import IndexFileError, build_index_set, load, save
 
@@ -35,11 +35,11 @@ def test_rows_read_on_demand_are_right_and_not_kept(tmp_path):
     with atomic_write(path) as fh:  # fsynced: clean pages, which the kernel can drop
         np.save(fh, x)
     resident.drop_cached(path)
-    rows = ColdRows(path, x.shape, npy_data_offset(path))
+    rows = ColdRows(path, x.shape, npy_header(path)[2])
     want = np.array([3999, 5, 6, 7, 5, 1200, 0])
     np.testing.assert_array_equal(rows(want), x[want])
     assert resident.cached_bytes(path) == 0
-    fd, start = os.open(path, os.O_RDONLY), npy_data_offset(path)  # the same reads, not dropped after, stay cached
+    fd, start = os.open(path, os.O_RDONLY), npy_header(path)[2]  # the same reads, not dropped after, stay cached
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # (no readahead still in flight when dropped below)
         for r in want:
@@ -61,7 +61,7 @@ def test_many_rows_are_read_by_threads_where_the_os_cannot_announce_reads(tmp_pa
     started = []
     real = coldread._read_parallel
     monkeypatch.setattr(coldread, "_read_parallel", lambda fd, ranges: started.append(len(ranges)) or real(fd, ranges))
-    rows = ColdRows(path, x.shape, npy_data_offset(path))
+    rows = ColdRows(path, x.shape, npy_header(path)[2])
     many = np.random.default_rng(3).choice(2000, size=200, replace=False)
     np.testing.assert_array_equal(rows(many), x[many])
     few = np.array([7, 1500])
@@ -86,6 +86,63 @@ def test_an_open_compact_index_keeps_no_file_pages_but_its_row_offsets_read(tmp_
     assert sum(resident.cached_bytes(p) for p in files if p not in offsets) == 0
     # the pages of the hits' offsets stay (8 bytes a row at most): the next hit lists find them cached
     assert 2 * coldread.PAGE < resident.cached_bytes(offsets[0]) <= -(-offsets[0].stat().st_size // coldread.PAGE) * coldread.PAGE
+
+
+def test_row_offsets_pages_are_announced_once_then_read_from_the_map(tmp_path, monkeypatch):
+    """A compact index's row offsets: the pages a hit list needs are announced together the first time
+    (their cold reads made at once); a later hit list over the same pages makes no system call for them."""
+    from cl_core.search.rowtable import ColdOffsets
+
+    offsets = np.cumsum(np.r_[0, np.arange(1, 3001)]).astype(np.int64)  # 3 pages and more
+    path = tmp_path / "rows.offsets.npy"
+    with atomic_write(path) as fh:
+        np.save(fh, offsets)
+    told: list[int] = []
+    real = os.posix_fadvise
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, start, size, how: (
+        told.append(start) if how == os.POSIX_FADV_WILLNEED else None, real(fd, start, size, how))[1])
+    cold = ColdOffsets(path)
+    at = np.array([5, 1200, 2990, 6])
+    first, then = cold.pairs(at)
+    np.testing.assert_array_equal(first, offsets[at])
+    np.testing.assert_array_equal(then, offsets[at + 1])
+    pages = {(128 + 8 * i) // coldread.PAGE for i in (1200, 1201, 2990, 2991)}  # page 0 was read for the header
+    assert sorted(told) == sorted(p * coldread.PAGE for p in pages)
+    told.clear()
+    np.testing.assert_array_equal(cold.pairs(at[::-1])[0], offsets[at[::-1]])
+    assert told == []
+    cold.close()
+
+
+def test_kept_rows_are_read_from_a_map_without_a_system_call(tmp_path, monkeypatch):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b"".join(f"line {i}\n".encode() for i in range(500)))
+    kept = coldread.ColdFile(path, keep=True)
+    data = path.read_bytes()
+    monkeypatch.setattr(os, "pread", lambda *a: pytest.fail("pread"))
+    assert kept.read([(7, 20), (0, 3), (len(data) - 4, len(data))]) == [data[7:20], data[:3], data[-4:]]
+    kept.close()
+
+
+def test_an_open_announces_what_it_reads_whole_and_the_headers(tmp_path):
+    """Before anything is read, an open announces its whole-file reads (faiss file, arrays) and the first
+    page of the vectors and offsets (and the offsets' last): cold, one small read after another waits."""
+    from cl_core.search.store import _listed, _open_reads, read_manifest
+
+    x = unit(np.random.default_rng(4).standard_normal((3000, 32)))
+    save(build_index_set([Row(i, f"s{i}", f"f{i}", Modality.IMAGE) for i in range(3000)], x,
+                         {"fingerprint": "fp", "name": "m"}, {}, "binary"), tmp_path / "ix")
+    folder = tmp_path / "ix"
+    listed = _listed(folder, read_manifest(folder))
+    spans = {(p.name, start, size) for p, start, size in _open_reads(folder, listed)}
+    whole = {n for n in listed if n.endswith((".faiss", ".npy")) and "vectors-" not in n and "offsets" not in n}
+    assert whole and {(n, 0, listed[n]["bytes"]) for n in whole} <= spans
+    offsets = next(n for n in listed if n.endswith(".offsets.npy"))
+    vectors = next(n for n in listed if n.startswith("vectors-"))
+    size = listed[offsets]["bytes"]
+    assert {(offsets, 0, coldread.PAGE), (offsets, size - coldread.PAGE, coldread.PAGE),
+            (vectors, 0, coldread.PAGE)} <= spans
+    assert not any(n.endswith(".jsonl") for n, _, _ in spans)  # rows are read on demand only
 
 
 def test_binary_codes_are_centred_and_ranked_by_product_codes():
@@ -156,12 +213,18 @@ def test_a_binary_index_answers_the_same_after_saving_and_forged_codes_are_refus
 
 
 @pytest.mark.parametrize("z", [-60.0, -37.5, -20.0, -5.0, -1.0, 0.0, 0.5, 3.0, 9.0])
-def test_log_normal_tail_matches_scipy(z):
+def test_fallback_logit_matches_scipy_in_both_tails(z):
+    """logit of Phi(z)^n, with log Phi written inline for speed, against scipy's log_ndtr."""
+    import math
+
     from scipy.special import log_ndtr
 
-    from cl_core.search.relevance import _log_ndtr
+    from cl_core.search.relevance import _extreme_value_logit
 
-    assert _log_ndtr(z) == pytest.approx(float(log_ndtr(z)), rel=1e-6, abs=1e-300)
+    for n in (1, 50_000):
+        log_p = n * float(log_ndtr(z))
+        want = log_p - math.log(-math.expm1(min(log_p, -1e-300)))
+        assert _extreme_value_logit(np.array([z, z]), n) == pytest.approx([want, want], rel=1e-6)
 
 
 def test_a_large_binary_index_is_scanned_in_shards_with_the_same_answers(tmp_path, monkeypatch):

@@ -23,11 +23,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from cl_core.choices import AUTO_FUSION, FUSIONS
-from cl_core.embed.gallery import Row
 from cl_core.errors import ClensError, DimensionMismatchError, Failure
 from cl_core.modality import Modality
 from cl_core.objectives import fuse, fusion_scores, query_gram_volume, symile_vector
 from cl_core.search import relevance as rel
+from cl_core.search.rowtable import Record
 from cl_core.search.store import IndexSet
 
 GRAM_CHUNK = 65_536
@@ -146,22 +146,21 @@ def search(index: IndexSet, queries: np.ndarray, target: Modality | None = None,
             keep &= values[order] >= floor
     order = order[keep][:k]
     rows = row[order].tolist()
-    items = index.rows_with_meta(rows)  # only the rows shown are read
+    records = index.records(rows)  # only the rows shown are read
     notes = [found[b].basis for b in basis[order].tolist()]
-    return [_hit(n + 1, r, sc, zz, p, item, meta, note, lg)
-            for n, (r, sc, zz, p, lg, note, (item, meta)) in enumerate(zip(
+    return [_hit(n + 1, r, sc, zz, p, rec, note, lg)
+            for n, (r, sc, zz, p, lg, note, rec) in enumerate(zip(
                 rows, score[order].tolist(), z[order].tolist(), prob[order].tolist(), logit[order].tolist(),
-                notes, items, strict=True))]
+                notes, records, strict=True))]
 
 
-def _hit(rank: int, row: int, score: float, z: float, prob: float, item: Row, meta: dict[str, Any], basis: str,
-         logit: float) -> Hit:
-    """A Hit with its fields written at once: a frozen dataclass's own __init__ sets them one
-    object.__setattr__ at a time (2.2 us a hit here, against 0.9): a hit list is most of a search's Python."""
+def _hit(rank: int, row: int, score: float, z: float, prob: float, rec: Record, basis: str, logit: float) -> Hit:
+    """A Hit with its fields written at once from the row's record (no Row made on the way): a frozen
+    dataclass's own __init__ sets them one object.__setattr__ at a time (2.2 us a hit here, against 0.9),
+    and a hit list is most of a search's Python."""
     hit = object.__new__(Hit)
-    hit.__dict__.update(rank=rank, row=row, score=score, z=z, relevance=prob, sample_id=item.sample_id,
-                        source=item.source, modality=item.modality.value, label=item.label, text=item.text,
-                        meta=meta, basis=basis, logit=logit)
+    hit.__dict__.update(rank=rank, row=row, score=score, z=z, relevance=prob, sample_id=rec[1], source=rec[2],
+                        modality=rec[3], label=rec[4], text=rec[5], meta=rec[6], basis=basis, logit=logit)
     return hit
 
 
@@ -189,22 +188,23 @@ def _search_one(index: IndexSet, q: np.ndarray, target: Modality, k: int, fusion
         vec = fuse(q, weights) if fusion == "mean" else symile_vector(q)
         s, r = index.search_part(target, vec[None, :], k)
         scores, rows = s[0], r[0]
-    keep = rows >= 0
-    scores, rows = scores[keep].astype(np.float64), rows[keep]
+    if len(rows) and rows.min() < 0:
+        keep = rows >= 0
+        scores, rows = scores[keep], rows[keep]
+    scores = scores.astype(np.float64)
     fit = rel.mapping_for(index.relevance, query_modality, target.value)
     if fusion == "mean" and part.stats is not None:
-        mu_a, sd_a = rel.query_stats(part.stats, vec)
-        mu, sd = float(mu_a[0]), float(sd_a[0])
+        mu, sd = rel.query_stat(part.stats, vec)
     else:  # symile and gram scores are not on the cosine scale the mappings were fitted on
         fit = None
         calib = fusion_scores(fusion, q, np.asarray(index.vectors[part.calibration], np.float32), weights)
         mu, sd = float(calib.mean()), float(calib.std()) or 1e-6
-    logits = rel.logit_of(fit, scores, mu, sd, n)
-    probs = rel.probability(logits)
+    z = (scores - mu) / sd
+    logits = rel.logit_of(fit, scores, z, n)
     basis = fit.describe() if fit is not None else rel.fallback_description(n)
     if fusion != "mean":
         basis = f"{fusion} fusion, {basis}"
-    return _Found(rows.astype(np.int64), scores, (scores - mu) / sd, probs, logits, basis)
+    return _Found(rows.astype(np.int64, copy=False), scores, z, rel.probability(logits), logits, basis)
 
 
 def _gram_topk(index: IndexSet, q: np.ndarray, target: Modality, k: int) -> tuple[np.ndarray, np.ndarray]:

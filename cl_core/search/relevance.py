@@ -79,14 +79,17 @@ def target_stats(vectors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def query_stats(stats: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mu, sd) of each query's scores over the target, from its mean and covariance."""
     q = np.atleast_2d(np.asarray(q, np.float32))
-    if len(q) == 1:  # one query (a search): matrix-vector products, half the time of the general form
-        v = q[0]
-        mu = np.array([stats[0] @ v])
-        var = np.array([(stats[1:] @ v) @ v])
-    else:
-        mu = q @ stats[0]
-        var = ((q @ stats[1:]) * q).sum(axis=1)
+    mu = q @ stats[0]
+    var = ((q @ stats[1:]) * q).sum(axis=1)
     return mu, np.sqrt(np.maximum(var, 1e-12))
+
+
+def query_stat(stats: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+    """(mu, sd) of one query vector's scores over the target (a search): two matrix-vector products, half
+    the time of the general form, and no arrays made around them."""
+    mu = float(stats[0] @ v)
+    var = float((stats[1:] @ v) @ v)
+    return mu, math.sqrt(max(var, 1e-12))
 
 
 N_COEF = 3  # cosine, z, intercept
@@ -97,33 +100,35 @@ def features(score: np.ndarray, mu: np.ndarray | float, sd: np.ndarray | float) 
     return np.stack([score, (score - mu) / sd], axis=1)
 
 
-def logit_of(fit: PairFit | None, score: np.ndarray, mu: np.ndarray | float, sd: np.ndarray | float,
-             n_target: int) -> np.ndarray:
-    """The relevance logit of scores (the fallback when no fit)."""
+def logit_of(fit: PairFit | None, score: np.ndarray, z: np.ndarray, n_target: int) -> np.ndarray:
+    """The relevance logit of scores and their z (the fallback when no fit): a * cosine + b * z + c, the
+    `features` the fit was made on, written out (three operations on a hit list's ten values)."""
     if fit is not None:
-        x = features(np.asarray(score, np.float64), mu, sd)
-        return x @ np.asarray(fit.coef[:-1]) + fit.coef[-1]
-    return _extreme_value_logit((score - mu) / sd, n_target)
+        a, b, c = fit.coef
+        return a * score + b * z + c
+    return _extreme_value_logit(z, n_target)
+
+
+_INV_SQRT2 = 1 / math.sqrt(2)
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def _extreme_value_logit(z: np.ndarray, n: int) -> np.ndarray:
-    """logit of Phi(z)^n, computed in log space (Phi(z) is 1 to machine precision for large z)."""
+    """logit of Phi(z)^n, computed in log space (Phi(z) is 1 to machine precision for large z). A hit list
+    is short: plain floats, log Phi written inline, are faster than numpy's calls on ten values."""
     z = np.atleast_1d(np.asarray(z, np.float64))
+    erfc, log, log1p, expm1 = math.erfc, math.log, math.log1p, math.expm1
     out = []
-    for v in z.ravel().tolist():  # (a hit list: plain floats are faster than numpy's calls on ten values)
-        log_p = n * _log_ndtr(v)  # log Phi(z)^n, <= 0
-        out.append(log_p - math.log(-math.expm1(min(log_p, -1e-300))))
+    for v in z.ravel().tolist():
+        if v >= 0:  # log Phi(v), accurate in both tails
+            log_phi = log1p(-0.5 * erfc(v * _INV_SQRT2))
+        elif v > -37:
+            log_phi = log(0.5 * erfc(-v * _INV_SQRT2))
+        else:  # beyond erfc's range: the Mills-ratio expansion of Phi(v)
+            log_phi = -0.5 * v * v - log(-v) - _HALF_LOG_2PI + log1p(-1 / (v * v) + 3 / v**4)
+        log_p = n * log_phi  # log Phi(z)^n, <= 0
+        out.append(log_p - log(-expm1(min(log_p, -1e-300))))
     return np.array(out).reshape(z.shape)
-
-
-def _log_ndtr(z: float) -> float:
-    """log Phi(z), accurate in both tails (a hit list is short: plain math, no scipy import)."""
-    if z >= 0:
-        return math.log1p(-0.5 * math.erfc(z / math.sqrt(2)))
-    if z > -37:
-        return math.log(0.5 * math.erfc(-z / math.sqrt(2)))
-    # beyond erfc's range: the Mills-ratio expansion of Phi(z)
-    return -0.5 * z * z - math.log(-z) - 0.5 * math.log(2 * math.pi) + math.log1p(-1 / (z * z) + 3 / z**4)
 
 
 def fallback_description(n: int) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import uuid
 from collections.abc import Mapping, Sequence
@@ -33,8 +32,17 @@ from cl_core.hashing import file_sha256, open_regular
 from cl_core.modality import Modality
 from cl_core.search import kinds, relevance
 from cl_core.search.blob_check import BlobError, check_blob
-from cl_core.search.coldread import ColdRows, forget, npy_header, npy_header_bytes, npy_layout
-from cl_core.search.rowtable import ColdOffsets, MetaColumns, RowFileError, RowTable, write_rows
+from cl_core.search.coldread import (
+    PAGE,
+    ColdRows,
+    announce,
+    check_layout,
+    forget,
+    npy_header,
+    npy_header_bytes,
+    npy_layout,
+)
+from cl_core.search.rowtable import ColdOffsets, MetaColumns, Record, RowFileError, RowTable, write_rows
 from cl_core.task import TaskState
 
 FORMAT = "contrastive-lens-index"
@@ -126,6 +134,13 @@ class IndexSet:
         if isinstance(self.rows, RowTable):
             return self.rows.many(rows)
         return [(self.rows[r], self.meta_of(r)) for r in rows]
+
+    def records(self, rows: Sequence[int]) -> list[Record]:
+        """Several rows as records (a hit list's fields) in one go: no Row made for each."""
+        if isinstance(self.rows, RowTable):
+            return self.rows.records(rows)
+        return [(r.entry, r.sample_id, r.source, r.modality.value, r.label, r.text, self.meta_of(i))
+                for i, r in zip(rows, (self.rows[i] for i in rows), strict=True)]
 
     def meta_of(self, row: int) -> dict[str, Any]:
         """One row's metadata, empty values left out (read from its line, not from whole columns)."""
@@ -369,6 +384,8 @@ def _load(folder: Path, manifest: dict[str, Any], memo: FileMemo | None,
     """The faiss files are checked and read by faiss on this thread; beside it (for a large index) another
     reads the arrays and checks every other file's digest, so opening costs about faiss's read alone."""
     listed = _listed(folder, manifest)
+    if ANNOUNCE_OPEN:
+        announce(_open_reads(folder, listed))
     if memo is not None:
         memo = _Digests(memo, [folder / name for name in listed])
     count, d = manifest["count"], manifest["dim"]
@@ -414,6 +431,28 @@ BESIDE_FROM = 1024**2  # both sides this large: read side by side (a thread cost
 # after the other; a 50k one (2.4 MB, 3.4 MB of arrays) in 7.5 ms, 10 ms one after the other (cold, here)
 
 
+ANNOUNCE_OPEN = True
+ANNOUNCE_WHOLE = 32 * 1024**2  # files read whole on open are announced up to this size (a larger one is read
+# ahead by the kernel anyway, and announcing it whole would hold the call while its reads are queued)
+
+
+def _open_reads(folder: Path, listed: dict[str, dict[str, Any]]) -> list[tuple[Path, int, int]]:
+    """What an open reads, to be announced before any of it is read: the files read whole (faiss files,
+    arrays: a few MB at 50k), and the first page of the vectors and of the row offsets and the offsets' last
+    page (their headers; the offsets' ends are checked). Cold, each small read otherwise waits its turn."""
+    out = []
+    for name, entry in listed.items():
+        size = entry["bytes"]
+        if name.endswith(BLOB_SUFFIXES):
+            if size <= ANNOUNCE_WHOLE:
+                out.append((folder / name, 0, size))
+        elif name.endswith(".npy"):
+            out.append((folder / name, 0, PAGE))
+            if name.endswith(".offsets.npy"):
+                out.append((folder / name, max(size - PAGE, 0), PAGE))
+    return out
+
+
 def _listed(folder: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The manifest's files, each there with the size it says (sizes and names checked before any read)."""
     files = manifest.get("files")
@@ -447,8 +486,9 @@ def _digest_ok(path: Path, entry: dict[str, Any], memo: FileMemo | None,
     elif blob is not None:  # faiss reads it again after, from the page cache
         found = hashlib.file_digest(blob, "sha256").hexdigest()
         blob.seek(0)
-    else:
+    else:  # read only to be hashed: its pages are not kept (a map of it would otherwise take them up)
         found = file_sha256(path)
+        forget(path)
     if found != entry["sha256"]:
         raise IndexFileError(f"{path}: checksum differs from the manifest (modified or corrupt)")
 
@@ -479,9 +519,7 @@ def _read_npy(path: Path, entry: dict[str, Any], memo: FileMemo | None) -> np.nd
                 raise ValueError("shorter than a .npy header")
             head += fh.read(npy_header_bytes(head) - len(head))
             shape, dtype, start = npy_layout(head)
-            count = math.prod(shape)
-            if dtype.hasobject or start + count * dtype.itemsize != entry["bytes"]:
-                raise ValueError(f"its header says {shape} {dtype}, which is not its {entry['bytes']:,} bytes")
+            check_layout(shape, dtype, start, entry["bytes"])
             arr = np.empty(shape, dtype)
             data = arr.reshape(-1).view(np.uint8).data
             if fh.readinto(data) != len(data):
@@ -548,8 +586,7 @@ def _mapped(path: Path) -> np.memmap:
     bounded before it is read (np.load reads a header as long as its length field says, then checks it)."""
     try:
         shape, dtype, start = npy_header(path)
-        if dtype.hasobject or start + math.prod(shape) * dtype.itemsize != path.stat().st_size:
-            raise ValueError(f"its header says {shape} {dtype}, which is not its {path.stat().st_size:,} bytes")
+        check_layout(shape, dtype, start, path.stat().st_size)
         return np.memmap(path, dtype, "r", start, shape)
     except (ValueError, OSError) as exc:
         raise IndexFileError(f"{path}: not a plain .npy array: {exc}") from None
