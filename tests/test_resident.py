@@ -124,27 +124,6 @@ def test_kept_rows_are_read_from_a_map_without_a_system_call(tmp_path, monkeypat
     kept.close()
 
 
-def test_an_open_announces_what_it_reads_whole_and_the_headers(tmp_path):
-    """Before anything is read, an open announces its whole-file reads (faiss file, arrays) and the first
-    page of the vectors and offsets (and the offsets' last): cold, one small read after another waits."""
-    from cl_core.search.store import _listed, _open_reads, read_manifest
-
-    x = unit(np.random.default_rng(4).standard_normal((3000, 32)))
-    save(build_index_set([Row(i, f"s{i}", f"f{i}", Modality.IMAGE) for i in range(3000)], x,
-                         {"fingerprint": "fp", "name": "m"}, {}, "binary"), tmp_path / "ix")
-    folder = tmp_path / "ix"
-    listed = _listed(folder, read_manifest(folder))
-    spans = {(p.name, start, size) for p, start, size in _open_reads(folder, listed)}
-    whole = {n for n in listed if n.endswith((".faiss", ".npy")) and "vectors-" not in n and "offsets" not in n}
-    assert whole and {(n, 0, listed[n]["bytes"]) for n in whole} <= spans
-    offsets = next(n for n in listed if n.endswith(".offsets.npy"))
-    vectors = next(n for n in listed if n.startswith("vectors-"))
-    size = listed[offsets]["bytes"]
-    assert {(offsets, 0, coldread.PAGE), (offsets, size - coldread.PAGE, coldread.PAGE),
-            (vectors, 0, coldread.PAGE)} <= spans
-    assert not any(n.endswith(".jsonl") for n, _, _ in spans)  # rows are read on demand only
-
-
 def test_binary_codes_are_centred_and_ranked_by_product_codes():
     rng = np.random.default_rng(2)
     centres = rng.standard_normal((40, 64)) + 3.0  # every vector leans one way: raw sign bits say little

@@ -14,7 +14,6 @@ import math
 import mmap
 import os
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,25 +36,6 @@ def forget(path: str | os.PathLike[str]) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def announce(spans: Sequence[tuple[str | os.PathLike[str], int, int]]) -> None:
-    """Start reading these byte ranges (path, start, length) without waiting (POSIX_FADV_WILLNEED): the reads
-    that follow find their pages arriving together, where one after another each waits on the disk (best
-    effort; a no-op where the OS has no fadvise)."""
-    if not _ADVISE:
-        return
-    for path, start, length in spans:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            os.posix_fadvise(fd, start, length, os.POSIX_FADV_WILLNEED)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
 
 class ColdFile:

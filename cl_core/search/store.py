@@ -33,9 +33,7 @@ from cl_core.modality import Modality
 from cl_core.search import kinds, relevance
 from cl_core.search.blob_check import BlobError, check_blob
 from cl_core.search.coldread import (
-    PAGE,
     ColdRows,
-    announce,
     check_layout,
     forget,
     npy_header,
@@ -384,8 +382,6 @@ def _load(folder: Path, manifest: dict[str, Any], memo: FileMemo | None,
     """The faiss files are checked and read by faiss on this thread; beside it (for a large index) another
     reads the arrays and checks every other file's digest, so opening costs about faiss's read alone."""
     listed = _listed(folder, manifest)
-    if ANNOUNCE_OPEN:
-        announce(_open_reads(folder, listed))
     if memo is not None:
         memo = _Digests(memo, [folder / name for name in listed])
     count, d = manifest["count"], manifest["dim"]
@@ -429,28 +425,6 @@ def _load(folder: Path, manifest: dict[str, Any], memo: FileMemo | None,
 BESIDE_FROM = 1024**2  # both sides this large: read side by side (a thread costs ~0.1 ms; the disk answers
 # both at once). A 1M binary index (48 MB of faiss codes, 144 MB of product codes) opens in 64 ms so, 99 ms one
 # after the other; a 50k one (2.4 MB, 3.4 MB of arrays) in 7.5 ms, 10 ms one after the other (cold, here)
-
-
-ANNOUNCE_OPEN = True
-ANNOUNCE_WHOLE = 32 * 1024**2  # files read whole on open are announced up to this size (a larger one is read
-# ahead by the kernel anyway, and announcing it whole would hold the call while its reads are queued)
-
-
-def _open_reads(folder: Path, listed: dict[str, dict[str, Any]]) -> list[tuple[Path, int, int]]:
-    """What an open reads, to be announced before any of it is read: the files read whole (faiss files,
-    arrays: a few MB at 50k), and the first page of the vectors and of the row offsets and the offsets' last
-    page (their headers; the offsets' ends are checked). Cold, each small read otherwise waits its turn."""
-    out = []
-    for name, entry in listed.items():
-        size = entry["bytes"]
-        if name.endswith(BLOB_SUFFIXES):
-            if size <= ANNOUNCE_WHOLE:
-                out.append((folder / name, 0, size))
-        elif name.endswith(".npy"):
-            out.append((folder / name, 0, PAGE))
-            if name.endswith(".offsets.npy"):
-                out.append((folder / name, max(size - PAGE, 0), PAGE))
-    return out
 
 
 def _listed(folder: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
