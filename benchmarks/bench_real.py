@@ -55,7 +55,7 @@ def build(kind: str, vectors: np.ndarray, folder: Path) -> dict:
             **({"code_bytes": int(codes())} if codes else {})}
 
 
-OPEN_REPEATS = 5
+OPEN_REPEATS = 15  # (cold opens of a few ms vary run to run on a VM disk: five were too few)
 STARTED = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())  # this invocation's rows share it
 
 
@@ -101,6 +101,7 @@ def child(folder: Path, queries_path: Path, truth_path: Path) -> dict:
             else:
                 kinds.search(part.built, row[None], 10, rerank)
                 raw.append(time.perf_counter() - t)
+    parts = parts_of_search(index, q)
     faiss_files = [folder / p["file"] for p in index.manifest["parts"] if p.get("file", "").endswith(".faiss")]
     held = [folder / n for n in index.manifest["files"] if n.endswith(store.BLOB_SUFFIXES) and not n.endswith(".faiss")]
     read = faiss.read_index_binary if part.built.kind == "binary" else faiss.read_index
@@ -140,7 +141,45 @@ def child(folder: Path, queries_path: Path, truth_path: Path) -> dict:
             "page_cache_mb": round(resident / 2**20, 1),
             "resident_bytes_per_vector": round((after_anon - base_anon + resident) / n, 1),
             "float32_bytes_per_vector": 4 * d,
-            "queries": len(q)}
+            "queries": len(q), "search_parts_us": parts}
+
+
+def parts_of_search(index, q: np.ndarray) -> dict[str, float]:
+    """Where `search()`'s time goes, per query (medians over the queries, µs, warm): its faiss search (with
+    the re-ranking), the query's score statistics, reading and decoding the rows shown, and the rest
+    (fusing, relevance, ranking, building the hits). Timed by wrapping those three calls (~1 µs each)."""
+    from cl_core.modality import Modality
+    from cl_core.search import query, relevance
+
+    spent: dict[str, list[float]] = {"faiss": [], "statistics": [], "rows": []}
+
+    def timed(f, key):
+        def run(*a, **k):
+            t = time.perf_counter()
+            try:
+                return f(*a, **k)
+            finally:
+                spent[key][-1] += time.perf_counter() - t
+        return run
+
+    real_stat = relevance.query_stat
+    index.search_part = timed(index.search_part, "faiss")
+    index.records = timed(index.records, "rows")
+    relevance.query_stat = timed(real_stat, "statistics")
+    total = []
+    try:
+        for row in q:
+            for v in spent.values():
+                v.append(0.0)
+            t = time.perf_counter()
+            query.search(index, row[None], Modality.TEXT, k=10)
+            total.append(time.perf_counter() - t)
+    finally:
+        relevance.query_stat = real_stat
+        del index.search_part, index.records
+    rest = np.array(total) - sum(np.array(v) for v in spent.values())
+    return {**{k: round(1e6 * float(np.median(v)), 1) for k, v in spent.items()},
+            "rest": round(1e6 * float(np.median(rest)), 1), "total": round(1e6 * float(np.median(total)), 1)}
 
 
 def run(label: str, gallery: np.ndarray, queries: np.ndarray, kinds_: list[str], work: Path) -> dict:

@@ -67,7 +67,7 @@ def real_search_section(data: dict) -> list[str]:
              "file digests memoised (as the app reopens an index) and the first open (every file hashed) against "
              "`faiss.read_index` of the same files, and against loading every file the index holds in memory plainly "
              "(its faiss files plus `np.load` of the arrays it holds: score statistics, and binary's product "
-             "codes; each the median of five cold opens, the three ways interleaved; the goal, ≤ 1.2x, is marked "
+             "codes; each the median of fifteen cold opens (five in runs without a breakdown of search()'s time below), the three ways interleaved; the goal, ≤ 1.2x, is marked "
              "against the latter, which for every kind but binary is its faiss file and a few hundred KB); resident memory after the queries = growth of the process's "
              "own memory (RssAnon) + the index files' pages in the page cache (mincore), per vector.", ""]
     for run in data["runs"]:
@@ -130,7 +130,12 @@ def real_search_section(data: dict) -> list[str]:
     real = next((r for r in data["runs"] if r["label"] == "real sentences"), None)
     added = "; ".join(f"{k} +{r['search_ms'] - r['faiss_ms']:.2f} ms over faiss's {r['faiss_ms']:.2f}"
                       for k, r in (real or {}).get("kinds", {}).items() if r)
+    split = "; ".join(f"{k}: faiss {b['faiss']:.0f}, score statistics {b['statistics']:.0f}, rows shown "
+                      f"{b['rows']:.0f}, the rest {b['rest']:.0f} (of {b['total']:.0f})"
+                      for k, r in (real or {}).get("kinds", {}).items() if r and (b := r.get("search_parts_us")))
     lines += [(f"What `search()` adds per query, 50k real sentences: {added}. " if added else "")
+              + (f"Its time per query, in parts (µs, medians, warm; `bench_real.parts_of_search`): {split}. "
+                 if split else "")
               + "Where the time goes when `search()` is slower than faiss: for a graph index faiss answers in "
               "about 0.1 ms, and what `search()` adds per query in Python — the query's score statistics (a "
               "384 x 384 matrix-vector product) and relevance, reading and decoding the ten rows shown, ranking "
@@ -138,10 +143,10 @@ def real_search_section(data: dict) -> list[str]:
               "compact kinds read from disk, uncached "
               "on purpose (their pages are dropped so that the index stays small in memory): the float rows of "
               "the best candidates to re-rank (inside the faiss figure), then the ten rows shown (in `search()` "
-              "only: one round of ten cold reads, ~0.2 ms with their decoding, which with the ~0.1 ms of Python "
-              "keeps them above 1.2x at 50k, where faiss's own part is 0.6–1.4 ms; the rows' offsets are read "
-              "the same way but their pages kept, 8 bytes a row at most, since a second round of cold reads cost "
-              "~0.15 ms more). Every read of a round is announced to the kernel first (posix_fadvise WILLNEED, "
+              "only: one round of ten cold reads, the rows shown in the parts above, which with the Python around "
+              "it keeps them above 1.2x at 50k, where faiss's own part is one to a few ms; the rows' offsets are mapped, "
+              "a page announced the first time a hit list needs it and then kept, 8 bytes a row at most, since a "
+              "second round of cold reads cost ~0.15 ms more). Every read of a round is announced to the kernel first (posix_fadvise WILLNEED, "
               "which starts it without waiting) and then made, so the disk serves them together (on this machine "
               "100 cold reads take ~0.9 ms so, 4 ms one by one). Announcing the likely hits' rows with the "
               "re-rank's reads, to have both in one round, was measured and saved nothing: this disk is bound by "

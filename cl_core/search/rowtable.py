@@ -2,8 +2,10 @@
 
 Parsing a million rows into Python objects costs tens of bytes per field and seconds on every open; a hit
 list needs ten rows. So the rows file is one line per row ([entry, sample id, source, modality, label, text,
-{metadata}]) and an int64 offsets array; a row is read (pread, its pages not kept: see coldread) and decoded
-when it is asked for. Whole columns (a map coloured by a metadata column) are read in blocks, never kept.
+{metadata}]) and an int64 offsets array; a row is read and decoded when it is asked for: for the compact
+kinds by pread, its pages not kept (see coldread); for the float kinds, whose memory is their floats, from
+a map of the file (pages kept, no system call once cached). Whole columns (a map coloured by a metadata
+column) are read in blocks, never kept.
 """
 
 from __future__ import annotations
