@@ -70,6 +70,7 @@ def real_search_section(data: dict) -> list[str]:
              "codes; each the median of fifteen cold opens (five in runs without a breakdown of search()'s time below), the three ways interleaved; the goal, ≤ 1.2x, is marked "
              "against the latter, which for every kind but binary is its faiss file and a few hundred KB); resident memory after the queries = growth of the process's "
              "own memory (RssAnon) + the index files' pages in the page cache (mincore), per vector.", ""]
+    newest = max((r.get("measured", "") for run in data["runs"] for r in run["kinds"].values() if r), default="")
     for run in data["runs"]:
         flat = run["kinds"].get("flat", {})
         lines += [f"### {run['label']}: {run['n']:,} × {run['dim']}", "",
@@ -99,6 +100,9 @@ def real_search_section(data: dict) -> list[str]:
         if len(set(when.values())) > 1:  # a partial rerun (bench_real.py --merge) kept the other kinds' rows
             lines.append("- Rows measured at different times (a partial rerun kept the others): "
                          + "; ".join(f"{k} {w or 'earlier'}" for k, w in when.items()) + ".")
+        elif newest and set(when.values()) != {newest}:  # a run kept from an earlier invocation (--keep-synthetic)
+            lines.append(f"- Measured {next(iter(when.values())) or 'earlier'}, before the runs above "
+                         f"({newest}): kept from an earlier invocation, with the code of that time.")
         if run["label"].startswith("spectrum-matched"):
             real = next((r for r in data["runs"] if r["label"] == "real sentences"), None)
             lines.append(f"- How these {run['n']:,} vectors were made: drawn from a Gaussian with the real sentence "
