@@ -314,10 +314,10 @@ def test_forged_row_offsets_are_refused_where_they_are_read(tmp_path, kind):
 
     _rewrite(tmp_path / "ix", offsets_name, forge)
     got = load(tmp_path / "ix")
-    for read in (lambda: got.rows_with_meta([5, 30]), lambda: got.rows[30], lambda: list(got.rows)):
+    for read in (lambda: got.records([5, 30]), lambda: got.rows[30], lambda: list(got.rows)):
         with pytest.raises(ClensError, match=r"rows-.*offsets do not cut out row 30"):
             read()
-    assert got.rows[29] == s.rows[29] and got.rows_with_meta([32, 4])[0][0] == s.rows[32]
+    assert got.rows[29] == s.rows[29] and got.records([32, 4]) == s.records([32, 4])
     _rewrite(tmp_path / "ix", offsets_name, lambda b: b.replace(b"(301,)", b"(999,)"))
     with pytest.raises(IndexFileError, match=r"offsets"):
         load(tmp_path / "ix")
@@ -341,9 +341,10 @@ def test_rows_are_read_when_asked_and_a_forged_row_is_named(tmp_path):
     with pytest.raises(ClensError, match=r"rows-.*row 7 is not a valid index row"):
         again.rows[7]
     with pytest.raises(ClensError, match=r"rows-.*row 7 is not a valid index row"):  # a hit list reading it
-        again.rows_with_meta([6, 7, 8])
+        again.records([6, 7, 8])
     assert again.rows[8] == s.rows[8]
-    assert [r for r, _ in again.rows_with_meta([8, 6, -1])] == [s.rows[8], s.rows[6], s.rows[199]]
+    assert again.records([8, 6, -1]) == s.records([8, 6, 199])
+    assert again.records([8])[0][:4] == (s.rows[8].entry, s.rows[8].sample_id, s.rows[8].source, s.rows[8].modality.value)
 
     def blank(blob: bytes) -> bytes:  # a line of spaces: the hit list's one json call fails, the line is named
         lines = blob.split(b"\n")
@@ -354,7 +355,7 @@ def test_rows_are_read_when_asked_and_a_forged_row_is_named(tmp_path):
     _rewrite(tmp_path / "iy", "rows-", blank)
     other = load(tmp_path / "iy")
     with pytest.raises(ClensError, match=r"rows-.*row 21 is not a valid index row"):
-        other.rows_with_meta([19, 20, 21, 22])
+        other.records([19, 20, 21, 22])
 
 
 def test_reopening_an_index_does_not_read_its_vectors_again_but_a_change_is_caught(tmp_path, monkeypatch):

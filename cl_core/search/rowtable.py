@@ -160,10 +160,6 @@ class RowTable(Sequence[Row]):
             bad = first + int(np.argmax((cuts[1:] <= cuts[:-1]) | (cuts[1:] > self.size) | (cuts[:-1] < 0)))
             raise RowFileError(f"{self.path}: its offsets do not cut out row {bad:,}")
 
-    def many(self, rows: Sequence[int]) -> list[tuple[Row, dict[str, Any]]]:
-        """Rows and their metadata, read together (see `records`)."""
-        return [(_as_row(rec), rec[6]) for rec in self.records(rows)]
-
     def records(self, rows: Sequence[int]) -> list[Record]:
         """Rows as checked records, read together (one batch of reads for a hit list) and decoded in one
         json call (a hit list's ten rows cost about what one row costs on its own)."""

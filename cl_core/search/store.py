@@ -127,18 +127,15 @@ class IndexSet:
     def model_fingerprint(self) -> str:
         return str(self.manifest["model"]["fingerprint"])
 
-    def rows_with_meta(self, rows: Sequence[int]) -> list[tuple[Row, dict[str, Any]]]:
-        """Several rows and their metadata in one go (a hit list)."""
-        if isinstance(self.rows, RowTable):
-            return self.rows.many(rows)
-        return [(self.rows[r], self.meta_of(r)) for r in rows]
-
     def records(self, rows: Sequence[int]) -> list[Record]:
-        """Several rows as records (a hit list's fields) in one go: no Row made for each."""
+        """Several rows and their metadata as records, in one go (a hit list's fields: no Row made for each)."""
         if isinstance(self.rows, RowTable):
             return self.rows.records(rows)
-        return [(r.entry, r.sample_id, r.source, r.modality.value, r.label, r.text, self.meta_of(i))
-                for i, r in zip(rows, (self.rows[i] for i in rows), strict=True)]
+        out: list[Record] = []
+        for i in rows:
+            r = self.rows[i]
+            out.append((r.entry, r.sample_id, r.source, r.modality.value, r.label, r.text, self.meta_of(i)))
+        return out
 
     def meta_of(self, row: int) -> dict[str, Any]:
         """One row's metadata, empty values left out (read from its line, not from whole columns)."""
