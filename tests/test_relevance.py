@@ -56,6 +56,14 @@ def test_query_stats_equal_the_scores_mean_and_spread():
     scores = q @ g.T
     np.testing.assert_allclose(mu, scores.mean(axis=1), atol=1e-5)
     np.testing.assert_allclose(sd, scores.std(axis=1), rtol=1e-3)
+    one = relevance.query_stat(relevance.target_stats(g, rng), q[0])  # a search's: one vector, plain floats
+    np.testing.assert_allclose(one, (scores[0].mean(), scores[0].std()), rtol=1e-3)
+
+
+@pytest.mark.parametrize("x", [-1e6, -700.0, -30.0, -1.0, 0.0, 2.5, 40.0, 1e6])
+def test_one_logit_gives_the_sigmoid_bounded_at_the_extremes(x):
+    assert relevance.probability_of(x) == pytest.approx(float(relevance.probability(x)), rel=1e-12)
+    assert 0.0 < relevance.probability_of(x) <= 1.0
 
 
 def test_pairs_give_a_probability_that_holds_on_held_out_queries():

@@ -88,6 +88,30 @@ def test_an_open_compact_index_keeps_no_file_pages_but_its_row_offsets_read(tmp_
     assert 2 * coldread.PAGE < resident.cached_bytes(offsets[0]) <= -(-offsets[0].stat().st_size // coldread.PAGE) * coldread.PAGE
 
 
+@pytest.mark.parametrize("kind", ["flat", "binary"])
+def test_an_index_dropped_without_closing_leaves_no_file_open(tmp_path, kind):
+    """The app reopens indexes as galleries are rebuilt: the files an open index maps or reads (vectors,
+    rows, their offsets) are let go of with it, closed or not."""
+    import gc
+
+    rng = np.random.default_rng(2)
+    x = unit(rng.standard_normal((600, 32)))
+    save(build_index_set([Row(i, f"s{i}", f"f{i}", Modality.TEXT) for i in range(600)], x,
+                         {"fingerprint": "fp", "name": "m"}, {}, kind), tmp_path / "ix")
+
+    def open_files() -> int:
+        gc.collect()
+        return sum(1 for fd in os.listdir("/proc/self/fd")
+                   if os.path.realpath(f"/proc/self/fd/{fd}").startswith(str(tmp_path)))
+
+    assert open_files() == 0
+    index = load(tmp_path / "ix")
+    search(index, x[:1], Modality.TEXT, k=5)
+    assert open_files() > 0
+    del index
+    assert open_files() == 0
+
+
 def test_row_offsets_pages_are_announced_once_then_read_from_the_map(tmp_path, monkeypatch):
     """A compact index's row offsets: the pages a hit list needs are announced together the first time
     (their cold reads made at once); a later hit list over the same pages makes no system call for them."""
@@ -198,12 +222,12 @@ def test_fallback_logit_matches_scipy_in_both_tails(z):
 
     from scipy.special import log_ndtr
 
-    from cl_core.search.relevance import _extreme_value_logit
+    from cl_core.search.relevance import extreme_value_logit
 
     for n in (1, 50_000):
         log_p = n * float(log_ndtr(z))
         want = log_p - math.log(-math.expm1(min(log_p, -1e-300)))
-        assert _extreme_value_logit(np.array([z, z]), n) == pytest.approx([want, want], rel=1e-6)
+        assert extreme_value_logit(z, n) == pytest.approx(want, rel=1e-6)
 
 
 def test_a_large_binary_index_is_scanned_in_shards_with_the_same_answers(tmp_path, monkeypatch):

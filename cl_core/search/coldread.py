@@ -39,21 +39,18 @@ def forget(path: str | os.PathLike[str]) -> None:
 
 
 class ColdFile:
-    """Byte ranges of one file, read with pread and forgotten after each batch (`keep`: left to the page
-    cache, faster for the next reads of the same pages). `announce` (default: not `keep`): each batch is
-    announced before it is read (see `read`), and no readahead is made."""
+    """Byte ranges of one file. Not `keep`: read with pread, each batch announced first (no readahead) and
+    the file's pages dropped after it. `keep`: read through a memory map, the pages left to the page cache
+    (no system call once they are cached: a hit list's ten rows by pread ~35 us here, against ~3)."""
 
-    def __init__(self, path: Path, keep: bool = False, announce: bool | None = None) -> None:
+    def __init__(self, path: Path, keep: bool = False) -> None:
         self.path = path
         self.keep = keep
-        self.announce = (not keep) if announce is None else announce
         self._fd = os.open(path, os.O_RDONLY)
-        if _ADVISE and self.announce:  # no readahead: neighbouring pages would arrive after they were dropped
+        if _ADVISE and not keep:  # no readahead: neighbouring pages would arrive after they were dropped
             os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_RANDOM)
         self._lock = threading.Lock()  # one fd, several search threads
-        # pages kept and read as they come: through a memory map, a read of cached pages is a copy, not a
-        # system call (a hit list's ten rows: 10 preads ~35 us here, against ~3)
-        self._map = _map(self._fd) if keep and not self.announce else None
+        self._map = _map(self._fd) if keep else None  # (None for an empty file: nothing to read)
 
     def read(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         """The bytes [start, end) of each range, in order. Each read of a page not in the cache waits on the
@@ -65,7 +62,7 @@ class ColdFile:
             m = self._map
             return [m[start:end] for start, end in ranges]
         with self._lock:
-            announce = _ADVISE and len(ranges) > 1 and self.announce
+            announce = _ADVISE and len(ranges) > 1 and not self.keep
             if announce:
                 for start, end in ranges:
                     os.posix_fadvise(self._fd, start, end - start, os.POSIX_FADV_WILLNEED)
@@ -232,7 +229,11 @@ class MappedArray:
         except BaseException:
             os.close(fd)
             raise
-        self._fd = fd
+        if not announce:  # the map holds the file open; the descriptor is only for announcements
+            if _ADVISE:  # the header was read without readahead; a scan through the map wants it back
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_NORMAL)
+            os.close(fd)
+        self._fd = fd if announce else -1
         count = math.prod(shape)
         m = self._map
         self.array = np.frombuffer(m, dtype, count, self.start).reshape(shape) if m is not None and count else \
@@ -261,4 +262,14 @@ class MappedArray:
                 self._map.close()
             except BufferError:  # a view of it is still held elsewhere: the map goes when that does
                 pass
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:  # an index dropped without being closed leaves no descriptor behind
+        fd = getattr(self, "_fd", -1)
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass

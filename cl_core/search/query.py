@@ -128,58 +128,53 @@ def search(index: IndexSet, queries: np.ndarray, target: Modality | None = None,
         if t not in index.parts:
             have = ", ".join(m.value for m in index.parts)
             raise ClensError(f"the index has no {t.value} items (it has: {have})")
-    found = [_search_one(index, q, t, k, fusion, weights, query_modality) for t in targets]
-    if len(found) == 1:
-        row, score, z, prob, logit, _ = found[0]
-        basis = np.zeros(len(row), np.int64)
-    else:
-        row, score, z, prob, logit = (np.concatenate([getattr(f, name) for f in found])
-                                      for name in ("row", "score", "z", "relevance", "logit"))
-        basis = np.concatenate([np.full(len(f.row), n) for n, f in enumerate(found)])
+    found = [c for t in targets for c in _search_one(index, q, t, k, fusion, weights, query_modality)]
     if target is None:  # the query itself first, then one scale for every modality
-        order = np.lexsort((row, -score, -logit, score < IDENTICAL))
+        found.sort(key=_merged_order)
     else:
-        order = np.lexsort((row, -score))
-    keep = np.ones(len(order), bool)
-    for values, floor in ((z, min_z), (score, min_score), (prob, min_relevance)):
-        if floor is not None:
-            keep &= values[order] >= floor
-    order = order[keep][:k]
-    rows = row[order].tolist()
-    records = index.records(rows)  # only the rows shown are read
-    notes = [found[b].basis for b in basis[order].tolist()]
-    return [_hit(n + 1, r, sc, zz, p, rec, note, lg)
-            for n, (r, sc, zz, p, lg, note, rec) in enumerate(zip(
-                rows, score[order].tolist(), z[order].tolist(), prob[order].tolist(), logit[order].tolist(),
-                notes, records, strict=True))]
+        found.sort(key=_score_order)
+    kept = [c for c in found if (min_z is None or c.z >= min_z) and (min_score is None or c.score >= min_score)
+            and (min_relevance is None or c.relevance >= min_relevance)][:k]
+    records = index.records([c.row for c in kept])  # only the rows shown are read
+    return [_hit(n + 1, c, rec) for n, (c, rec) in enumerate(zip(kept, records, strict=True))]
 
 
-def _hit(rank: int, row: int, score: float, z: float, prob: float, rec: Record, basis: str, logit: float) -> Hit:
+class _Candidate(NamedTuple):
+    """One candidate before any is kept, in plain floats: a hit list is ten to a few hundred of them, where
+    numpy's calls cost more than the arithmetic (each ~3-4 us here once faiss has filled the caches)."""
+
+    row: int
+    score: float
+    z: float
+    relevance: float
+    logit: float
+    basis: str
+
+
+def _score_order(c: _Candidate) -> tuple[float, int]:
+    return -c.score, c.row
+
+
+def _merged_order(c: _Candidate) -> tuple[bool, float, float, int]:
+    return c.score < IDENTICAL, -c.logit, -c.score, c.row
+
+
+def _hit(rank: int, c: _Candidate, rec: Record) -> Hit:
     """A Hit with its fields written at once from the row's record (no Row made on the way): a frozen
     dataclass's own __init__ sets them one object.__setattr__ at a time (2.2 us a hit here, against 0.9),
     and a hit list is most of a search's Python."""
     hit = object.__new__(Hit)
-    hit.__dict__.update(rank=rank, row=row, score=score, z=z, relevance=prob, sample_id=rec[1], source=rec[2],
-                        modality=rec[3], label=rec[4], text=rec[5], meta=rec[6], basis=basis, logit=logit)
+    hit.__dict__.update(rank=rank, row=c.row, score=c.score, z=c.z, relevance=c.relevance, sample_id=rec[1],
+                        source=rec[2], modality=rec[3], label=rec[4], text=rec[5], meta=rec[6], basis=c.basis,
+                        logit=c.logit)
     return hit
-
-
-class _Found(NamedTuple):
-    """One modality's candidates before any is kept, as arrays: no row read yet."""
-
-    row: np.ndarray
-    score: np.ndarray  # float64
-    z: np.ndarray
-    relevance: np.ndarray
-    logit: np.ndarray
-    basis: str
 
 
 IDENTICAL = 1.0 - 1e-5  # a cosine this close to 1 is the query's own item (for the mean of one item)
 
 
 def _search_one(index: IndexSet, q: np.ndarray, target: Modality, k: int, fusion: str,
-                weights: Sequence[float] | None, query_modality: str) -> _Found:
+                weights: Sequence[float] | None, query_modality: str) -> list[_Candidate]:
     part = index.parts[target]
     n = part.end - part.start
     if fusion == "gram":
@@ -188,10 +183,6 @@ def _search_one(index: IndexSet, q: np.ndarray, target: Modality, k: int, fusion
         vec = fuse(q, weights) if fusion == "mean" else symile_vector(q)
         s, r = index.search_part(target, vec[None, :], k)
         scores, rows = s[0], r[0]
-    if len(rows) and rows.min() < 0:
-        keep = rows >= 0
-        scores, rows = scores[keep], rows[keep]
-    scores = scores.astype(np.float64)
     fit = rel.mapping_for(index.relevance, query_modality, target.value)
     if fusion == "mean" and part.stats is not None:
         mu, sd = rel.query_stat(part.stats, vec)
@@ -199,12 +190,17 @@ def _search_one(index: IndexSet, q: np.ndarray, target: Modality, k: int, fusion
         fit = None
         calib = fusion_scores(fusion, q, np.asarray(index.vectors[part.calibration], np.float32), weights)
         mu, sd = float(calib.mean()), float(calib.std()) or 1e-6
-    z = (scores - mu) / sd
-    logits = rel.logit_of(fit, scores, z, n)
-    basis = fit.describe() if fit is not None else rel.fallback_description(n)
+    basis = fit.description if fit is not None else rel.fallback_description(n)
     if fusion != "mean":
         basis = f"{fusion} fusion, {basis}"
-    return _Found(rows.astype(np.int64, copy=False), scores, z, rel.probability(logits), logits, basis)
+    out = []
+    for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
+        if row < 0:  # fewer than k
+            continue
+        z = (score - mu) / sd
+        logit = rel.logit_of(fit, score, z, n)
+        out.append(_Candidate(row, score, z, rel.probability_of(logit), logit, basis))
+    return out
 
 
 def _gram_topk(index: IndexSet, q: np.ndarray, target: Modality, k: int) -> tuple[np.ndarray, np.ndarray]:

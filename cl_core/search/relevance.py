@@ -24,6 +24,7 @@ Phi(z) ** n. It is a weaker claim, and hits say which method gave their score.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -52,7 +53,9 @@ class PairFit:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def describe(self) -> str:
+    @functools.cached_property
+    def description(self) -> str:
+        """In words, for a hit's tooltip (made once: every hit of a search carries it)."""
         src = "any query" if self.query == ANY else f"{self.query} queries"
         return (f"fitted on this gallery ({src} against {self.target} items: {self.positives:,} relevant pairs "
                 f"from {self.queries:,} queries, relevant = sharing {self.basis})")
@@ -87,9 +90,9 @@ def query_stats(stats: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def query_stat(stats: np.ndarray, v: np.ndarray) -> tuple[float, float]:
     """(mu, sd) of one query vector's scores over the target (a search): two matrix-vector products, half
     the time of the general form, and no arrays made around them."""
-    mu = float(stats[0] @ v)
-    var = float((stats[1:] @ v) @ v)
-    return mu, math.sqrt(max(var, 1e-12))
+    y = stats @ v  # [mean . v, (C v)...]: one pass over the statistics, which faiss has pushed out of cache
+    var = float(y[1:] @ v)
+    return float(y[0]), math.sqrt(max(var, 1e-12))
 
 
 N_COEF = 3  # cosine, z, intercept
@@ -100,40 +103,41 @@ def features(score: np.ndarray, mu: np.ndarray | float, sd: np.ndarray | float) 
     return np.stack([score, (score - mu) / sd], axis=1)
 
 
-def logit_of(fit: PairFit | None, score: np.ndarray, z: np.ndarray, n_target: int) -> np.ndarray:
-    """The relevance logit of scores and their z (the fallback when no fit): a * cosine + b * z + c, the
-    `features` the fit was made on, written out (three operations on a hit list's ten values)."""
+def logit_of(fit: PairFit | None, score: float, z: float, n_target: int) -> float:
+    """The relevance logit of one score and its z (the fallback when no fit): a * cosine + b * z + c, the
+    `features` the fit was made on, written out. Plain floats: a hit list is ten values, where numpy's
+    calls cost more than the arithmetic."""
     if fit is not None:
         a, b, c = fit.coef
         return a * score + b * z + c
-    return _extreme_value_logit(z, n_target)
+    return extreme_value_logit(z, n_target)
 
 
 _INV_SQRT2 = 1 / math.sqrt(2)
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-def _extreme_value_logit(z: np.ndarray, n: int) -> np.ndarray:
-    """logit of Phi(z)^n, computed in log space (Phi(z) is 1 to machine precision for large z). A hit list
-    is short: plain floats, log Phi written inline, are faster than numpy's calls on ten values."""
-    z = np.atleast_1d(np.asarray(z, np.float64))
-    erfc, log, log1p, expm1 = math.erfc, math.log, math.log1p, math.expm1
-    out = []
-    for v in z.ravel().tolist():
-        if v >= 0:  # log Phi(v), accurate in both tails
-            log_phi = log1p(-0.5 * erfc(v * _INV_SQRT2))
-        elif v > -37:
-            log_phi = log(0.5 * erfc(-v * _INV_SQRT2))
-        else:  # beyond erfc's range: the Mills-ratio expansion of Phi(v)
-            log_phi = -0.5 * v * v - log(-v) - _HALF_LOG_2PI + log1p(-1 / (v * v) + 3 / v**4)
-        log_p = n * log_phi  # log Phi(z)^n, <= 0
-        out.append(log_p - log(-expm1(min(log_p, -1e-300))))
-    return np.array(out).reshape(z.shape)
+def extreme_value_logit(z: float, n: int) -> float:
+    """logit of Phi(z)^n, computed in log space (Phi(z) is 1 to machine precision for large z)."""
+    if z >= 0:  # log Phi(z), accurate in both tails
+        log_phi = math.log1p(-0.5 * math.erfc(z * _INV_SQRT2))
+    elif z > -37:
+        log_phi = math.log(0.5 * math.erfc(-z * _INV_SQRT2))
+    else:  # beyond erfc's range: the Mills-ratio expansion of Phi(z)
+        log_phi = -0.5 * z * z - math.log(-z) - _HALF_LOG_2PI + math.log1p(-1 / (z * z) + 3 / z**4)
+    log_p = n * log_phi  # log Phi(z)^n, <= 0
+    return log_p - math.log(-math.expm1(min(log_p, -1e-300)))
 
 
+@functools.lru_cache(maxsize=64)
 def fallback_description(n: int) -> str:
     return (f"no relevant pairs to fit on for this modality pair: the chance that none of the {n:,} items would "
             "score this high by chance, if unrelated scores were normal with this query's mean and spread")
+
+
+def probability_of(logit: float) -> float:
+    """The sigmoid of one logit (bounded: exp's argument kept within +-500)."""
+    return 1.0 / (1.0 + math.exp(min(max(-logit, -500.0), 500.0)))
 
 
 def probability(logit: np.ndarray | float) -> np.ndarray:

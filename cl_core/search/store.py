@@ -34,9 +34,9 @@ from cl_core.search import kinds, relevance
 from cl_core.search.blob_check import BlobError, check_blob
 from cl_core.search.coldread import (
     ColdRows,
+    MappedArray,
     check_layout,
     forget,
-    npy_header,
     npy_header_bytes,
     npy_layout,
 )
@@ -401,7 +401,8 @@ def _load(folder: Path, manifest: dict[str, Any], memo: FileMemo | None,
     vec_name = next((n for n in listed if n.startswith("vectors-") and n.endswith(".npy")), None)
     if vec_name is None:
         raise IndexFileError(f"{folder / MANIFEST}: names no vectors file")
-    vectors = _mapped(folder / vec_name)
+    mapped = _mapped(folder / vec_name)
+    vectors = mapped.array
     if vectors.shape != (count, d) or vectors.dtype != np.float32:
         raise IndexFileError(f"{folder / vec_name}: shape {vectors.shape} {vectors.dtype} does not match the manifest")
     parts = {}
@@ -415,7 +416,7 @@ def _load(folder: Path, manifest: dict[str, Any], memo: FileMemo | None,
             part.pq, part.pq_codes = _pq(folder, p, blobs, d, p["end"] - p["start"])
         parts[Modality(p["modality"])] = Part(Modality(p["modality"]), p["start"], p["end"], part,
                                               p.get("recall_at_10"), calib, stats)
-    cold = ColdRows(folder / vec_name, (count, d), int(vectors.offset))
+    cold = ColdRows(folder / vec_name, (count, d), mapped.start)
     return IndexSet(folder, manifest, rows, vectors, parts, meta, _fits(folder, manifest), cold)
 
 
@@ -552,13 +553,11 @@ def _pq(folder: Path, p: dict[str, Any], blobs: dict[str, np.ndarray], d: int, n
     return pq, codes
 
 
-def _mapped(path: Path) -> np.memmap:
-    """A listed .npy file memory-mapped read-only. Its header is read by `npy_header`, whose length is
-    bounded before it is read (np.load reads a header as long as its length field says, then checks it)."""
+def _mapped(path: Path) -> MappedArray:
+    """A listed .npy file memory-mapped read-only (its header's length bounded before it is read: np.load
+    reads a header as long as its length field says, then checks it)."""
     try:
-        shape, dtype, start = npy_header(path)
-        check_layout(shape, dtype, start, path.stat().st_size)
-        return np.memmap(path, dtype, "r", start, shape)
+        return MappedArray(path)
     except (ValueError, OSError) as exc:
         raise IndexFileError(f"{path}: not a plain .npy array: {exc}") from None
 
@@ -631,7 +630,7 @@ def _rows(folder: Path, manifest: dict[str, Any]) -> tuple[RowTable, Mapping[str
     try:  # not read whole (8 MB a million rows): a hit list needs ten pairs. Compact kinds read the pairs
         # announced together (their pages then kept: 8 B a row at most), the others map them
         offsets = ColdOffsets(folder / off_name) if compact else \
-            _mapped(folder / off_name)
+            _mapped(folder / off_name).array
         table = RowTable(folder / rows_name, offsets, columns, keep=not compact)
     except ValueError as exc:
         raise IndexFileError(f"{folder / off_name}: {exc}") from None
