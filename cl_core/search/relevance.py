@@ -88,8 +88,8 @@ def query_stats(stats: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def query_stat(stats: np.ndarray, v: np.ndarray) -> tuple[float, float]:
-    """(mu, sd) of one query vector's scores over the target (a search): two matrix-vector products, half
-    the time of the general form, and no arrays made around them."""
+    """(mu, sd) of one query vector's scores over the target (a search): one matrix-vector product with the
+    mean and covariance stacked, and a dot product; no arrays made around them."""
     y = stats @ v  # [mean . v, (C v)...]: one pass over the statistics, which faiss has pushed out of cache
     var = float(y[1:] @ v)
     return float(y[0]), math.sqrt(max(var, 1e-12))
