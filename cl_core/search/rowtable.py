@@ -59,7 +59,7 @@ class ArrayOffsets:
     def __init__(self, offsets: np.ndarray) -> None:
         if offsets.ndim != 1 or offsets.dtype != np.int64:
             raise RowFileError("the row offsets are not one int64 array")
-        self._a = np.asarray(offsets)  # a plain view of a memory map: np.memmap's own indexing costs ~5 us a call
+        self._a = np.asarray(offsets)  # a plain ndarray (a subclass's indexing, np.memmap's, costs ~5 us a call)
         self.n = len(offsets)
 
     def __len__(self) -> int:
